@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * tsdb: the time-series store. One appender that every ingest path uses
+ * (scrape, push, remote write, rules, IPMI), one querier that every reader
+ * uses (PromQL, the series/labels API, remote read).
+ *
+ * Now: an in-memory head (series by label-set hash, interned symbols, Gorilla
+ * XOR chunks, postings per label pair) and a write-ahead log replayed on
+ * open. Later: persistent blocks, head chunks on disk, compaction,
+ * retention — behind the same interface.
+ *
+ * Durability contract: tsdb_appender_commit() writes the batch to the WAL
+ * (write(2)) before any sample becomes visible to queriers. A sample that a
+ * querier could see therefore survives kill -9; it survives power loss once
+ * the WAL was fsynced (every commit when wal_fsync_interval_ms is 0,
+ * otherwise at most that many milliseconds later).
+ *
+ * Thread safety: a struct tsdb is shared by all threads. An appender and a
+ * querier each belong to one thread at a time; many may exist at once.
+ */
+#ifndef BONGSU_TSDB_H
+#define BONGSU_TSDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels/labels.h"
+#include "util/util.h"
+
+/* A series reference: dense, non-zero, stable for the life of the series in
+ * the head. 0 means "unknown". A ref may become invalid when the series is
+ * dropped from the head; the appender then falls back to the labels. */
+typedef uint64_t tsdb_ref;
+
+struct tsdb_options {
+    const char *dir;                 /* data directory; created if missing */
+    int64_t retention_ms;            /* --storage.tsdb.retention.time */
+    int64_t wal_fsync_interval_ms;   /* 0 = fsync on every commit */
+    size_t wal_segment_size;         /* bytes; 0 = default 128 MiB */
+};
+void tsdb_options_default(struct tsdb_options *o);   /* dir "data", 15d, 1000 ms */
+
+struct tsdb;
+
+/* Open (or create) the store in o->dir and replay its WAL. A torn WAL tail
+ * is truncated with one log line, never fatal. err gets a message naming
+ * the file when the directory cannot be used. */
+int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *err);
+/* Flush and fsync the WAL, free everything. NULL is allowed. */
+void tsdb_close(struct tsdb *db);
+
+/* Statistics for /api/v1/status/tsdb and self-metrics. */
+struct tsdb_stats {
+    uint64_t num_series;
+    uint64_t num_samples_appended;   /* since open */
+    uint64_t num_chunks;
+    int64_t min_time, max_time;      /* INT64_MAX / INT64_MIN when empty */
+    uint64_t out_of_order_samples;   /* rejected, since open */
+    uint64_t duplicate_samples;      /* rejected, since open */
+    uint64_t wal_bytes;
+};
+void tsdb_stats(struct tsdb *db, struct tsdb_stats *out);
+
+/* --------------------------------------------------------------- appender */
+
+struct tsdb_appender;
+
+struct tsdb_appender *tsdb_appender_new(struct tsdb *db);
+/* Stage one sample. ref is a hint from an earlier add (0 if none); ls may
+ * be NULL only when ref is known-valid. The labels are copied if the series
+ * is new. On success *out_ref (may be NULL) gets the series ref, usable in
+ * later batches.
+ * Per-sample errors leave the rest of the batch intact:
+ *   BS_EOUTOFORDER   t is older than the series' newest sample
+ *   BS_EDUPLICATE    same t as the newest sample with a different value
+ *                    (the same t and bit-identical value is accepted and
+ *                    ignored, returning 0)
+ *   BS_EOUTOFBOUNDS  t is older than what the head accepts
+ *   BS_EINVAL        ls is NULL and ref unknown, or ls is empty / invalid
+ * A stale marker (bs_stale_nan()) is stored like any sample. */
+int tsdb_appender_add(struct tsdb_appender *a, tsdb_ref ref, const struct labels *ls, int64_t t,
+                      double v, tsdb_ref *out_ref);
+/* Write the batch to the WAL, then make it visible. Frees the appender
+ * whatever the result. On failure (e.g. BS_ENOSPC, BS_EIO) nothing of the
+ * batch is visible and err says why. */
+int tsdb_appender_commit(struct tsdb_appender *a, struct bs_error *err);
+/* Discard the batch and free the appender. */
+void tsdb_appender_rollback(struct tsdb_appender *a);
+
+/* ---------------------------------------------------------------- querier */
+
+struct tsdb_querier;
+struct tsdb_series_set;
+struct tsdb_iterator;
+
+/* A querier sees a consistent view of samples with mint <= t <= maxt as of
+ * its creation; samples appended later may or may not be visible. Free it
+ * after every series set and iterator obtained from it. */
+struct tsdb_querier *tsdb_querier_new(struct tsdb *db, int64_t mint, int64_t maxt);
+void tsdb_querier_free(struct tsdb_querier *q);
+
+/* Series whose labels satisfy all matchers (at least one matcher should
+ * not match the empty string; otherwise every series is a candidate).
+ * Series come out sorted by labels (labels_cmp). Only series with at least
+ * one sample in [mint, maxt] are returned. */
+int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
+                        struct tsdb_series_set **out, struct bs_error *err);
+/* Advance to the next series; false at the end. */
+bool tsdb_series_set_next(struct tsdb_series_set *s);
+/* Labels of the current series; valid while the querier lives. */
+const struct labels *tsdb_series_set_labels(struct tsdb_series_set *s);
+/* An iterator over the current series' samples in [mint, maxt], in time
+ * order. The iterator stays valid after the set advances; free it with
+ * tsdb_iterator_free. Returns NULL on allocation failure. */
+struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *s);
+size_t tsdb_series_set_count(struct tsdb_series_set *s);   /* total series */
+void tsdb_series_set_free(struct tsdb_series_set *s);
+
+/* Iterator protocol (like Prometheus's chunkenc.Iterator):
+ *   next()  move to the next sample; false at the end
+ *   seek(t) move to the first sample with time >= t (never backwards);
+ *           false when there is none
+ *   at()    the current sample (only after next/seek returned true) */
+bool tsdb_iterator_next(struct tsdb_iterator *it);
+bool tsdb_iterator_seek(struct tsdb_iterator *it, int64_t t);
+void tsdb_iterator_at(const struct tsdb_iterator *it, int64_t *t, double *v);
+void tsdb_iterator_free(struct tsdb_iterator *it);
+
+/* Label names (sorted, unique) of series matching ms (all series if nms is
+ * 0) with samples in [mint, maxt]. *out is a malloc'd array of pointers
+ * into the querier's strings: free(*out) only. */
+int tsdb_querier_label_names(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
+                             const char ***out, size_t *n, struct bs_error *err);
+/* Values (sorted, unique) of label name among matching series. Same
+ * ownership as label_names. */
+int tsdb_querier_label_values(struct tsdb_querier *q, const char *name,
+                              struct labels_matcher *const *ms, size_t nms, const char ***out,
+                              size_t *n, struct bs_error *err);
+
+#endif
