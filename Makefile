@@ -72,6 +72,10 @@ endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
 PROGRAMS := $(BUILD)/bongsu
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+$(BUILD)/src/cmd/bongsu_main.o: ALL_CFLAGS += -DBS_REVISION='"$(GIT_REV)"' -DBS_BRANCH='"$(GIT_BRANCH)"' \
+	-DBS_BUILD_USER='"$(shell id -un)@$(shell hostname)"' -DBS_BUILD_DATE='"$(shell date -u +%Y%m%d-%H:%M:%S)"'
 $(BUILD)/bongsu: $(BUILD)/src/cmd/bongsu_main.o $(call libs_for,cmd)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -145,7 +149,8 @@ bench: $(BENCH_BINS)
 e2e: all
 	BONGSU_BIN=$(abspath $(BUILD)/bongsu) $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
-check: deps
+check:
+	@scripts/deps.sh --test
 	@scripts/check.sh
 
 fuzz:

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * config: loads prometheus.yml into plain C structs. The accepted subset is
+ * Prometheus's own schema for the global section and for scrape jobs with
+ * static targets; every other key of Prometheus's schema is accepted with a
+ * warning ("not supported yet"), and keys Prometheus does not know either are
+ * errors. Every error names the file, line and column (1-based) and the key,
+ * so a user can go straight to the mistake. See docs/configuration.md.
+ *
+ * Ownership: a struct config returned by a loader is one self-contained tree
+ * of heap memory owned by the caller and released with config_free(). All
+ * strings in it are NUL-terminated and all label sets are non-NULL
+ * labels_dup() copies (possibly empty). The struct is never modified after
+ * loading, so it may be read by several threads at once.
+ */
+#ifndef BONGSU_CONFIG_H
+#define BONGSU_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels/labels.h"
+#include "util/util.h"
+
+/* Largest configuration text accepted (bytes); bigger inputs fail with
+ * BS_ELIMIT. */
+#define CONFIG_MAX_SIZE (16u * 1024u * 1024u)
+/* Largest number of jobs, static configs, targets, labels and parameter
+ * values together, counted after YAML aliases are expanded; past it loading
+ * fails with BS_ELIMIT (guards against alias "billion laughs" inputs). */
+#define CONFIG_MAX_ITEMS (1u << 20)
+
+/* Prometheus defaults for the global section. */
+#define CONFIG_DEFAULT_SCRAPE_INTERVAL_MS INT64_C(60000)
+#define CONFIG_DEFAULT_SCRAPE_TIMEOUT_MS INT64_C(10000)
+#define CONFIG_DEFAULT_EVALUATION_INTERVAL_MS INT64_C(60000)
+
+/* One entry of a job's params: the URL query parameter name and its values
+ * (a parameter may repeat, as in url.Values). */
+struct config_param {
+    char *name;
+    char **values;
+    size_t nvalues;
+};
+
+/* One element of static_configs: targets ("host:port" strings) and the
+ * labels attached to all of them (labels_dup'd, release with free(); never
+ * NULL, possibly empty; labels with empty values are dropped). */
+struct config_static_config {
+    char **targets;
+    size_t ntargets;
+    struct labels *labels;
+};
+
+/* One scrape job, with the global defaults already applied: the interval and
+ * timeout are always > 0 and timeout <= interval; metrics_path defaults to
+ * "/metrics"; scheme is "http" or "https". */
+struct config_scrape {
+    char *job_name;
+    int64_t scrape_interval_ms;
+    int64_t scrape_timeout_ms;
+    char *metrics_path;
+    char *scheme;
+    struct config_param *params;
+    size_t nparams;
+    bool honor_labels;         /* default false */
+    bool honor_timestamps;     /* default true */
+    struct config_static_config *static_configs;
+    size_t nstatic_configs;
+};
+
+/* A loaded configuration. */
+struct config {
+    int64_t scrape_interval_ms;       /* global; default 1m */
+    int64_t scrape_timeout_ms;        /* global; default 10s (capped at the interval) */
+    int64_t evaluation_interval_ms;   /* global; default 1m */
+    struct labels *external_labels;   /* labels_dup'd; never NULL, possibly empty */
+    struct config_scrape *scrape_configs;
+    size_t nscrape_configs;
+    char *source;                     /* the YAML text as loaded, NUL-terminated */
+    char *path;                       /* file path, the name given, or "<default>" */
+    /* One message per key that Prometheus knows but bongsu ignores, in file
+     * order, e.g. "prometheus.yml:14:1: key rule_files is not supported yet
+     * and is ignored". Each was also logged with BS_WARN at load time. */
+    char **warnings;
+    size_t nwarnings;
+};
+
+/* The embedded default configuration: global scrape_interval and
+ * evaluation_interval 15s, one job "prometheus" scraping localhost:9090. */
+extern const char config_default_yaml[];
+
+/* Read and load the YAML file at path. On success stores a new config in
+ * *out (caller frees with config_free) and returns 0; config->path is a copy
+ * of path. On failure *out is left NULL and one of these is returned, with
+ * err (may be NULL) describing it as "path:line:col: message":
+ *   BS_ENOENT  the file does not exist;
+ *   BS_EIO     it cannot be opened or read;
+ *   BS_ELIMIT  it is larger than CONFIG_MAX_SIZE, or expands past
+ *              CONFIG_MAX_ITEMS;
+ *   BS_EPARSE  YAML syntax error, unknown key or value of the wrong type;
+ *   BS_EINVAL  a value that is well-formed but not allowed (bad duration,
+ *              invalid label name, duplicate job name, timeout > interval);
+ *   BS_ENOMEM  out of memory.
+ * Keys known to Prometheus but not supported are logged and listed in
+ * config->warnings; they never fail the load. */
+int config_load_file(const char *path, struct config **out, struct bs_error *err);
+
+/* Load YAML text yaml[0..len) (need not be NUL-terminated; borrowed, copied
+ * into config->source). name is used in messages and copied into
+ * config->path; NULL means "<string>". Returns and reports like
+ * config_load_file(). An empty document yields the defaults with no jobs. */
+int config_load_string(const char *yaml, size_t len, const char *name, struct config **out,
+                       struct bs_error *err);
+
+/* Load config_default_yaml, with path "<default>". Same contract as
+ * config_load_string(); fails only with BS_ENOMEM. */
+int config_load_default(struct config **out, struct bs_error *err);
+
+/* Find a job by name; returns a pointer into c (valid until config_free) or
+ * NULL when absent. */
+const struct config_scrape *config_scrape_find(const struct config *c, const char *job_name);
+
+/* Release everything a loader returned. NULL is allowed. */
+void config_free(struct config *c);
+
+#endif
