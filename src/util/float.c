@@ -46,23 +46,78 @@ double bs_float_from_bits(uint64_t b)
  * significant digits (no dot, no trailing zeros), *exp10 the decimal
  * exponent of the first digit (v = 0.d1d2d3... * 10^(exp10+1)). Returns the
  * number of digits. */
+/* Write v (finite, positive) to tmp with p+1 significant digits, as
+ * "d.ddde±XX", and report whether it reads back as v. At an exact power of
+ * two the values that read back as v reach twice as far above v as below
+ * it, so when the nearest (p+1)-digit decimal misses low, the next one up
+ * may still read back: that one is tried too. */
+static bool try_digits(double v, int p, char tmp[40])
+{
+    double r;
+    int bexp;
+
+    snprintf(tmp, 40, "%.*e", p, v);
+    r = strtod(tmp, NULL);
+    if (r == v)
+        return true;
+    if (r < v && frexp(v, &bexp) == 0.5) {
+        char up[40];
+        char *e = strchr(tmp, 'e');
+        int k = (int)(e - tmp) - 1, ex = atoi(e + 1);
+        memcpy(up, tmp, 40);
+        while (k >= 0 && (up[k] == '9' || up[k] == '.')) {
+            if (up[k] == '9')
+                up[k] = '0';
+            k--;
+        }
+        if (k >= 0) {
+            up[k]++;
+        } else {
+            /* 9.99e+N -> 1.00e+N+1 (the leading digit overflowed). */
+            char *ue = strchr(up, 'e');
+            up[0] = '1';
+            snprintf(ue, sizeof(up) - (size_t)(ue - up), "e%d", ex + 1);
+        }
+        if (strtod(up, NULL) == v) {
+            memcpy(tmp, up, 40);
+            return true;
+        }
+    }
+    return false;
+}
+
 static int shortest_digits(double v, char digits[20], int *exp10)
 {
     char tmp[40];
-    int nd = 0;
+    int nd = 0, p, lo, hi;
 
     v = fabs(v);
-    for (int p = 0; p <= 16; p++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", p, v);
-        if (p == 16 || strtod(tmp, NULL) == v)
-            break;
+    /* Short values are common (1, 0.5, 250): try those first, then binary
+     * search; reading back succeeds for every precision from the shortest
+     * one on, and always at 17 digits. */
+    for (p = 0; p < 3; p++)
+        if (try_digits(v, p, tmp))
+            goto found;
+    lo = 3;
+    hi = 16;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (try_digits(v, mid, tmp))
+            hi = mid;
+        else
+            lo = mid + 1;
     }
+    p = lo;
+    try_digits(v, p, tmp);
+found:
     /* tmp is "d.ddddde±XX" or "de±XX". */
-    const char *s = tmp;
-    for (; *s && *s != 'e'; s++)
-        if (*s >= '0' && *s <= '9')
-            digits[nd++] = *s;
-    *exp10 = atoi(s + 1);
+    {
+        const char *s = tmp;
+        for (; *s && *s != 'e'; s++)
+            if (*s >= '0' && *s <= '9')
+                digits[nd++] = *s;
+        *exp10 = atoi(s + 1);
+    }
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
     digits[nd] = '\0';
