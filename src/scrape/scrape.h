@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * scrape: pulls /metrics from the targets of the configuration and appends
+ * the samples to the tsdb, with Prometheus's semantics: target labels (job,
+ * instance, static labels), honor_labels and honor_timestamps, the synthetic
+ * series (up, scrape_duration_seconds, scrape_samples_scraped,
+ * scrape_samples_post_metric_relabeling, scrape_series_added), staleness
+ * markers for series that disappear, and the /api/v1/targets view.
+ *
+ * One scrape manager owns one scrape thread that drives every target with a
+ * libcurl multi handle; see the essay atop scrape_loop.c. All functions here
+ * are safe to call from any thread, but apply_config and free must not race
+ * with each other.
+ */
+#ifndef BONGSU_SCRAPE_H
+#define BONGSU_SCRAPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "tsdb/tsdb.h"
+#include "util/util.h"
+
+/* Default cap on a decoded scrape body; a bigger body fails the scrape with
+ * "body size limit exceeded" (Prometheus's body_size_limit). */
+#define SCRAPE_DEFAULT_BODY_SIZE_LIMIT ((size_t)64 << 20)
+
+struct scrape_manager;
+
+/* Create a manager that appends to db. db is borrowed and must outlive the
+ * manager. No thread runs and nothing is scraped until the first
+ * scrape_manager_apply_config(). Returns NULL when memory or libcurl cannot
+ * be initialised. Release with scrape_manager_free(). */
+struct scrape_manager *scrape_manager_new(struct tsdb *db);
+
+/* Cap the decoded body of every later scrape at limit bytes (0 restores
+ * SCRAPE_DEFAULT_BODY_SIZE_LIMIT). Takes effect from the next scrape. */
+void scrape_manager_set_body_size_limit(struct scrape_manager *m, size_t limit);
+
+/* Make the set of targets that of cfg. cfg is borrowed only for the call:
+ * the manager copies what it needs, so cfg may be freed afterwards.
+ *
+ * The first call starts the scrape thread. Every call diffs the targets:
+ * a target whose job, URL, labels, interval, timeout and honor_* settings
+ * are unchanged keeps running with its state (schedule, scrape cache, last
+ * status); new targets start at their hash-derived offset within their
+ * interval; removed targets stop, and every series they wrote (including
+ * the synthetic ones) gets a staleness marker.
+ *
+ * Returns 0, or on failure leaves the running set unchanged and returns
+ *   BS_EINVAL  a target cannot be scraped (unsupported scheme, empty or
+ *              malformed address); err names the job and the target;
+ *   BS_ENOMEM  out of memory;
+ *   BS_EIO     the scrape thread or libcurl could not be started. */
+int scrape_manager_apply_config(struct scrape_manager *m, const struct config *cfg,
+                                struct bs_error *err);
+
+/* Stop the scrape thread (in-flight scrapes are abandoned), join it and free
+ * the manager and all its targets. Writes no staleness markers: on shutdown
+ * Prometheus does not either. NULL is allowed. */
+void scrape_manager_free(struct scrape_manager *m);
+
+/* Append to out the "data" object of /api/v1/targets, shaped exactly as
+ * Prometheus's:
+ *   {"activeTargets":[{"discoveredLabels":{...},"labels":{...},
+ *     "scrapePool":"job","scrapeUrl":"http://h:p/metrics",
+ *     "globalUrl":"http://h:p/metrics","lastError":"",
+ *     "lastScrape":"2026-11-26T18:00:00.123Z","lastScrapeDuration":0.0123,
+ *     "health":"up","scrapeInterval":"15s","scrapeTimeout":"10s"}],
+ *    "droppedTargets":[]}
+ * Targets are grouped by pool name (sorted), in configuration order within a
+ * pool. state is "active", "dropped", "any" or NULL (= any), compared
+ * ignoring case; an unknown state yields two empty lists, as in Prometheus.
+ * health is "up", "down" or "unknown" (never scraped; lastScrape is then
+ * Go's zero time "0001-01-01T00:00:00Z"). Returns 0, or BS_ELIMIT/BS_ENOMEM
+ * from out (whose content is then incomplete). */
+int scrape_manager_targets_json(struct scrape_manager *m, const char *state, struct bs_buf *out);
+
+#endif

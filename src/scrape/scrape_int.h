@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * scrape internals, shared by the files of src/scrape/ and its unit tests:
+ * the target (config-derived identity plus the scrape thread's state), the
+ * per-target scrape cache, label merging and URL building.
+ */
+#ifndef BONGSU_SCRAPE_INT_H
+#define BONGSU_SCRAPE_INT_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "expfmt/expfmt.h"
+#include "labels/labels.h"
+#include "scrape/scrape.h"
+#include "tsdb/tsdb.h"
+#include "util/util.h"
+
+#define SCRAPE_COMPONENT "scrape"
+
+/* ---------------------------------------------------------- scrape cache */
+
+/* One series of a target, keyed by its raw series text (name and label
+ * block as exposed). Holds the tsdb ref and the final label set, so a series
+ * seen again costs a hash lookup and no label building. */
+struct scrape_cache_entry {
+    struct scrape_cache_entry *next; /* bucket chain */
+    uint64_t hash;                   /* bs_hash64 of text */
+    char *text;                      /* owned copy of the series text */
+    size_t len;
+    struct labels *ls;  /* owned (labels_dup), final labels */
+    tsdb_ref ref;       /* 0 when not known */
+    uint64_t last_seen; /* scrape iteration that last saw it */
+    bool explicit_ts;   /* last seen with an honored timestamp */
+};
+
+/* A chained hash table of entries. It grows with the number of distinct
+ * series of one target, which the body size limit bounds. */
+struct scrape_cache {
+    struct scrape_cache_entry **buckets;
+    size_t nbuckets; /* power of two, or 0 */
+    size_t count;
+};
+
+void scrape_cache_init(struct scrape_cache *c);
+/* Free every entry and the table. */
+void scrape_cache_fini(struct scrape_cache *c);
+/* The entry for text[0..len) with hash h, or NULL. */
+struct scrape_cache_entry *scrape_cache_get(struct scrape_cache *c, const char *text, size_t len,
+                                            uint64_t h);
+/* Insert a new entry that takes ownership of ls (freed with the entry, also
+ * on failure). Returns the entry, or NULL when out of memory. The caller
+ * checked with scrape_cache_get that the text is absent. */
+struct scrape_cache_entry *scrape_cache_put(struct scrape_cache *c, const char *text, size_t len,
+                                            uint64_t h, struct labels *ls);
+/* Free every entry whose last_seen is not iter. */
+void scrape_cache_evict(struct scrape_cache *c, uint64_t iter);
+
+/* ---------------------------------------------------------------- labels */
+
+/* Merge a scraped series with the target labels into out, as Prometheus's
+ * mutateSampleLabels: the metric name becomes __name__; with honor_labels
+ * the scraped labels win and target labels only fill gaps; without it the
+ * target labels win and a conflicting scraped label "x" is kept as
+ * "exported_x" (or "exported_exported_x" ... whichever is free, shortest
+ * names first). Empty values mean absent. lb is a scratch builder (reset
+ * here); out is a view into it, valid until lb changes. Returns 0 or the
+ * builder's error code with err set. */
+int scrape_labels_merge(struct labels_builder *lb, const struct expfmt_series *s,
+                        const struct labels *target, bool honor_labels, struct labels *out,
+                        struct bs_error *err);
+
+/* ---------------------------------------------------------------- target */
+
+enum scrape_health { SCRAPE_HEALTH_UNKNOWN = 0, SCRAPE_HEALTH_UP, SCRAPE_HEALTH_DOWN };
+
+/* The synthetic series written after every scrape, in this order. */
+enum {
+    SCRAPE_REPORT_UP = 0,
+    SCRAPE_REPORT_DURATION,
+    SCRAPE_REPORT_SAMPLES,
+    SCRAPE_REPORT_POST_RELABEL,
+    SCRAPE_REPORT_SERIES_ADDED,
+    SCRAPE_REPORT_COUNT
+};
+
+/* One target. The first block is fixed at creation from the configuration
+ * and read by any thread. The second belongs to the scrape thread alone.
+ * The third is shared and guarded by the manager's mutex. A target lives in
+ * the manager's active array (owned there) until a config apply moves it to
+ * the removed list, from which only the scrape thread frees it. */
+struct scrape_target {
+    /* immutable, owned */
+    char *key; /* identity for config diffing */
+    size_t key_len;
+    char *pool; /* job name */
+    char *url;
+    struct labels *labels;                         /* target labels (job, instance, ...) */
+    struct labels *discovered;                     /* labels before relabeling */
+    struct labels *report_ls[SCRAPE_REPORT_COUNT]; /* target labels + __name__ */
+    int64_t interval_ms;
+    int64_t timeout_ms;
+    bool honor_labels;
+    bool honor_timestamps;
+    uint64_t offset_hash;
+
+    /* scrape thread only */
+    bool started;
+    bool in_flight;
+    CURL *easy;
+    struct curl_slist *headers;
+    struct bs_buf body; /* max = body size limit of the scrape */
+    bool body_limit_hit;
+    long http_status;
+    char reason[96]; /* reason phrase of the last status line */
+    char curl_err[CURL_ERROR_SIZE];
+    int64_t next_ms;       /* monotonic ms of the next scrape */
+    int64_t start_wall_ms; /* timestamp of the current scrape */
+    int64_t start_mono_ns;
+    uint64_t iter; /* scrape count, the cache's clock */
+    struct scrape_cache cache;
+    struct scrape_cache_entry **prev; /* series of the last successful scrape */
+    size_t nprev, prev_cap;
+    struct scrape_cache_entry **cur; /* series of this scrape */
+    size_t ncur, cur_cap;
+    tsdb_ref report_refs[SCRAPE_REPORT_COUNT];
+    bool reported;   /* report series were ever written */
+    int64_t last_ts; /* timestamp of the last scrape */
+
+    /* guarded by the manager's mutex */
+    enum scrape_health health;
+    char last_error[512];
+    int64_t last_scrape_ms; /* wall clock; 0 = never */
+    double last_duration_s;
+};
+
+/* Build the target for one address of a static config of job sc. On success
+ * *out is a new target owned by the caller (scrape_target_free). Fails with
+ * BS_EINVAL (err names job and address) for an unusable address or scheme,
+ * or BS_ENOMEM. */
+int scrape_target_new(const struct config_scrape *sc, const struct config_static_config *st,
+                      const char *address, struct scrape_target **out, struct bs_error *err);
+/* Free a target and everything it owns. The easy handle must no longer be
+ * attached to a multi handle. NULL is allowed. */
+void scrape_target_free(struct scrape_target *t);
+
+/* Append to b the query string (without '?') of params, encoded as Go's
+ * url.Values.Encode: keys sorted, each value "key=value", '&' between,
+ * space as '+', everything but [A-Za-z0-9-_.~] percent-encoded. Values of
+ * parameter p are overridden by a discovered "__param_p" label (its first
+ * value), as Prometheus does. */
+int scrape_url_query(const struct config_param *params, size_t nparams, const struct labels *disc,
+                     struct bs_buf *b);
+
+/* --------------------------------------------------------------- manager */
+
+/* Self-metrics, registered once per process by the first scrape_manager_new
+ * and shared by all managers. */
+struct scrape_metrics {
+    struct bs_metric *body_limit;    /* ..._exceeded_body_size_limit_total */
+    struct bs_metric *out_of_order;  /* ..._sample_out_of_order_total */
+    struct bs_metric *duplicate;     /* ..._sample_duplicate_timestamp_total */
+    struct bs_metric *out_of_bounds; /* ..._sample_out_of_bounds_total */
+    struct bs_metric *scrapes;       /* bongsu_target_scrapes_total */
+    struct bs_metric *failed;        /* bongsu_target_scrapes_failed_total */
+};
+extern struct scrape_metrics scrape_metrics;
+
+struct scrape_manager {
+    struct tsdb *db;
+    pthread_mutex_t mu;
+    /* guarded by mu */
+    struct scrape_target **targets; /* active, owned, config order */
+    size_t ntargets;
+    struct scrape_target **removed; /* awaiting the thread's cleanup, owned */
+    size_t nremoved, removed_cap;
+    bool stopping;
+    size_t body_limit;
+    /* set up by the first apply */
+    bool thread_started;
+    pthread_t thread;
+    CURLM *multi;
+};
+
+/* The scrape thread's body (scrape_loop.c). arg is the manager. */
+void *scrape_loop_run(void *arg);
+/* Write staleness markers for every series of t (end of run); used by the
+ * thread when a target is removed. */
+void scrape_loop_end_of_run(struct scrape_manager *m, struct scrape_target *t);
+
+#endif
