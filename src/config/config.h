@@ -64,22 +64,22 @@ struct config_scrape {
     char *scheme;
     struct config_param *params;
     size_t nparams;
-    bool honor_labels;         /* default false */
-    bool honor_timestamps;     /* default true */
+    bool honor_labels;     /* default false */
+    bool honor_timestamps; /* default true */
     struct config_static_config *static_configs;
     size_t nstatic_configs;
 };
 
 /* A loaded configuration. */
 struct config {
-    int64_t scrape_interval_ms;       /* global; default 1m */
-    int64_t scrape_timeout_ms;        /* global; default 10s (capped at the interval) */
-    int64_t evaluation_interval_ms;   /* global; default 1m */
-    struct labels *external_labels;   /* labels_dup'd; never NULL, possibly empty */
+    int64_t scrape_interval_ms;     /* global; default 1m */
+    int64_t scrape_timeout_ms;      /* global; default 10s (capped at the interval) */
+    int64_t evaluation_interval_ms; /* global; default 1m */
+    struct labels *external_labels; /* labels_dup'd; never NULL, possibly empty */
     struct config_scrape *scrape_configs;
     size_t nscrape_configs;
-    char *source;                     /* the YAML text as loaded, NUL-terminated */
-    char *path;                       /* file path, the name given, or "<default>" */
+    char *source; /* the YAML text as loaded, NUL-terminated */
+    char *path;   /* file path, the name given, or "<default>" */
     /* One message per key that Prometheus knows but bongsu ignores, in file
      * order, e.g. "prometheus.yml:14:1: key rule_files is not supported yet
      * and is ignored". Each was also logged with BS_WARN at load time. */

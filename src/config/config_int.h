@@ -16,7 +16,6 @@
  * negative BS_* code with err set; cfg may then be partly filled and must be
  * released with config_free(). Warnings for known-but-unsupported keys are
  * stored in cfg->warnings and logged only when decoding succeeds. */
-int config_decode(yaml_document_t *doc, const char *name, struct config *cfg,
-                  struct bs_error *err);
+int config_decode(yaml_document_t *doc, const char *name, struct config *cfg, struct bs_error *err);
 
 #endif

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Unit tests of the config module: the default configuration, a full
+ * example with every supported key, Prometheus's defaulting of intervals
+ * and timeouts, every class of error with its file:line:col position and
+ * wording, known-but-unsupported keys, anchors and merge keys, the limits,
+ * and the anchors' real prometheus.yml (read from ../shared relative to the
+ * repository root, which is the tests' working directory).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+
+/* Load text, expecting success. */
+static struct config *load_ok(const char *yaml)
+{
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    int rc = config_load_string(yaml, strlen(yaml), "t.yml", &c, &err);
+    if (rc != 0)
+        fail_msg("unexpected failure %d: %s", rc, err.msg);
+    assert_non_null(c);
+    return c;
+}
+
+/* Load text, expecting failure with code and exactly message msg. */
+static void load_fails(const char *yaml, int code, const char *msg)
+{
+    struct config *c = (struct config *)1;
+    struct bs_error err = {0};
+    int rc = config_load_string(yaml, strlen(yaml), "t.yml", &c, &err);
+    assert_null(c);
+    assert_int_equal(rc, code);
+    assert_int_equal(err.code, code);
+    assert_string_equal(err.msg, msg);
+}
+
+static void test_default(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    assert_int_equal(config_load_default(&c, &err), 0);
+    assert_string_equal(c->path, "<default>");
+    assert_string_equal(c->source, config_default_yaml);
+    assert_int_equal(c->scrape_interval_ms, 15000);
+    assert_int_equal(c->evaluation_interval_ms, 15000);
+    assert_int_equal(c->scrape_timeout_ms, 10000);
+    assert_int_equal(c->external_labels->n, 0);
+    assert_int_equal(c->nwarnings, 0);
+    assert_int_equal(c->nscrape_configs, 1);
+    const struct config_scrape *s = &c->scrape_configs[0];
+    assert_string_equal(s->job_name, "prometheus");
+    assert_int_equal(s->scrape_interval_ms, 15000);
+    assert_int_equal(s->scrape_timeout_ms, 10000);
+    assert_string_equal(s->metrics_path, "/metrics");
+    assert_string_equal(s->scheme, "http");
+    assert_false(s->honor_labels);
+    assert_true(s->honor_timestamps);
+    assert_int_equal(s->nparams, 0);
+    assert_int_equal(s->nstatic_configs, 1);
+    assert_int_equal(s->static_configs[0].ntargets, 1);
+    assert_string_equal(s->static_configs[0].targets[0], "localhost:9090");
+    assert_int_equal(s->static_configs[0].labels->n, 0);
+    assert_ptr_equal(config_scrape_find(c, "prometheus"), s);
+    assert_null(config_scrape_find(c, "node"));
+    config_free(c);
+}
+
+static void test_full_example(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("global:\n"
+                               "  scrape_interval: 1m30s\n"
+                               "  scrape_timeout: 20s\n"
+                               "  evaluation_interval: 2h\n"
+                               "  external_labels:\n"
+                               "    region: eu\n"
+                               "    cluster: 'a b'\n"
+                               "    dropped: ''\n"
+                               "scrape_configs:\n"
+                               "  - job_name: node\n"
+                               "    scrape_interval: 10s\n"
+                               "    scrape_timeout: 5s\n"
+                               "    metrics_path: /probe\n"
+                               "    scheme: https\n"
+                               "    honor_labels: true\n"
+                               "    honor_timestamps: false\n"
+                               "    params:\n"
+                               "      module: [http_2xx, tcp]\n"
+                               "      debug: ['1']\n"
+                               "    static_configs:\n"
+                               "      - targets: ['a:9100', \"b:9100\"]\n"
+                               "        labels: {env: prod, team: ops}\n"
+                               "      - targets:\n"
+                               "          - c:9100\n"
+                               "  - job_name: other\n");
+    assert_string_equal(c->path, "t.yml");
+    assert_int_equal(c->scrape_interval_ms, 90000);
+    assert_int_equal(c->scrape_timeout_ms, 20000);
+    assert_int_equal(c->evaluation_interval_ms, 2 * 3600 * 1000);
+    assert_int_equal(c->external_labels->n, 2);
+    assert_string_equal(labels_get(c->external_labels, "region"), "eu");
+    assert_string_equal(labels_get(c->external_labels, "cluster"), "a b");
+    assert_null(labels_get(c->external_labels, "dropped"));
+    assert_int_equal(c->nscrape_configs, 2);
+
+    const struct config_scrape *s = &c->scrape_configs[0];
+    assert_string_equal(s->job_name, "node");
+    assert_int_equal(s->scrape_interval_ms, 10000);
+    assert_int_equal(s->scrape_timeout_ms, 5000);
+    assert_string_equal(s->metrics_path, "/probe");
+    assert_string_equal(s->scheme, "https");
+    assert_true(s->honor_labels);
+    assert_false(s->honor_timestamps);
+    assert_int_equal(s->nparams, 2);
+    assert_string_equal(s->params[0].name, "module");
+    assert_int_equal(s->params[0].nvalues, 2);
+    assert_string_equal(s->params[0].values[0], "http_2xx");
+    assert_string_equal(s->params[0].values[1], "tcp");
+    assert_string_equal(s->params[1].name, "debug");
+    assert_int_equal(s->params[1].nvalues, 1);
+    assert_string_equal(s->params[1].values[0], "1");
+    assert_int_equal(s->nstatic_configs, 2);
+    assert_int_equal(s->static_configs[0].ntargets, 2);
+    assert_string_equal(s->static_configs[0].targets[0], "a:9100");
+    assert_string_equal(s->static_configs[0].targets[1], "b:9100");
+    assert_int_equal(s->static_configs[0].labels->n, 2);
+    assert_string_equal(s->static_configs[0].labels->v[0].name, "env");
+    assert_string_equal(s->static_configs[0].labels->v[0].value, "prod");
+    assert_string_equal(s->static_configs[0].labels->v[1].name, "team");
+    assert_int_equal(s->static_configs[1].ntargets, 1);
+    assert_string_equal(s->static_configs[1].targets[0], "c:9100");
+    assert_int_equal(s->static_configs[1].labels->n, 0);
+
+    /* The second job inherits everything. */
+    s = &c->scrape_configs[1];
+    assert_string_equal(s->job_name, "other");
+    assert_int_equal(s->scrape_interval_ms, 90000);
+    assert_int_equal(s->scrape_timeout_ms, 20000);
+    assert_string_equal(s->metrics_path, "/metrics");
+    assert_string_equal(s->scheme, "http");
+    assert_false(s->honor_labels);
+    assert_true(s->honor_timestamps);
+    assert_int_equal(s->nstatic_configs, 0);
+    config_free(c);
+}
+
+static void test_defaults_and_timeouts(void **state)
+{
+    (void)state;
+    /* Empty document: Prometheus's defaults, no jobs. */
+    struct config *c = load_ok("");
+    assert_int_equal(c->scrape_interval_ms, 60000);
+    assert_int_equal(c->scrape_timeout_ms, 10000);
+    assert_int_equal(c->evaluation_interval_ms, 60000);
+    assert_int_equal(c->nscrape_configs, 0);
+    assert_non_null(c->external_labels);
+    config_free(c);
+
+    /* Global interval below the default timeout: the timeout follows it. */
+    c = load_ok("global: {scrape_interval: 5s}\n");
+    assert_int_equal(c->scrape_timeout_ms, 5000);
+    config_free(c);
+
+    /* Job interval below the global timeout, timeout unset: clamped. */
+    c = load_ok("global:\n  scrape_interval: 1m\n  scrape_timeout: 30s\n"
+                "scrape_configs:\n  - job_name: fast\n    scrape_interval: 10s\n"
+                "  - job_name: slow\n    scrape_interval: 2m\n");
+    assert_int_equal(c->scrape_configs[0].scrape_interval_ms, 10000);
+    assert_int_equal(c->scrape_configs[0].scrape_timeout_ms, 10000);
+    assert_int_equal(c->scrape_configs[1].scrape_interval_ms, 120000);
+    assert_int_equal(c->scrape_configs[1].scrape_timeout_ms, 30000);
+    config_free(c);
+
+    /* global may come after scrape_configs; "0" means unset. */
+    c = load_ok("scrape_configs:\n  - job_name: j\n    scrape_interval: 0\n"
+                "global:\n  scrape_interval: 20s\n");
+    assert_int_equal(c->scrape_configs[0].scrape_interval_ms, 20000);
+    assert_int_equal(c->scrape_configs[0].scrape_timeout_ms, 10000);
+    config_free(c);
+
+    /* YAML 1.1 booleans as yaml.v2 reads them; null keeps defaults. */
+    c = load_ok("scrape_configs:\n  - job_name: j\n    honor_labels: yes\n"
+                "    honor_timestamps: off\n    metrics_path:\n    static_configs:\n");
+    assert_true(c->scrape_configs[0].honor_labels);
+    assert_false(c->scrape_configs[0].honor_timestamps);
+    assert_string_equal(c->scrape_configs[0].metrics_path, "/metrics");
+    config_free(c);
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    load_fails("global:\n"
+               "  scrape_interval: 15s\n"
+               "scrape_configs:\n"
+               "  - job_name: a\n"
+               "    static_configs:\n"
+               "      - targets: ['x:1']\n"
+               "    scrape_intervall: 5s\n",
+               BS_EPARSE,
+               "t.yml:7:5: field scrape_intervall not found in type config.ScrapeConfig");
+    load_fails("global:\n  foo: 1\n", BS_EPARSE,
+               "t.yml:2:3: field foo not found in type config.GlobalConfig");
+    load_fails("scrape_configz: []\n", BS_EPARSE,
+               "t.yml:1:1: field scrape_configz not found in type config.Config");
+    load_fails("scrape_configs:\n  - job_name: a\n    static_configs:\n      - target: [x]\n",
+               BS_EPARSE, "t.yml:4:9: field target not found in type targetgroup.Group");
+}
+
+static void test_bad_duration(void **state)
+{
+    (void)state;
+    load_fails("global:\n  evaluation_interval: 1m\n  scrape_interval: 15x\n", BS_EINVAL,
+               "t.yml:3:20: not a valid duration string: \"15x\" (key scrape_interval)");
+    load_fails("scrape_configs:\n  - job_name: a\n    scrape_timeout: -5s\n", BS_EINVAL,
+               "t.yml:3:21: not a valid duration string: \"-5s\" (key scrape_timeout)");
+    load_fails("global:\n  scrape_interval: [1m]\n", BS_EPARSE,
+               "t.yml:2:20: expected a string for key scrape_interval");
+}
+
+static void test_timeout_greater_than_interval(void **state)
+{
+    (void)state;
+    load_fails("scrape_configs:\n"
+               "  - job_name: slowpoke\n"
+               "    scrape_interval: 10s\n"
+               "    scrape_timeout: 11s\n",
+               BS_EINVAL,
+               "t.yml:4:21: scrape timeout greater than scrape interval for scrape config with job "
+               "name \"slowpoke\"");
+    /* Interval inherited from global. */
+    load_fails("global:\n  scrape_interval: 5s\n  scrape_timeout: 5s\n"
+               "scrape_configs:\n  - job_name: x\n    scrape_timeout: 6s\n",
+               BS_EINVAL,
+               "t.yml:6:21: scrape timeout greater than scrape interval for scrape config with job "
+               "name \"x\"");
+    load_fails("global:\n  scrape_interval: 5s\n  scrape_timeout: 6s\n", BS_EINVAL,
+               "t.yml:3:19: global scrape timeout greater than scrape interval");
+}
+
+static void test_duplicate_jobs(void **state)
+{
+    (void)state;
+    load_fails("scrape_configs:\n"
+               "  - job_name: a\n"
+               "  - job_name: b\n"
+               "  - job_name: a\n"
+               "  - job_name: b\n",
+               BS_EINVAL, "t.yml:4:15: found multiple scrape configs with job name \"a\"");
+    load_fails("scrape_configs:\n  - scrape_interval: 5s\n", BS_EINVAL,
+               "t.yml:2:5: job_name is empty");
+    load_fails("scrape_configs:\n  -\n", BS_EINVAL,
+               "t.yml:2:4: empty or null scrape config section");
+    /* A key repeated within one mapping, as yaml.v2 reports it. */
+    load_fails("scrape_configs:\n  - job_name: a\n    metrics_path: /x\n    metrics_path: /y\n",
+               BS_EPARSE, "t.yml:4:5: mapping key \"metrics_path\" already defined at line 3");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    load_fails("scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: x:1\n",
+               BS_EPARSE, "t.yml:4:18: expected a list for key targets");
+    load_fails("global:\n  - scrape_interval: 1m\n", BS_EPARSE,
+               "t.yml:2:3: expected a mapping for key global");
+    load_fails("scrape_configs:\n  job_name: a\n", BS_EPARSE,
+               "t.yml:2:3: expected a list for key scrape_configs");
+    load_fails("scrape_configs:\n  - job_name: {a: b}\n", BS_EPARSE,
+               "t.yml:2:15: expected a string for key job_name");
+    load_fails("scrape_configs:\n  - job_name: a\n    honor_labels: maybe\n", BS_EPARSE,
+               "t.yml:3:19: expected a boolean for key honor_labels, got \"maybe\"");
+    load_fails("scrape_configs:\n  - job_name: a\n    params:\n      module: x\n", BS_EPARSE,
+               "t.yml:4:15: expected a list for key module");
+    load_fails("scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [[x]]\n",
+               BS_EPARSE, "t.yml:4:19: expected a string in the list for key targets");
+    load_fails("- a\n- b\n", BS_EPARSE,
+               "t.yml:1:1: expected a mapping at the top level of the configuration");
+    load_fails("scrape_configs:\n  - job_name: a\n    scheme: ftp\n", BS_EINVAL,
+               "t.yml:3:13: invalid scheme \"ftp\" for scrape config with job name \"a\": must be "
+               "\"http\" or \"https\"");
+    load_fails("scrape_configs:\n  - job_name: a\n    static_configs:\n"
+               "      - targets: ['http://x:1/metrics']\n",
+               BS_EINVAL, "t.yml:4:19: \"http://x:1/metrics\" is not a valid hostname");
+}
+
+static void test_invalid_label_name(void **state)
+{
+    (void)state;
+    load_fails("global:\n  external_labels:\n    ok: 1\n    0bad: x\n", BS_EINVAL,
+               "t.yml:4:5: \"0bad\" is not a valid label name (key external_labels)");
+    load_fails("scrape_configs:\n  - job_name: a\n    static_configs:\n"
+               "      - targets: [x]\n        labels:\n          \"a-b\": c\n",
+               BS_EINVAL, "t.yml:6:11: \"a-b\" is not a valid label name (key labels)");
+    load_fails("global:\n  external_labels:\n    a: [x]\n", BS_EPARSE,
+               "t.yml:3:8: expected a string for key a");
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    const char *y = "global:\n  scrape_interval: 15s\n scrape_timeout: 10s\n";
+    assert_int_equal(config_load_string(y, strlen(y), "bad.yml", &c, &err), BS_EPARSE);
+    assert_null(c);
+    assert_string_equal(err.msg, "bad.yml:3:2: yaml: did not find expected key while parsing a "
+                                 "block mapping (line 1, column 1)");
+    y = "a: [1, 2\n";
+    assert_int_equal(config_load_string(y, strlen(y), "bad.yml", &c, &err), BS_EPARSE);
+    assert_non_null(strstr(err.msg, "bad.yml:2:1: yaml: "));
+    y = "a: *nope\n";
+    assert_int_equal(config_load_string(y, strlen(y), "bad.yml", &c, &err), BS_EPARSE);
+    assert_non_null(strstr(err.msg, "bad.yml:1:4: yaml: found undefined alias"));
+    /* Invalid UTF-8 is a reader error, positioned by byte offset. */
+    y = "global:\n  x: \xff\n";
+    assert_int_equal(config_load_string(y, strlen(y), "bad.yml", &c, &err), BS_EPARSE);
+    assert_non_null(strstr(err.msg, "bad.yml:2:6: yaml: "));
+}
+
+static void test_unsupported_keys(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("rule_files: [a.yml]\n"
+                               "global:\n"
+                               "  query_log_file: q.log\n"
+                               "scrape_configs:\n"
+                               "  - job_name: a\n"
+                               "    relabel_configs:\n"
+                               "      - action: drop\n"
+                               "    tls_config: {insecure_skip_verify: true}\n"
+                               "  - job_name: b\n"
+                               "    relabel_configs: []\n"
+                               "remote_write:\n"
+                               "  - url: http://x/api/v1/write\n");
+    assert_int_equal(c->nscrape_configs, 2);
+    assert_int_equal(c->nwarnings, 5);
+    assert_string_equal(c->warnings[0], "t.yml:1:1: key rule_files is not supported yet and is "
+                                        "ignored");
+    assert_string_equal(c->warnings[1], "t.yml:3:3: key query_log_file is not supported yet and "
+                                        "is ignored");
+    assert_string_equal(c->warnings[2], "t.yml:6:5: key relabel_configs is not supported yet and "
+                                        "is ignored (2 occurrences)");
+    assert_string_equal(c->warnings[3], "t.yml:8:5: key tls_config is not supported yet and is "
+                                        "ignored");
+    assert_string_equal(c->warnings[4], "t.yml:11:1: key remote_write is not supported yet and is "
+                                        "ignored");
+    config_free(c);
+    /* A key of another section's table is still unknown here. */
+    load_fails("relabel_configs: []\n", BS_EPARSE,
+               "t.yml:1:1: field relabel_configs not found in type config.Config");
+}
+
+static void test_anchors_and_merge_keys(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("scrape_configs:\n"
+                               "  - &base\n"
+                               "    job_name: one\n"
+                               "    scrape_interval: 7s\n"
+                               "    static_configs:\n"
+                               "      - targets: &t ['h:1', 'h:2']\n"
+                               "        labels: &l {x: y}\n"
+                               "  - <<: *base\n"
+                               "    job_name: two\n"
+                               "    static_configs:\n"
+                               "      - targets: *t\n"
+                               "        labels:\n"
+                               "          <<: *l\n"
+                               "          z: w\n");
+    assert_int_equal(c->nscrape_configs, 2);
+    const struct config_scrape *two = config_scrape_find(c, "two");
+    assert_non_null(two);
+    assert_int_equal(two->scrape_interval_ms, 7000);
+    assert_int_equal(two->static_configs[0].ntargets, 2);
+    assert_string_equal(two->static_configs[0].targets[1], "h:2");
+    assert_int_equal(two->static_configs[0].labels->n, 2);
+    assert_string_equal(labels_get(two->static_configs[0].labels, "x"), "y");
+    assert_string_equal(labels_get(two->static_configs[0].labels, "z"), "w");
+    config_free(c);
+
+    /* A mapping that merges itself ends in an error, not a loop. */
+    load_fails("global: &g\n  <<: *g\n", BS_ELIMIT,
+               "t.yml:2:3: merge keys (<<) nested more than 8 deep");
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    /* Over the size cap. */
+    size_t big = (size_t)CONFIG_MAX_SIZE + 1;
+    char *text = malloc(big);
+    assert_non_null(text);
+    memset(text, ' ', big);
+    assert_int_equal(config_load_string(text, big, "big.yml", &c, &err), BS_ELIMIT);
+    assert_null(c);
+    free(text);
+
+    /* Aliases multiply: 1024 jobs x 1024 static configs x 2 targets. */
+    struct bs_buf b;
+    bs_buf_init(&b, 0);
+    assert_int_equal(bs_buf_puts(&b, "scrape_configs:\n  - &j\n    job_name: j0\n"
+                                     "    static_configs: &s [\n"),
+                     BS_OK);
+    for (int i = 0; i < 1024; i++)
+        assert_int_equal(bs_buf_puts(&b, i ? ", {targets: *t}" : "{targets: &t ['a:1', 'b:1']}"),
+                         BS_OK);
+    assert_int_equal(bs_buf_puts(&b, "]\n"), BS_OK);
+    for (int i = 1; i < 1024; i++)
+        assert_int_equal(bs_buf_printf(&b, "  - {job_name: j%d, static_configs: *s}\n", i), BS_OK);
+    err.msg[0] = '\0';
+    assert_int_equal(config_load_string(b.data, b.len, "bomb.yml", &c, &err), BS_ELIMIT);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, "configuration too large"));
+    bs_buf_fini(&b);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    assert_int_equal(config_load_file("/nonexistent/prometheus.yml", &c, &err), BS_ENOENT);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, "/nonexistent/prometheus.yml"));
+
+    char path[] = "/tmp/bongsu-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *y = "scrape_configs:\n  - job_name: f\n    scrape_intervall: 1s\n";
+    assert_int_equal(write(fd, y, strlen(y)), (ssize_t)strlen(y));
+    close(fd);
+    assert_int_equal(config_load_file(path, &c, &err), BS_EPARSE);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s:3:5: field scrape_intervall not found in type "
+             "config.ScrapeConfig",
+             path);
+    assert_string_equal(err.msg, want);
+
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(config_default_yaml, f);
+    fclose(f);
+    assert_int_equal(config_load_file(path, &c, &err), 0);
+    assert_string_equal(c->path, path);
+    assert_string_equal(c->source, config_default_yaml);
+    assert_int_equal(c->nscrape_configs, 1);
+    config_free(c);
+    unlink(path);
+
+    /* A directory cannot be read as a file. */
+    assert_int_equal(config_load_file("/tmp", &c, &err), BS_EIO);
+    assert_null(c);
+}
+
+static void test_anchor_prometheus_yml(void **state)
+{
+    (void)state;
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    int rc = config_load_file("../shared/tools/anchors/prometheus.yml", &c, &err);
+    if (rc != 0)
+        fail_msg("loading the anchors' prometheus.yml failed: %s", err.msg);
+    assert_int_equal(c->scrape_interval_ms, 5000);
+    assert_int_equal(c->scrape_timeout_ms, 4000);
+    assert_int_equal(c->evaluation_interval_ms, 5000);
+    assert_string_equal(labels_get(c->external_labels, "anchor"), "prometheus");
+    assert_int_equal(c->nscrape_configs, 4);
+    assert_true(config_scrape_find(c, "pushgateway")->honor_labels);
+    const struct config_scrape *ipmi = config_scrape_find(c, "ipmi");
+    assert_non_null(ipmi);
+    assert_int_equal(ipmi->scrape_interval_ms, 30000);
+    assert_int_equal(ipmi->scrape_timeout_ms, 25000);
+    assert_string_equal(ipmi->metrics_path, "/ipmi");
+    assert_int_equal(ipmi->nparams, 1);
+    assert_string_equal(ipmi->params[0].name, "module");
+    assert_string_equal(ipmi->params[0].values[0], "anchor");
+    assert_string_equal(ipmi->static_configs[0].targets[0], "127.0.0.1:9623");
+    const struct config_scrape *node = config_scrape_find(c, "node");
+    assert_int_equal(node->scrape_timeout_ms, 4000);
+    /* alerting, rule_files, relabel_configs */
+    assert_int_equal(c->nwarnings, 3);
+    assert_non_null(strstr(c->warnings[0], "key alerting is not supported yet"));
+    assert_non_null(strstr(c->warnings[1], "key rule_files is not supported yet"));
+    assert_non_null(strstr(c->warnings[2], "key relabel_configs is not supported yet"));
+    config_free(c);
+}
+
+int main(void)
+{
+    bs_log_set_level(BS_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default),
+        cmocka_unit_test(test_full_example),
+        cmocka_unit_test(test_defaults_and_timeouts),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_bad_duration),
+        cmocka_unit_test(test_timeout_greater_than_interval),
+        cmocka_unit_test(test_duplicate_jobs),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_invalid_label_name),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_unsupported_keys),
+        cmocka_unit_test(test_anchors_and_merge_keys),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_anchor_prometheus_yml),
+    };
+    return cmocka_run_group_tests(tests, 0, NULL);
+}
