@@ -36,14 +36,14 @@
  * is buf[0 .. tsdb_xor_enc_bytes(e)). */
 struct tsdb_xor_enc {
     uint8_t *buf;
-    size_t cap;       /* bytes */
-    size_t nbits;     /* bits used, header included */
-    uint16_t n;       /* samples */
-    int64_t mint;     /* time of the first sample */
-    int64_t t;        /* last time */
-    int64_t tdelta;   /* last time delta */
-    uint64_t v;       /* last value bits */
-    uint8_t leading;  /* XOR window; 0xff = none yet */
+    size_t cap;      /* bytes */
+    size_t nbits;    /* bits used, header included */
+    uint16_t n;      /* samples */
+    int64_t mint;    /* time of the first sample */
+    int64_t t;       /* last time */
+    int64_t tdelta;  /* last time delta */
+    uint64_t v;      /* last value bits */
+    uint8_t leading; /* XOR window; 0xff = none yet */
     uint8_t trailing;
 };
 
@@ -79,7 +79,7 @@ bool tsdb_xor_dec_next(struct tsdb_xor_dec *d);
 /* A closed chunk: immutable once published, freed only at tsdb_close. */
 struct tsdb_chunk {
     int64_t mint, maxt;
-    uint32_t len;     /* bytes in data */
+    uint32_t len; /* bytes in data */
     uint16_t n;
     uint8_t data[];
 };
@@ -97,29 +97,29 @@ static inline int64_t tsdb_chunk_range_of(int64_t t)
 
 struct tsdb_series {
     tsdb_ref ref;
-    uint64_t hash;            /* labels_hash(&lset) */
-    struct labels lset;       /* array owned by the series; strings interned */
+    uint64_t hash;             /* labels_hash(&lset) */
+    struct labels lset;        /* array owned by the series; strings interned */
     struct tsdb_series *hnext; /* stripe hash chain (stripe lock) */
-    bool wal_logged;          /* series record is in the WAL (WAL mutex) */
+    bool wal_logged;           /* series record is in the WAL (WAL mutex) */
 
-    pthread_mutex_t mu;       /* guards everything below */
+    pthread_mutex_t mu;         /* guards everything below */
     struct tsdb_chunk **chunks; /* closed chunks, oldest first */
     size_t nchunks, chunks_cap;
     struct tsdb_xor_enc open; /* the open chunk (open.n may be 0) */
     bool has_samples;
-    int64_t min_t, max_t;     /* valid when has_samples */
-    uint64_t last_v;          /* bits of the newest sample */
+    int64_t min_t, max_t; /* valid when has_samples */
+    uint64_t last_v;      /* bits of the newest sample */
 };
 
 #define TSDB_STRIPES 64
 struct tsdb_stripe {
     pthread_mutex_t mu;
     struct tsdb_series **buckets;
-    size_t nbuckets;          /* power of two */
+    size_t nbuckets; /* power of two */
     size_t n;
 } __attribute__((aligned(64)));
 
-struct tsdb_plist {           /* sorted, unique refs */
+struct tsdb_plist { /* sorted, unique refs */
     uint64_t *refs;
     size_t n, cap;
 };
@@ -131,10 +131,10 @@ struct tsdb_pval {            /* postings of one (name, value) pair */
     struct tsdb_pval *hnext;
 };
 
-struct tsdb_pname {           /* every value seen for one label name */
-    const char *name;         /* interned */
+struct tsdb_pname {   /* every value seen for one label name */
+    const char *name; /* interned */
     uint64_t hash;
-    struct tsdb_pval **vals;  /* insertion order (unsorted) */
+    struct tsdb_pval **vals; /* insertion order (unsorted) */
     size_t n, cap;
     struct tsdb_pname *hnext;
 };
@@ -150,7 +150,7 @@ struct tsdb_postings {
 
 #define TSDB_REF_PAGE_BITS 14
 #define TSDB_REF_PAGE_SIZE (1u << TSDB_REF_PAGE_BITS)
-#define TSDB_REF_PAGES (1u << 18)                  /* max ref is 2^32 - 1 */
+#define TSDB_REF_PAGES (1u << 18) /* max ref is 2^32 - 1 */
 #define TSDB_REF_MAX ((UINT64_C(1) << 32) - 1)
 
 struct tsdb_head {
@@ -161,7 +161,7 @@ struct tsdb_head {
     struct tsdb_series ***pages;
     pthread_mutex_t pages_mu;
     struct tsdb_postings postings;
-    uint64_t next_ref;        /* guarded by postings.lock (write) */
+    uint64_t next_ref; /* guarded by postings.lock (write) */
 
     /* statistics, updated with atomics */
     uint64_t num_series;
@@ -208,24 +208,24 @@ int tsdb_postings_all(struct tsdb_postings *p, uint64_t **out, size_t *n);
 
 #define TSDB_WAL_REC_SERIES 1
 #define TSDB_WAL_REC_SAMPLES 2
-#define TSDB_WAL_HEADER 9                         /* type u8, len be32, crc be32 */
-#define TSDB_WAL_MAX_RECORD (UINT32_C(64) << 20)  /* payload cap */
+#define TSDB_WAL_HEADER 9                        /* type u8, len be32, crc be32 */
+#define TSDB_WAL_MAX_RECORD (UINT32_C(64) << 20) /* payload cap */
 #define TSDB_WAL_DEFAULT_SEGMENT (UINT64_C(128) << 20)
 #define TSDB_WAL_SAMPLES_PER_RECORD 8192
 
 struct tsdb_wal {
-    pthread_mutex_t mu;       /* the single writer lock */
-    char *dir;                /* <data>/wal */
-    int fd;                   /* current segment, -1 when closed */
-    uint32_t seg;             /* its index */
-    uint64_t seg_off;         /* bytes in it */
+    pthread_mutex_t mu; /* the single writer lock */
+    char *dir;          /* <data>/wal */
+    int fd;             /* current segment, -1 when closed */
+    uint32_t seg;       /* its index */
+    uint64_t seg_off;   /* bytes in it */
     uint64_t seg_max;
-    uint8_t *buf;             /* pending records of the commit in progress */
+    uint8_t *buf; /* pending records of the commit in progress */
     size_t len, cap;
-    size_t rec_start;         /* offset of the open record's header */
+    size_t rec_start; /* offset of the open record's header */
     int64_t fsync_interval_ms;
-    bool dirty;               /* written since the last fsync */
-    uint64_t total_bytes;     /* segments' bytes, replayed plus written */
+    bool dirty;           /* written since the last fsync */
+    uint64_t total_bytes; /* segments' bytes, replayed plus written */
     uint64_t fsyncs;
     bool thread_started, stopping;
     pthread_t thread;
@@ -259,12 +259,16 @@ int tsdb_wal_log_series(struct tsdb_wal *w, const struct tsdb_series *s);
 int tsdb_wal_segments(const char *waldir, uint32_t **out, size_t *n, struct bs_error *err);
 
 struct tsdb;
-/* Replay every segment of db->wal.dir into db->head. *next_seg gets the
+/* Replay every segment of waldir into db->head (adding the bytes kept to
+ * db->wal.total_bytes). *next_seg gets the
  * index a new segment should use. Corrupt tails are truncated (one warning
  * per damaged segment); only failures to read the directory are errors. */
-int tsdb_wal_replay(struct tsdb *db, uint32_t *next_seg, struct bs_error *err);
+int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, struct bs_error *err);
 
 /* ------------------------------------------------------------------- db */
+
+/* Bump the process-wide self-metrics (registered once, see db.c). */
+void tsdb_metrics_add(uint64_t appended, uint64_t out_of_order, uint64_t duplicate);
 
 struct tsdb {
     struct tsdb_options opts;

@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The XOR chunk codec: Gorilla-style compression of (int64 time, float64
+ * value) samples, as Prometheus stores them in its head. The exact layout
+ * is in docs/format/chunks.md; in short:
+ *
+ *   header   u16 big-endian sample count
+ *   sample 0 t as zig-zag varint, v as 64 raw bits
+ *   sample 1 t - t0 as uvarint, v XOR-encoded against v0
+ *   sample n delta-of-delta of t in a bit bucket, v XOR-encoded
+ *
+ * Bits are written most significant first. Values are handled as bit
+ * patterns, never as doubles, so every NaN payload (the stale marker
+ * included), -0 and the infinities round-trip exactly. Time arithmetic is
+ * done in uint64 so that no input can overflow a signed integer.
+ *
+ * The encoder keeps its buffer zeroed past the last bit and ORs new bits
+ * in; it grows the buffer before each sample to hold the worst case, so a
+ * sample is either wholly appended or not at all.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsdb/tsdb_int.h"
+
+/* ------------------------------------------------------------- encoder */
+
+void tsdb_xor_enc_init(struct tsdb_xor_enc *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->nbits = TSDB_CHUNK_HEADER * 8;
+    e->leading = 0xff;
+}
+
+void tsdb_xor_enc_fini(struct tsdb_xor_enc *e)
+{
+    free(e->buf);
+    memset(e, 0, sizeof(*e));
+}
+
+void tsdb_xor_enc_reset(struct tsdb_xor_enc *e)
+{
+    if (e->buf)
+        memset(e->buf, 0, tsdb_xor_enc_bytes(e));
+    e->nbits = TSDB_CHUNK_HEADER * 8;
+    e->n = 0;
+    e->mint = e->t = e->tdelta = 0;
+    e->v = 0;
+    e->leading = 0xff;
+    e->trailing = 0;
+}
+
+/* OR the low n bits of v (n <= 57 - (nbits % 8) guaranteed by callers
+ * splitting wider writes) into an 8-byte big-endian window. The buffer
+ * always has 8 bytes of zeroed slack past the last sample (see append). */
+static void put_window(struct tsdb_xor_enc *e, uint64_t v, unsigned n)
+{
+    size_t byte = e->nbits >> 3;
+    unsigned off = (unsigned)(e->nbits & 7);
+    uint64_t w;
+    memcpy(&w, e->buf + byte, 8);
+    w = __builtin_bswap64(w) | (v << (64 - off - n));
+    w = __builtin_bswap64(w);
+    memcpy(e->buf + byte, &w, 8);
+    e->nbits += n;
+}
+
+static void put_bits(struct tsdb_xor_enc *e, uint64_t v, unsigned n)
+{
+    if (n == 0)
+        return;
+    if (n < 64)
+        v &= (UINT64_C(1) << n) - 1;
+    if (n > 56) {
+        put_window(e, v >> 32, n - 32);
+        put_window(e, v & UINT64_C(0xffffffff), 32);
+        return;
+    }
+    put_window(e, v, n);
+}
+
+static void put_bit(struct tsdb_xor_enc *e, unsigned bit)
+{
+    if (bit)
+        e->buf[e->nbits >> 3] |= (uint8_t)(0x80u >> (e->nbits & 7));
+    e->nbits++;
+}
+
+static void put_value(struct tsdb_xor_enc *e, uint64_t vbits)
+{
+    uint64_t x = vbits ^ e->v;
+    if (x == 0) {
+        put_bit(e, 0);
+        return;
+    }
+    put_bit(e, 1);
+    unsigned lead = (unsigned)__builtin_clzll(x);
+    unsigned trail = (unsigned)__builtin_ctzll(x);
+    if (lead > 31)
+        lead = 31;
+    if (e->leading != 0xff && lead >= e->leading && trail >= e->trailing) {
+        put_bit(e, 0);
+        put_bits(e, x >> e->trailing, 64u - e->leading - e->trailing);
+        return;
+    }
+    unsigned sig = 64u - lead - trail;
+    put_bit(e, 1);
+    put_bits(e, lead, 5);
+    put_bits(e, sig & 63u, 6); /* 64 is written as 0 */
+    put_bits(e, x >> trail, sig);
+    e->leading = (uint8_t)lead;
+    e->trailing = (uint8_t)trail;
+}
+
+int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits)
+{
+    size_t need = tsdb_xor_enc_bytes(e) + TSDB_CHUNK_SAMPLE_MAX + 8;
+    if (need > e->cap) {
+        size_t ncap = e->cap ? e->cap * 2 : 32;
+        while (ncap < need)
+            ncap *= 2;
+        uint8_t *nb = realloc(e->buf, ncap);
+        if (!nb)
+            return BS_ENOMEM;
+        memset(nb + e->cap, 0, ncap - e->cap);
+        if (e->cap == 0)
+            memset(nb, 0, TSDB_CHUNK_HEADER);
+        e->buf = nb;
+        e->cap = ncap;
+    }
+
+    if (e->n == 0) {
+        uint8_t tmp[10];
+        size_t k = bs_put_varint(tmp, t);
+        for (size_t i = 0; i < k; i++)
+            put_bits(e, tmp[i], 8);
+        put_bits(e, vbits, 64);
+        e->mint = t;
+    } else if (e->n == 1) {
+        uint64_t delta = (uint64_t)t - (uint64_t)e->t;
+        uint8_t tmp[10];
+        size_t k = bs_put_uvarint(tmp, delta);
+        for (size_t i = 0; i < k; i++)
+            put_bits(e, tmp[i], 8);
+        put_value(e, vbits);
+        e->tdelta = (int64_t)delta;
+    } else {
+        uint64_t delta = (uint64_t)t - (uint64_t)e->t;
+        int64_t dod = (int64_t)(delta - (uint64_t)e->tdelta);
+        if (dod == 0) {
+            put_bit(e, 0);
+        } else if (dod >= -8191 && dod <= 8192) {
+            put_bits(e, 0x2, 2);
+            put_bits(e, (uint64_t)dod, 14);
+        } else if (dod >= -65535 && dod <= 65536) {
+            put_bits(e, 0x6, 3);
+            put_bits(e, (uint64_t)dod, 17);
+        } else if (dod >= -524287 && dod <= 524288) {
+            put_bits(e, 0xe, 4);
+            put_bits(e, (uint64_t)dod, 20);
+        } else {
+            put_bits(e, 0xf, 4);
+            put_bits(e, (uint64_t)dod, 64);
+        }
+        put_value(e, vbits);
+        e->tdelta = (int64_t)delta;
+    }
+    e->t = t;
+    e->v = vbits;
+    e->n++;
+    e->buf[0] = (uint8_t)(e->n >> 8);
+    e->buf[1] = (uint8_t)e->n;
+    return 0;
+}
+
+/* ------------------------------------------------------------- decoder */
+
+void tsdb_xor_dec_init(struct tsdb_xor_dec *d, const uint8_t *p, size_t len)
+{
+    memset(d, 0, sizeof(*d));
+    d->p = p;
+    d->leading = 0xff;
+    if (len < TSDB_CHUNK_HEADER) {
+        d->err = len ? BS_ECORRUPT : 0;
+        return;
+    }
+    d->nbits = len * 8;
+    d->pos = TSDB_CHUNK_HEADER * 8;
+    d->total = (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static bool get_bits(struct tsdb_xor_dec *d, unsigned n, uint64_t *out)
+{
+    if (d->nbits - d->pos < n)
+        return false;
+    if (n == 0) {
+        *out = 0;
+        return true;
+    }
+    uint64_t v = 0;
+    size_t pos = d->pos;
+    /* Fast path: 8 whole bytes cover any n <= 56 from any bit offset. */
+    size_t byte = pos >> 3;
+    if (n <= 56 && byte + 8 <= d->nbits / 8) {
+        uint64_t w;
+        memcpy(&w, d->p + byte, 8);
+        w = __builtin_bswap64(w);
+        v = (w << (pos & 7)) >> (64 - n);
+        d->pos = pos + n;
+        *out = v;
+        return true;
+    }
+    while (n > 0) {
+        byte = pos >> 3;
+        unsigned room = 8 - (unsigned)(pos & 7);
+        unsigned take = n < room ? n : room;
+        uint64_t bits = (uint64_t)(d->p[byte] >> (room - take)) & ((1u << take) - 1);
+        v = (v << take) | bits;
+        pos += take;
+        n -= take;
+    }
+    d->pos = pos;
+    *out = v;
+    return true;
+}
+
+static bool get_bit(struct tsdb_xor_dec *d, unsigned *bit)
+{
+    if (d->pos >= d->nbits)
+        return false;
+    *bit = (d->p[d->pos >> 3] >> (7 - (d->pos & 7))) & 1u;
+    d->pos++;
+    return true;
+}
+
+/* A varint stored as whole bytes inside the bit stream. */
+static bool get_uvarint_bits(struct tsdb_xor_dec *d, uint64_t *out)
+{
+    uint8_t tmp[10];
+    for (size_t i = 0; i < sizeof(tmp); i++) {
+        uint64_t b;
+        if (!get_bits(d, 8, &b))
+            return false;
+        tmp[i] = (uint8_t)b;
+        if (!(b & 0x80))
+            return bs_get_uvarint(tmp, i + 1, out) == i + 1;
+    }
+    return false;
+}
+
+static bool get_value(struct tsdb_xor_dec *d)
+{
+    unsigned bit;
+    if (!get_bit(d, &bit))
+        return false;
+    if (!bit)
+        return true;
+    if (!get_bit(d, &bit))
+        return false;
+    uint64_t x;
+    if (!bit) {
+        if (d->leading == 0xff)
+            return false;
+        if (!get_bits(d, 64u - d->leading - d->trailing, &x))
+            return false;
+        d->v ^= x << d->trailing;
+        return true;
+    }
+    uint64_t lead, sig;
+    if (!get_bits(d, 5, &lead) || !get_bits(d, 6, &sig))
+        return false;
+    if (sig == 0)
+        sig = 64;
+    if (lead + sig > 64)
+        return false;
+    if (!get_bits(d, (unsigned)sig, &x))
+        return false;
+    d->leading = (uint8_t)lead;
+    d->trailing = (uint8_t)(64 - lead - sig);
+    d->v ^= x << d->trailing;
+    return true;
+}
+
+static int64_t sign_extend(uint64_t bits, unsigned n)
+{
+    if (bits > (UINT64_C(1) << (n - 1)))
+        return (int64_t)(bits - (UINT64_C(1) << n));
+    return (int64_t)bits;
+}
+
+bool tsdb_xor_dec_next(struct tsdb_xor_dec *d)
+{
+    if (d->err || d->read >= d->total)
+        return false;
+    if (d->read == 0) {
+        uint64_t u;
+        if (!get_uvarint_bits(d, &u) || !get_bits(d, 64, &d->v))
+            goto corrupt;
+        d->t = (int64_t)((u >> 1) ^ -(u & 1)); /* zig-zag */
+    } else if (d->read == 1) {
+        uint64_t delta;
+        if (!get_uvarint_bits(d, &delta))
+            goto corrupt;
+        d->tdelta = (int64_t)delta;
+        d->t = (int64_t)((uint64_t)d->t + delta);
+        if (!get_value(d))
+            goto corrupt;
+    } else {
+        unsigned bit, nb = 0;
+        int64_t dod = 0;
+        /* Count leading 1 bits, up to 4. */
+        for (;;) {
+            if (!get_bit(d, &bit))
+                goto corrupt;
+            if (!bit)
+                break;
+            if (++nb == 4)
+                break;
+        }
+        if (nb > 0) {
+            static const unsigned widths[5] = {0, 14, 17, 20, 64};
+            uint64_t bits;
+            if (!get_bits(d, widths[nb], &bits))
+                goto corrupt;
+            dod = nb == 4 ? (int64_t)bits : sign_extend(bits, widths[nb]);
+        }
+        d->tdelta = (int64_t)((uint64_t)d->tdelta + (uint64_t)dod);
+        d->t = (int64_t)((uint64_t)d->t + (uint64_t)d->tdelta);
+        if (!get_value(d))
+            goto corrupt;
+    }
+    d->read++;
+    return true;
+corrupt:
+    d->err = BS_ECORRUPT;
+    return false;
+}

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The store as a whole: options, open (directory, lock file, WAL replay,
+ * WAL writer), close, statistics and the module's self-metrics.
+ *
+ * The data directory is guarded by an exclusive flock(2) on <dir>/lock,
+ * held for as long as the store is open, so two processes (or two opens in
+ * one process) never share a directory. Self-metrics are registered once
+ * per process; the series gauge sums over every store open at the time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tsdb/tsdb_int.h"
+
+void tsdb_options_default(struct tsdb_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->dir = "data";
+    o->retention_ms = INT64_C(15) * 24 * 3600 * 1000;
+    o->wal_fsync_interval_ms = 1000;
+    o->wal_segment_size = 0;
+}
+
+/* --------------------------------------------------------- self-metrics */
+
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tsdb **open_dbs;
+static size_t nopen_dbs;
+static struct bs_metric *m_appended, *m_ooo, *m_dup;
+
+static double head_series_fn(void *arg)
+{
+    (void)arg;
+    uint64_t total = 0;
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < nopen_dbs; i++)
+        total += __atomic_load_n(&open_dbs[i]->head.num_series, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&open_mu);
+    return (double)total;
+}
+
+static void metrics_register(void)
+{
+    bs_metric_register_func(BS_METRIC_GAUGE, "bongsu_tsdb_head_series",
+                            "Number of series in the head block.", NULL, head_series_fn, NULL);
+    m_appended = bs_metric_register(BS_METRIC_COUNTER, "bongsu_tsdb_head_samples_appended_total",
+                                    "Total number of appended samples.", NULL);
+    m_ooo = bs_metric_register(BS_METRIC_COUNTER, "bongsu_tsdb_out_of_order_samples_total",
+                               "Total number of out of order samples rejected.", NULL);
+    m_dup = bs_metric_register(BS_METRIC_COUNTER, "bongsu_tsdb_duplicate_samples_total",
+                               "Total number of samples rejected for a duplicate timestamp.", NULL);
+}
+
+void tsdb_metrics_add(uint64_t appended, uint64_t out_of_order, uint64_t duplicate)
+{
+    if (appended && m_appended)
+        bs_metric_add(m_appended, (double)appended);
+    if (out_of_order && m_ooo)
+        bs_metric_add(m_ooo, (double)out_of_order);
+    if (duplicate && m_dup)
+        bs_metric_add(m_dup, (double)duplicate);
+}
+
+static void open_list_add(struct tsdb *db)
+{
+    pthread_mutex_lock(&open_mu);
+    open_dbs = bs_xrealloc(open_dbs, (nopen_dbs + 1) * sizeof(*open_dbs));
+    open_dbs[nopen_dbs++] = db;
+    pthread_mutex_unlock(&open_mu);
+}
+
+static void open_list_del(struct tsdb *db)
+{
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < nopen_dbs; i++) {
+        if (open_dbs[i] == db) {
+            open_dbs[i] = open_dbs[--nopen_dbs];
+            break;
+        }
+    }
+    if (nopen_dbs == 0) {
+        free(open_dbs);
+        open_dbs = NULL;
+    }
+    pthread_mutex_unlock(&open_mu);
+}
+
+/* ------------------------------------------------------------ open/close */
+
+/* mkdir -p; returns 0 or errno. */
+static int mkdir_all(const char *path)
+{
+    char *p = bs_xstrdup(path);
+    int rc = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+                rc = errno;
+                break;
+            }
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    free(p);
+    if (rc == 0) {
+        struct stat st;
+        if (stat(path, &st) != 0)
+            rc = errno;
+        else if (!S_ISDIR(st.st_mode))
+            rc = ENOTDIR;
+    }
+    return rc;
+}
+
+int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *err)
+{
+    if (!out || !o || !o->dir || !o->dir[0])
+        return bs_error_set(err, BS_EINVAL, "tsdb_open: no data directory given");
+    *out = NULL;
+    pthread_once(&metrics_once, metrics_register);
+
+    struct tsdb *db = calloc(1, sizeof(*db));
+    if (!db)
+        return bs_error_set(err, BS_ENOMEM, "out of memory opening %s", o->dir);
+    db->lock_fd = -1;
+    db->wal.fd = -1;
+    db->opts = *o;
+    db->dir = bs_xstrdup(o->dir);
+    db->opts.dir = db->dir;
+    bool head_ok = false;
+    int rc;
+    char waldir[4096], lockpath[4096];
+    if ((size_t)snprintf(waldir, sizeof(waldir), "%s/wal", db->dir) >= sizeof(waldir) ||
+        (size_t)snprintf(lockpath, sizeof(lockpath), "%s/lock", db->dir) >= sizeof(lockpath)) {
+        rc = bs_error_set(err, BS_EINVAL, "data directory path is too long: %s", db->dir);
+        goto fail;
+    }
+
+    int e = mkdir_all(db->dir);
+    if (e == 0)
+        e = mkdir_all(waldir);
+    if (e) {
+        rc = bs_error_set(err, BS_EIO, "cannot create data directory %s: %s", db->dir, strerror(e));
+        goto fail;
+    }
+    db->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0) {
+        e = errno;
+        rc = bs_error_set(err, BS_EIO, "cannot open lock file %s: %s", lockpath, strerror(e));
+        goto fail;
+    }
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        e = errno;
+        if (e == EWOULDBLOCK)
+            rc = bs_error_set(err, BS_EIO,
+                              "data directory %s is in use by another process (lock file %s "
+                              "is held); stop it or choose another --storage.tsdb.path",
+                              db->dir, lockpath);
+        else
+            rc = bs_error_set(err, BS_EIO, "cannot lock %s: %s", lockpath, strerror(e));
+        goto fail;
+    }
+
+    rc = tsdb_head_init(&db->head);
+    if (rc) {
+        bs_error_set(err, rc, "out of memory creating the head for %s", db->dir);
+        goto fail;
+    }
+    head_ok = true;
+    uint32_t next_seg = 0;
+    rc = tsdb_wal_replay(db, waldir, &next_seg, err);
+    if (rc)
+        goto fail;
+    rc = tsdb_wal_open(&db->wal, waldir, o->wal_segment_size, o->wal_fsync_interval_ms, next_seg,
+                       err);
+    if (rc)
+        goto fail;
+    open_list_add(db);
+    *out = db;
+    return 0;
+fail:
+    if (head_ok)
+        tsdb_head_fini(&db->head);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    free(db->dir);
+    free(db);
+    return rc;
+}
+
+void tsdb_close(struct tsdb *db)
+{
+    if (!db)
+        return;
+    open_list_del(db);
+    tsdb_wal_close(&db->wal);
+    tsdb_head_fini(&db->head);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
+    free(db->dir);
+    free(db);
+}
+
+void tsdb_stats(struct tsdb *db, struct tsdb_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->min_time = INT64_MAX;
+    out->max_time = INT64_MIN;
+    if (!db)
+        return;
+    struct tsdb_head *h = &db->head;
+    out->num_series = __atomic_load_n(&h->num_series, __ATOMIC_RELAXED);
+    out->num_samples_appended = __atomic_load_n(&h->samples_appended, __ATOMIC_RELAXED);
+    out->num_chunks = __atomic_load_n(&h->num_chunks, __ATOMIC_RELAXED);
+    out->min_time = __atomic_load_n(&h->min_time, __ATOMIC_RELAXED);
+    out->max_time = __atomic_load_n(&h->max_time, __ATOMIC_RELAXED);
+    out->out_of_order_samples = __atomic_load_n(&h->ooo_samples, __ATOMIC_RELAXED);
+    out->duplicate_samples = __atomic_load_n(&h->dup_samples, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&db->wal.mu);
+    out->wal_bytes = db->wal.total_bytes;
+    pthread_mutex_unlock(&db->wal.mu);
+}

@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The head: every series in memory, found by label-set hash or by ref.
+ *
+ * Design. A series is looked up by labels_hash() in one of 64 stripes,
+ * each a chained hash table under its own mutex, so appenders touching
+ * different series rarely meet; collisions are resolved by comparing the
+ * label sets. A ref is a dense integer handed out in creation order under
+ * the postings write lock, which makes every postings list an append-only
+ * sorted array in normal operation (WAL replay may insert out of order and
+ * falls back to a sorted insert). The ref -> series table is two-level:
+ * pages of 16384 pointers, allocated on demand under a small mutex and
+ * published with release stores, read without locks.
+ *
+ * Each series has its own mutex guarding its chunks and newest sample.
+ * Series are never freed while the tsdb is open (there is no head
+ * truncation yet), so a pointer obtained from the table stays valid until
+ * tsdb_close, and closed chunks, which are immutable, may be read by
+ * queriers without the series lock. Only the open chunk changes and may be
+ * reallocated; queriers copy it under the lock.
+ *
+ * Bookkeeping allocations (series, tables) use the aborting bs_x* wrappers;
+ * sample data uses malloc and reports BS_ENOMEM.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsdb/tsdb_int.h"
+
+/* ------------------------------------------------------------ ref table */
+
+struct tsdb_series *tsdb_head_series_by_ref(struct tsdb_head *h, tsdb_ref ref)
+{
+    if (ref == 0 || ref > TSDB_REF_MAX)
+        return NULL;
+    struct tsdb_series **page =
+        __atomic_load_n(&h->pages[ref >> TSDB_REF_PAGE_BITS], __ATOMIC_ACQUIRE);
+    if (!page)
+        return NULL;
+    return __atomic_load_n(&page[ref & (TSDB_REF_PAGE_SIZE - 1)], __ATOMIC_ACQUIRE);
+}
+
+static void ref_table_set(struct tsdb_head *h, tsdb_ref ref, struct tsdb_series *s)
+{
+    size_t pi = (size_t)(ref >> TSDB_REF_PAGE_BITS);
+    pthread_mutex_lock(&h->pages_mu);
+    struct tsdb_series **page = h->pages[pi];
+    if (!page) {
+        page = bs_xcalloc(TSDB_REF_PAGE_SIZE, sizeof(*page));
+        __atomic_store_n(&h->pages[pi], page, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&page[ref & (TSDB_REF_PAGE_SIZE - 1)], s, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&h->pages_mu);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int tsdb_head_init(struct tsdb_head *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->syms = labels_symtab_new();
+    if (!h->syms)
+        return BS_ENOMEM;
+    h->pages = calloc(TSDB_REF_PAGES, sizeof(*h->pages));
+    if (!h->pages) {
+        labels_symtab_free(h->syms);
+        return BS_ENOMEM;
+    }
+    for (size_t i = 0; i < TSDB_STRIPES; i++) {
+        pthread_mutex_init(&h->stripes[i].mu, NULL);
+        h->stripes[i].nbuckets = 16;
+        h->stripes[i].buckets = bs_xcalloc(16, sizeof(struct tsdb_series *));
+    }
+    pthread_mutex_init(&h->pages_mu, NULL);
+    tsdb_postings_init(&h->postings);
+    h->next_ref = 1;
+    h->min_time = INT64_MAX;
+    h->max_time = INT64_MIN;
+    return 0;
+}
+
+static void series_free(struct tsdb_series *s)
+{
+    for (size_t i = 0; i < s->nchunks; i++)
+        free(s->chunks[i]);
+    free(s->chunks);
+    tsdb_xor_enc_fini(&s->open);
+    free(s->lset.v);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void tsdb_head_fini(struct tsdb_head *h)
+{
+    for (size_t i = 0; i < TSDB_STRIPES; i++) {
+        struct tsdb_stripe *st = &h->stripes[i];
+        for (size_t b = 0; b < st->nbuckets; b++) {
+            struct tsdb_series *s = st->buckets[b];
+            while (s) {
+                struct tsdb_series *next = s->hnext;
+                series_free(s);
+                s = next;
+            }
+        }
+        free(st->buckets);
+        pthread_mutex_destroy(&st->mu);
+    }
+    if (h->pages) {
+        for (size_t i = 0; i < TSDB_REF_PAGES; i++)
+            free(h->pages[i]);
+        free(h->pages);
+    }
+    pthread_mutex_destroy(&h->pages_mu);
+    tsdb_postings_fini(&h->postings);
+    labels_symtab_free(h->syms);
+    memset(h, 0, sizeof(*h));
+}
+
+/* --------------------------------------------------------------- series */
+
+static void stripe_grow(struct tsdb_stripe *st)
+{
+    size_t nb = st->nbuckets * 2;
+    struct tsdb_series **buckets = bs_xcalloc(nb, sizeof(*buckets));
+    for (size_t b = 0; b < st->nbuckets; b++) {
+        struct tsdb_series *s = st->buckets[b];
+        while (s) {
+            struct tsdb_series *next = s->hnext;
+            size_t i = (size_t)(s->hash >> 6) & (nb - 1);
+            s->hnext = buckets[i];
+            buckets[i] = s;
+            s = next;
+        }
+    }
+    free(st->buckets);
+    st->buckets = buckets;
+    st->nbuckets = nb;
+}
+
+int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls, uint64_t hash,
+                                   tsdb_ref want_ref, struct tsdb_series **out, bool *created)
+{
+    struct tsdb_stripe *st = &h->stripes[hash & (TSDB_STRIPES - 1)];
+    *created = false;
+    pthread_mutex_lock(&st->mu);
+    struct tsdb_series *s = st->buckets[(size_t)(hash >> 6) & (st->nbuckets - 1)];
+    for (; s; s = s->hnext) {
+        if (s->hash == hash && labels_equal(&s->lset, ls))
+            break;
+    }
+    if (s) {
+        pthread_mutex_unlock(&st->mu);
+        if (want_ref && want_ref != s->ref) {
+            struct tsdb_series *o = tsdb_head_series_by_ref(h, want_ref);
+            if (o == s) {
+                *out = s;
+                return 0;
+            }
+            if (want_ref > TSDB_REF_MAX || o)
+                return BS_EINVAL;
+            ref_table_set(h, want_ref, s);
+            pthread_rwlock_wrlock(&h->postings.lock);
+            if (want_ref >= h->next_ref)
+                h->next_ref = want_ref + 1;
+            pthread_rwlock_unlock(&h->postings.lock);
+        }
+        *out = s;
+        return 0;
+    }
+
+    s = bs_xcalloc(1, sizeof(*s));
+    s->lset.v = bs_xmalloc((ls->n ? ls->n : 1) * sizeof(struct label));
+    s->lset.n = ls->n;
+    for (size_t i = 0; i < ls->n; i++) {
+        s->lset.v[i].name = labels_symtab_intern(h->syms, ls->v[i].name, strlen(ls->v[i].name));
+        s->lset.v[i].value = labels_symtab_intern(h->syms, ls->v[i].value, strlen(ls->v[i].value));
+        if (!s->lset.v[i].name || !s->lset.v[i].value) {
+            pthread_mutex_unlock(&st->mu);
+            free(s->lset.v);
+            free(s);
+            return BS_ENOMEM;
+        }
+    }
+    s->hash = hash;
+    pthread_mutex_init(&s->mu, NULL);
+    tsdb_xor_enc_init(&s->open);
+
+    int rc = 0;
+    pthread_rwlock_wrlock(&h->postings.lock);
+    tsdb_ref ref = want_ref ? want_ref : h->next_ref;
+    if (ref > TSDB_REF_MAX)
+        rc = BS_ELIMIT;
+    else if (want_ref && tsdb_head_series_by_ref(h, want_ref))
+        rc = BS_EINVAL; /* the ref is taken by other labels: corrupt WAL */
+    if (rc == 0) {
+        if (ref >= h->next_ref)
+            h->next_ref = ref + 1;
+        s->ref = ref;
+        ref_table_set(h, ref, s);
+        tsdb_postings_add_locked(&h->postings, &s->lset, ref);
+    }
+    pthread_rwlock_unlock(&h->postings.lock);
+    if (rc) {
+        pthread_mutex_unlock(&st->mu);
+        pthread_mutex_destroy(&s->mu);
+        free(s->lset.v);
+        free(s);
+        return rc;
+    }
+
+    if (st->n >= st->nbuckets)
+        stripe_grow(st);
+    size_t bi = (size_t)(hash >> 6) & (st->nbuckets - 1);
+    s->hnext = st->buckets[bi];
+    st->buckets[bi] = s;
+    st->n++;
+    pthread_mutex_unlock(&st->mu);
+
+    __atomic_add_fetch(&h->num_series, 1, __ATOMIC_RELAXED);
+    *out = s;
+    *created = true;
+    return 0;
+}
+
+void tsdb_head_note_time(struct tsdb_head *h, int64_t t)
+{
+    int64_t cur = __atomic_load_n(&h->min_time, __ATOMIC_RELAXED);
+    while (t < cur && !__atomic_compare_exchange_n(&h->min_time, &cur, t, true, __ATOMIC_RELAXED,
+                                                   __ATOMIC_RELAXED)) {
+    }
+    cur = __atomic_load_n(&h->max_time, __ATOMIC_RELAXED);
+    while (t > cur && !__atomic_compare_exchange_n(&h->max_time, &cur, t, true, __ATOMIC_RELAXED,
+                                                   __ATOMIC_RELAXED)) {
+    }
+}
+
+/* Move the open chunk to the closed list. */
+static int series_cut(struct tsdb_head *h, struct tsdb_series *s)
+{
+    size_t len = tsdb_xor_enc_bytes(&s->open);
+    struct tsdb_chunk *c = malloc(sizeof(*c) + len);
+    if (!c)
+        return BS_ENOMEM;
+    if (s->nchunks == s->chunks_cap) {
+        size_t ncap = s->chunks_cap ? s->chunks_cap * 2 : 4;
+        struct tsdb_chunk **nc = realloc(s->chunks, ncap * sizeof(*nc));
+        if (!nc) {
+            free(c);
+            return BS_ENOMEM;
+        }
+        s->chunks = nc;
+        s->chunks_cap = ncap;
+    }
+    c->mint = s->open.mint;
+    c->maxt = s->open.t;
+    c->len = (uint32_t)len;
+    c->n = s->open.n;
+    memcpy(c->data, s->open.buf, len);
+    s->chunks[s->nchunks++] = c;
+    tsdb_xor_enc_reset(&s->open);
+    (void)h;
+    return 0;
+}
+
+int tsdb_head_series_append(struct tsdb_head *h, struct tsdb_series *s, int64_t t, uint64_t vbits)
+{
+    if (s->has_samples) {
+        if (t < s->max_t)
+            return BS_EOUTOFORDER;
+        if (t == s->max_t)
+            return vbits == s->last_v ? 1 : BS_EDUPLICATE;
+    }
+    if (s->open.n > 0 && (s->open.n >= TSDB_CHUNK_MAX_SAMPLES ||
+                          tsdb_chunk_range_of(t) != tsdb_chunk_range_of(s->open.mint))) {
+        int rc = series_cut(h, s);
+        if (rc)
+            return rc;
+    }
+    int rc = tsdb_xor_enc_append(&s->open, t, vbits);
+    if (rc)
+        return rc;
+    if (s->open.n == 1)
+        __atomic_add_fetch(&h->num_chunks, 1, __ATOMIC_RELAXED);
+    if (!s->has_samples) {
+        s->min_t = t;
+        s->has_samples = true;
+    }
+    s->max_t = t;
+    s->last_v = vbits;
+    return 0;
+}
+
+/* Does the encoded chunk hold a sample in [mint, maxt]? */
+static bool chunk_has_sample_in(const uint8_t *p, size_t len, int64_t cmint, int64_t cmaxt,
+                                int64_t mint, int64_t maxt)
+{
+    if (cmaxt < mint || cmint > maxt)
+        return false;
+    if (cmint >= mint && cmaxt <= maxt)
+        return true;
+    struct tsdb_xor_dec d;
+    tsdb_xor_dec_init(&d, p, len);
+    while (tsdb_xor_dec_next(&d)) {
+        if (d.t > maxt)
+            return false;
+        if (d.t >= mint)
+            return true;
+    }
+    return false;
+}
+
+bool tsdb_head_series_has_sample_in(struct tsdb_series *s, int64_t mint, int64_t maxt)
+{
+    if (!s->has_samples || s->max_t < mint || s->min_t > maxt)
+        return false;
+    for (size_t i = 0; i < s->nchunks; i++) {
+        const struct tsdb_chunk *c = s->chunks[i];
+        if (c->mint > maxt)
+            return false;
+        if (chunk_has_sample_in(c->data, c->len, c->mint, c->maxt, mint, maxt))
+            return true;
+    }
+    if (s->open.n > 0)
+        return chunk_has_sample_in(s->open.buf, tsdb_xor_enc_bytes(&s->open), s->open.mint,
+                                   s->open.t, mint, maxt);
+    return false;
+}

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The appender: stages samples, then commits them through the WAL into the
+ * head.
+ *
+ * Design. add() resolves the series (by ref hint, else by labels, creating
+ * it - and so assigning its ref - on first sight; creation is idempotent
+ * under concurrency because it happens under the stripe lock), then checks
+ * the sample against the newest sample of the series in the head and the
+ * newest one staged earlier in this batch (a small ref -> last sample map),
+ * so rejected samples never reach the WAL.
+ *
+ * commit() takes the WAL writer mutex, encodes a series record for every
+ * series of the batch that has not been logged yet (a series created by an
+ * appender whose commit failed or was rolled back is logged by the first
+ * commit that carries samples for it), then the samples records, writes
+ * them, and only then appends the samples to the head, still under the
+ * writer mutex. Holding it across the apply keeps the order in which
+ * samples become visible identical to their order in the WAL, so replay
+ * rebuilds exactly what queriers saw (a sample that lost a race with a
+ * concurrent commit of a newer sample is rejected both live and on
+ * replay). Everything before commit - lookups, creation, validation - runs
+ * under striped and per-series locks only.
+ *
+ * A series created by an add whose batch is rolled back stays in the head,
+ * empty; queries skip series without samples in range.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tsdb/tsdb_int.h"
+
+#define TSDB_APPENDER_MAX_SAMPLES (UINT64_C(1) << 24)
+#define TSDB_MAX_LABELS_BYTES (1u << 20)
+#define TSDB_MAX_SERIES_RECORD (1u << 16)
+
+struct app_sample {
+    struct tsdb_series *s;
+    int64_t t;
+    uint64_t v;
+};
+
+struct app_slot { /* newest staged sample of one series; s NULL = empty */
+    struct tsdb_series *s;
+    int64_t t;
+    uint64_t v;
+};
+
+struct tsdb_appender {
+    struct tsdb *db;
+    struct app_sample *samples;
+    size_t n, cap;
+    struct app_slot *slots;
+    size_t nslots, slots_cap; /* slots_cap is a power of two */
+};
+
+struct tsdb_appender *tsdb_appender_new(struct tsdb *db)
+{
+    if (!db)
+        return NULL;
+    struct tsdb_appender *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->db = db;
+    return a;
+}
+
+static void appender_free(struct tsdb_appender *a)
+{
+    free(a->samples);
+    free(a->slots);
+    free(a);
+}
+
+void tsdb_appender_rollback(struct tsdb_appender *a)
+{
+    if (a)
+        appender_free(a);
+}
+
+static size_t slot_index(uint64_t ref, size_t cap)
+{
+    return (size_t)((ref * UINT64_C(0x9E3779B97F4A7C15)) >> 20) & (cap - 1);
+}
+
+static struct app_slot *slot_find(struct tsdb_appender *a, const struct tsdb_series *s)
+{
+    if (a->slots_cap == 0)
+        return NULL;
+    for (size_t i = slot_index(s->ref, a->slots_cap);; i = (i + 1) & (a->slots_cap - 1)) {
+        if (a->slots[i].s == s)
+            return &a->slots[i];
+        if (!a->slots[i].s)
+            return NULL;
+    }
+}
+
+static int slot_put(struct tsdb_appender *a, struct tsdb_series *s, int64_t t, uint64_t v)
+{
+    struct app_slot *sl = slot_find(a, s);
+    if (sl) {
+        sl->t = t;
+        sl->v = v;
+        return 0;
+    }
+    if ((a->nslots + 1) * 2 > a->slots_cap) {
+        size_t ncap = a->slots_cap ? a->slots_cap * 2 : 64;
+        struct app_slot *ns = calloc(ncap, sizeof(*ns));
+        if (!ns)
+            return BS_ENOMEM;
+        for (size_t i = 0; i < a->slots_cap; i++) {
+            if (!a->slots[i].s)
+                continue;
+            size_t j = slot_index(a->slots[i].s->ref, ncap);
+            while (ns[j].s)
+                j = (j + 1) & (ncap - 1);
+            ns[j] = a->slots[i];
+        }
+        free(a->slots);
+        a->slots = ns;
+        a->slots_cap = ncap;
+    }
+    size_t j = slot_index(s->ref, a->slots_cap);
+    while (a->slots[j].s)
+        j = (j + 1) & (a->slots_cap - 1);
+    a->slots[j] = (struct app_slot){s, t, v};
+    a->nslots++;
+    return 0;
+}
+
+/* Sorted by name, unique names, valid names, non-empty values, bounded. */
+static int labels_check(const struct labels *ls)
+{
+    if (!ls || ls->n == 0 || !ls->v)
+        return BS_EINVAL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < ls->n; i++) {
+        const char *name = ls->v[i].name, *value = ls->v[i].value;
+        if (!name || !value || !value[0])
+            return BS_EINVAL;
+        size_t nl = strlen(name);
+        if (!labels_name_valid(name, nl))
+            return BS_EINVAL;
+        if (i > 0 && strcmp(ls->v[i - 1].name, name) >= 0)
+            return BS_EINVAL;
+        bytes += nl + strlen(value);
+    }
+    return bytes > TSDB_MAX_LABELS_BYTES ? BS_ELIMIT : 0;
+}
+
+int tsdb_appender_add(struct tsdb_appender *a, tsdb_ref ref, const struct labels *ls, int64_t t,
+                      double v, tsdb_ref *out_ref)
+{
+    if (!a)
+        return BS_EINVAL;
+    struct tsdb_head *h = &a->db->head;
+    struct tsdb_series *s = ref ? tsdb_head_series_by_ref(h, ref) : NULL;
+    if (!s) {
+        int rc = labels_check(ls);
+        if (rc)
+            return rc;
+        bool created;
+        rc = tsdb_head_series_get_or_create(h, ls, labels_hash(ls), 0, &s, &created);
+        if (rc)
+            return rc;
+    }
+    if (out_ref)
+        *out_ref = s->ref;
+    if ((uint64_t)a->n >= TSDB_APPENDER_MAX_SAMPLES)
+        return BS_ELIMIT;
+
+    uint64_t vbits = bs_float_bits(v);
+    pthread_mutex_lock(&s->mu);
+    bool has = s->has_samples;
+    int64_t newest = s->max_t;
+    uint64_t newest_v = s->last_v;
+    pthread_mutex_unlock(&s->mu);
+    struct app_slot *sl = slot_find(a, s);
+    if (sl && (!has || sl->t > newest)) {
+        has = true;
+        newest = sl->t;
+        newest_v = sl->v;
+    }
+    if (has) {
+        if (t < newest) {
+            __atomic_add_fetch(&h->ooo_samples, 1, __ATOMIC_RELAXED);
+            tsdb_metrics_add(0, 1, 0);
+            return BS_EOUTOFORDER;
+        }
+        if (t == newest) {
+            if (vbits == newest_v)
+                return 0;
+            __atomic_add_fetch(&h->dup_samples, 1, __ATOMIC_RELAXED);
+            tsdb_metrics_add(0, 0, 1);
+            return BS_EDUPLICATE;
+        }
+    }
+
+    if (a->n == a->cap) {
+        size_t ncap = a->cap ? a->cap * 2 : 64;
+        struct app_sample *ns = realloc(a->samples, ncap * sizeof(*ns));
+        if (!ns)
+            return BS_ENOMEM;
+        a->samples = ns;
+        a->cap = ncap;
+    }
+    if (slot_put(a, s, t, vbits))
+        return BS_ENOMEM;
+    a->samples[a->n++] = (struct app_sample){s, t, vbits};
+    return 0;
+}
+
+/* Encode the batch as WAL records into w's pending buffer. */
+static int encode_batch(struct tsdb_appender *a, struct tsdb_wal *w)
+{
+    int rc = 0;
+    bool open = false;
+    for (size_t i = 0; i < a->slots_cap && rc == 0; i++) {
+        struct tsdb_series *s = a->slots[i].s;
+        if (!s || s->wal_logged)
+            continue;
+        if (open && tsdb_wal_rec_payload_len(w) >= TSDB_MAX_SERIES_RECORD) {
+            tsdb_wal_rec_end(w);
+            open = false;
+        }
+        if (!open) {
+            rc = tsdb_wal_rec_begin(w, TSDB_WAL_REC_SERIES);
+            open = true;
+        }
+        if (rc == 0)
+            rc = tsdb_wal_log_series(w, s);
+    }
+    if (open && rc == 0)
+        tsdb_wal_rec_end(w);
+
+    uint64_t prev_ref = 0, prev_t = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        if (i % TSDB_WAL_SAMPLES_PER_RECORD == 0) {
+            if (i > 0)
+                tsdb_wal_rec_end(w);
+            rc = tsdb_wal_rec_begin(w, TSDB_WAL_REC_SAMPLES);
+            prev_ref = prev_t = 0;
+            if (rc)
+                break;
+        }
+        const struct app_sample *sm = &a->samples[i];
+        uint8_t vb[8];
+        bs_put_be64(vb, sm->v);
+        rc = tsdb_wal_put_varint(w, (int64_t)(sm->s->ref - prev_ref));
+        if (rc == 0)
+            rc = tsdb_wal_put_varint(w, (int64_t)((uint64_t)sm->t - prev_t));
+        if (rc == 0)
+            rc = tsdb_wal_put(w, vb, 8);
+        prev_ref = sm->s->ref;
+        prev_t = (uint64_t)sm->t;
+    }
+    if (rc == 0 && a->n > 0)
+        tsdb_wal_rec_end(w);
+    return rc;
+}
+
+int tsdb_appender_commit(struct tsdb_appender *a, struct bs_error *err)
+{
+    if (!a)
+        return 0;
+    if (a->n == 0) {
+        appender_free(a);
+        return 0;
+    }
+    struct tsdb *db = a->db;
+    struct tsdb_head *h = &db->head;
+    struct tsdb_wal *w = &db->wal;
+
+    pthread_mutex_lock(&w->mu);
+    int rc = encode_batch(a, w);
+    if (rc) {
+        tsdb_wal_discard(w);
+        bs_error_set(err, rc, "cannot encode WAL records for a batch of %zu samples: %s", a->n,
+                     bs_strerror(rc));
+    } else {
+        rc = tsdb_wal_flush_locked(w, err);
+    }
+    if (rc) {
+        pthread_mutex_unlock(&w->mu);
+        appender_free(a);
+        return rc;
+    }
+    for (size_t i = 0; i < a->slots_cap; i++) {
+        if (a->slots[i].s)
+            a->slots[i].s->wal_logged = true;
+    }
+
+    uint64_t appended = 0, ooo = 0, dup = 0, failed = 0;
+    int64_t mint = INT64_MAX, maxt = INT64_MIN;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct app_sample *sm = &a->samples[i];
+        pthread_mutex_lock(&sm->s->mu);
+        int r = tsdb_head_series_append(h, sm->s, sm->t, sm->v);
+        pthread_mutex_unlock(&sm->s->mu);
+        if (r == 0) {
+            appended++;
+            if (sm->t < mint)
+                mint = sm->t;
+            if (sm->t > maxt)
+                maxt = sm->t;
+        } else if (r == BS_EOUTOFORDER) {
+            ooo++;
+        } else if (r == BS_EDUPLICATE) {
+            dup++;
+        } else if (r < 0) {
+            failed++;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+
+    if (appended) {
+        tsdb_head_note_time(h, mint);
+        tsdb_head_note_time(h, maxt);
+        __atomic_add_fetch(&h->samples_appended, appended, __ATOMIC_RELAXED);
+    }
+    if (ooo)
+        __atomic_add_fetch(&h->ooo_samples, ooo, __ATOMIC_RELAXED);
+    if (dup)
+        __atomic_add_fetch(&h->dup_samples, dup, __ATOMIC_RELAXED);
+    tsdb_metrics_add(appended, ooo, dup);
+    if (failed)
+        BS_ERROR("tsdb",
+                 "out of memory: %llu samples were written to the WAL but could not be "
+                 "added to the head; they will reappear after a restart",
+                 (unsigned long long)failed);
+    appender_free(a);
+    return 0;
+}
