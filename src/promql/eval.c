@@ -1,0 +1,1494 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * promql evaluator.
+ *
+ * Design. A query is evaluated step by step: the whole tree is evaluated
+ * at one timestamp T, producing a scalar, a string, an instant vector or a
+ * range vector (matrix); a range query repeats this for start, start+step,
+ * ..., end and folds the vectors into one matrix keyed by label set. This
+ * is the simplest model that is exactly Prometheus's semantics for every
+ * node (binary matching, aggregation, functions all work on one instant).
+ *
+ * Storage is read once. Before evaluation a prepare pass walks the tree and
+ * computes, for every selector, the time span it can ever need over the
+ * query (eval range widened by lookback or range, shifted by offset, pinned
+ * by @, widened again under subqueries). Each selector's series are loaded
+ * into heap buffers (struct sel_data) for the life of the query; per step
+ * a binary search finds the window. Only load_selector() touches the tsdb,
+ * so it can become a streaming iterator walk later without touching the
+ * rest.
+ *
+ * Memory. Everything produced while evaluating one step (vectors, matrices
+ * from subqueries, computed label sets) lives in an arena reset after the
+ * step; labels in vectors are therefore borrowed pointers either into the
+ * selector buffers (query lifetime) or into the arena (step lifetime). The
+ * range-query accumulator copies what it keeps with labels_dup. Errors
+ * simply unwind: the arena and the selector buffers are freed at the end of
+ * the query whatever happened.
+ *
+ * Limits. Loaded samples count against max_samples (BS_ELIMIT); the
+ * deadline is checked while loading and at every step and selector
+ * evaluation (BS_ETIMEOUT). The engine's semaphore bounds concurrency.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "promql/promql_int.h"
+
+struct promql_engine {
+    struct promql_engine_opts o;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int active;
+};
+
+struct sel_series {
+    struct labels *ls;          /* labels_dup */
+    struct promql_point *p;     /* malloc */
+    size_t n;
+};
+
+struct sel_data {
+    const struct promql_expr *node;
+    struct sel_series *s;
+    size_t n;
+};
+
+struct promql_eval {
+    struct promql_engine *eng;
+    struct tsdb *db;
+    int64_t start, end;
+    int64_t deadline_ns;
+    struct bs_arena arena;
+    struct sel_data *sels;
+    size_t nsels;
+    int64_t samples;
+    struct bs_error *err;
+    int code;
+    unsigned ticks;
+};
+
+/* --------------------------------------------------------------- engine */
+
+void promql_engine_opts_default(struct promql_engine_opts *o)
+{
+    o->lookback_ms = 300000;
+    o->timeout_ms = 120000;
+    o->max_samples = 50000000;
+    o->max_concurrency = 20;
+}
+
+struct promql_engine *promql_engine_new(const struct promql_engine_opts *o)
+{
+    struct promql_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    if (o)
+        e->o = *o;
+    else
+        promql_engine_opts_default(&e->o);
+    if (e->o.max_concurrency < 1)
+        e->o.max_concurrency = 1;
+    if (e->o.lookback_ms <= 0)
+        e->o.lookback_ms = 300000;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    return e;
+}
+
+void promql_engine_free(struct promql_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    free(e);
+}
+
+static void engine_acquire(struct promql_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    while (e->active >= e->o.max_concurrency)
+        pthread_cond_wait(&e->cv, &e->mu);
+    e->active++;
+    pthread_mutex_unlock(&e->mu);
+}
+
+static void engine_release(struct promql_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->active--;
+    pthread_cond_signal(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+}
+
+/* --------------------------------------------------------------- helpers */
+
+int promql_eval_error(struct promql_eval *ev, int code, const char *fmt, ...)
+{
+    if (ev->code == 0) {
+        ev->code = code;
+        if (ev->err) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(ev->err->msg, sizeof(ev->err->msg), fmt, ap);
+            va_end(ap);
+            ev->err->code = code;
+        }
+    }
+    return ev->code;
+}
+
+int promql_eval_check(struct promql_eval *ev)
+{
+    if (ev->code)
+        return ev->code;
+    if ((ev->ticks++ & 63) == 0 && ev->deadline_ns && bs_monotonic_ns() > ev->deadline_ns)
+        return promql_eval_error(ev, BS_ETIMEOUT, "query timed out in query execution");
+    return 0;
+}
+
+int64_t promql_eval_start(const struct promql_eval *ev)
+{
+    return ev->start;
+}
+
+void *promql_eval_alloc(struct promql_eval *ev, size_t n)
+{
+    void *p = bs_arena_alloc(&ev->arena, n ? n : 1);
+    if (!p)
+        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    return p;
+}
+
+const struct labels *promql_eval_labels(struct promql_eval *ev, const struct labels *ls)
+{
+    struct labels *c = promql_eval_alloc(ev, sizeof(*c) + ls->n * sizeof(struct label));
+    if (!c)
+        return NULL;
+    c->v = (struct label *)(c + 1);
+    c->n = ls->n;
+    for (size_t i = 0; i < ls->n; i++) {
+        c->v[i].name = bs_arena_strndup(&ev->arena, ls->v[i].name, strlen(ls->v[i].name));
+        c->v[i].value = bs_arena_strndup(&ev->arena, ls->v[i].value, strlen(ls->v[i].value));
+        if (!c->v[i].name || !c->v[i].value) {
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+    }
+    return c;
+}
+
+const struct labels *promql_eval_drop_name(struct promql_eval *ev, const struct labels *ls)
+{
+    size_t idx = ls->n;
+    for (size_t i = 0; i < ls->n; i++)
+        if (strcmp(ls->v[i].name, LABELS_METRIC_NAME) == 0)
+            idx = i;
+    if (idx == ls->n)
+        return ls;
+    struct labels *c = promql_eval_alloc(ev, sizeof(*c) + ls->n * sizeof(struct label));
+    if (!c)
+        return NULL;
+    c->v = (struct label *)(c + 1);
+    c->n = 0;
+    for (size_t i = 0; i < ls->n; i++)
+        if (i != idx)
+            c->v[c->n++] = ls->v[i];   /* strings outlive the step */
+    return c;
+}
+
+/* An arena hash map from 64-bit keys to indices. */
+struct hmap {
+    uint64_t *keys;
+    int64_t *vals;
+    size_t mask;
+};
+
+static int hmap_init(struct promql_eval *ev, struct hmap *h, size_t n)
+{
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap <<= 1;
+    h->keys = promql_eval_alloc(ev, cap * sizeof(uint64_t));
+    h->vals = promql_eval_alloc(ev, cap * sizeof(int64_t));
+    if (!h->keys || !h->vals)
+        return ev->code;
+    for (size_t i = 0; i < cap; i++)
+        h->vals[i] = -1;
+    h->mask = cap - 1;
+    return 0;
+}
+
+/* Returns the slot for key; *found tells whether it was present. */
+static size_t hmap_slot(const struct hmap *h, uint64_t key, bool *found)
+{
+    size_t i = (size_t)(key * UINT64_C(0x9E3779B97F4A7C15)) & h->mask;
+    while (h->vals[i] >= 0) {
+        if (h->keys[i] == key) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & h->mask;
+    }
+    *found = false;
+    return i;
+}
+
+static int64_t hmap_get(const struct hmap *h, uint64_t key)
+{
+    bool found;
+    size_t i = hmap_slot(h, key, &found);
+    return found ? h->vals[i] : -1;
+}
+
+static void hmap_put(struct hmap *h, uint64_t key, int64_t val)
+{
+    bool found;
+    size_t i = hmap_slot(h, key, &found);
+    h->keys[i] = key;
+    h->vals[i] = val;
+}
+
+/* "vector cannot contain metrics with the same labelset" check. */
+static int check_dups(struct promql_eval *ev, const struct promql_sample *v, size_t n)
+{
+    if (n < 2)
+        return 0;
+    struct hmap h;
+    if (hmap_init(ev, &h, n))
+        return ev->code;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = labels_hash(v[i].ls);
+        bool found;
+        size_t s = hmap_slot(&h, k, &found);
+        if (found && labels_equal(v[h.vals[s]].ls, v[i].ls))
+            return promql_eval_error(ev, BS_EEXEC,
+                                     "vector cannot contain metrics with the same labelset");
+        if (!found) {
+            h.keys[s] = k;
+            h.vals[s] = (int64_t)i;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- storage loading */
+
+static struct sel_data *find_sel(struct promql_eval *ev, const struct promql_expr *node)
+{
+    for (size_t i = 0; i < ev->nsels; i++)
+        if (ev->sels[i].node == node)
+            return &ev->sels[i];
+    return NULL;
+}
+
+static void sel_data_fini(struct sel_data *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        free(d->s[i].ls);
+        free(d->s[i].p);
+    }
+    free(d->s);
+}
+
+static int too_many_samples(struct promql_eval *ev)
+{
+    return promql_eval_error(
+        ev, BS_ELIMIT, "query processing would load too many samples into memory in query execution");
+}
+
+/* Load every sample in [mint, maxt] of the series node selects. This is
+ * the only place that reads storage. */
+static int load_selector(struct promql_eval *ev, const struct promql_expr *node, int64_t mint,
+                         int64_t maxt)
+{
+    struct sel_data *nv = realloc(ev->sels, (ev->nsels + 1) * sizeof(*nv));
+    if (!nv)
+        return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    ev->sels = nv;
+    struct sel_data *d = &ev->sels[ev->nsels++];
+    memset(d, 0, sizeof(*d));
+    d->node = node;
+
+    struct labels_matcher *ms[64];
+    struct labels_matcher **mp = ms;
+    if (node->nmatchers > 64) {
+        mp = malloc(node->nmatchers * sizeof(*mp));
+        if (!mp)
+            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    }
+    for (size_t i = 0; i < node->nmatchers; i++)
+        mp[i] = node->matchers[i].m;
+
+    int rc = 0;
+    struct tsdb_series_set *set = NULL;
+    struct tsdb_querier *q = tsdb_querier_new(ev->db, mint, maxt);
+    size_t cap = 0;
+    if (!q) {
+        rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        goto done;
+    }
+    struct bs_error e;
+    bs_error_clear(&e);
+    rc = tsdb_querier_select(q, mp, node->nmatchers, &set, &e);
+    if (rc) {
+        rc = promql_eval_error(ev, rc, "%s", e.msg[0] ? e.msg : bs_strerror(rc));
+        goto done;
+    }
+    while (tsdb_series_set_next(set)) {
+        if ((rc = promql_eval_check(ev)))
+            goto done;
+        if (d->n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            struct sel_series *ns = realloc(d->s, nc * sizeof(*ns));
+            if (!ns) {
+                rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+                goto done;
+            }
+            d->s = ns;
+            cap = nc;
+        }
+        struct sel_series *s = &d->s[d->n];
+        memset(s, 0, sizeof(*s));
+        s->ls = labels_dup(tsdb_series_set_labels(set));
+        if (!s->ls) {
+            rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            goto done;
+        }
+        d->n++;
+        struct tsdb_iterator *it = tsdb_series_set_iterator(set);
+        if (!it) {
+            rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            goto done;
+        }
+        size_t pcap = 0;
+        while (tsdb_iterator_next(it)) {
+            int64_t t;
+            double v;
+            tsdb_iterator_at(it, &t, &v);
+            if (t < mint || t > maxt)
+                continue;
+            if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0) {
+                tsdb_iterator_free(it);
+                rc = too_many_samples(ev);
+                goto done;
+            }
+            if (s->n == pcap) {
+                size_t nc = pcap ? pcap * 2 : 64;
+                struct promql_point *np = realloc(s->p, nc * sizeof(*np));
+                if (!np) {
+                    tsdb_iterator_free(it);
+                    rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+                    goto done;
+                }
+                s->p = np;
+                pcap = nc;
+            }
+            s->p[s->n].t = t;
+            s->p[s->n].v = v;
+            s->n++;
+        }
+        tsdb_iterator_free(it);
+    }
+done:
+    if (set)
+        tsdb_series_set_free(set);
+    if (q)
+        tsdb_querier_free(q);
+    if (mp != ms)
+        free(mp);
+    return rc;
+}
+
+static int64_t at_time(const struct promql_eval *ev, const struct promql_expr *x, int64_t t)
+{
+    switch (x->at) {
+    case PROMQL_AT_VALUE: return x->at_ms;
+    case PROMQL_AT_START: return ev->start;
+    case PROMQL_AT_END: return ev->end;
+    default: return t;
+    }
+}
+
+/* Load what every selector under x needs when x is evaluated at times in
+ * [tmin, tmax]. */
+static int prepare(struct promql_eval *ev, const struct promql_expr *x, int64_t tmin,
+                   int64_t tmax)
+{
+    if (!x)
+        return 0;
+    switch (x->kind) {
+    case PROMQL_NODE_VECTOR:
+    case PROMQL_NODE_MATRIX: {
+        const struct promql_expr *vs = x->kind == PROMQL_NODE_MATRIX ? x->lhs : x;
+        int64_t back = x->kind == PROMQL_NODE_MATRIX ? x->range_ms : ev->eng->o.lookback_ms;
+        int64_t a = at_time(ev, vs, tmin) - vs->offset_ms;
+        int64_t b = at_time(ev, vs, tmax) - vs->offset_ms;
+        return load_selector(ev, vs, a - back, b);
+    }
+    case PROMQL_NODE_SUBQUERY: {
+        int64_t a = at_time(ev, x, tmin) - x->offset_ms - x->range_ms;
+        int64_t b = at_time(ev, x, tmax) - x->offset_ms;
+        return prepare(ev, x->lhs, a, b);
+    }
+    default: {
+        int rc = prepare(ev, x->lhs, tmin, tmax);
+        if (!rc)
+            rc = prepare(ev, x->rhs, tmin, tmax);
+        for (size_t i = 0; !rc && i < x->nargs; i++)
+            rc = prepare(ev, x->args[i], tmin, tmax);
+        return rc;
+    }
+    }
+}
+
+/* Index of the last point with t <= ref, or -1. */
+static ptrdiff_t last_at_or_before(const struct promql_point *p, size_t n, int64_t ref)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p[mid].t <= ref)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (ptrdiff_t)lo - 1;
+}
+
+/* ------------------------------------------------------------- selectors */
+
+static int eval(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                struct promql_val *out);
+
+static int eval_vector_sel(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                           struct promql_val *out)
+{
+    struct sel_data *d = find_sel(ev, x);
+    if (!d)
+        return promql_eval_error(ev, BS_EEXEC, "internal error: selector was not prepared");
+    int64_t ref = at_time(ev, x, t) - x->offset_ms;
+    int64_t lb = ev->eng->o.lookback_ms;
+    out->type = PROMQL_VALUE_VECTOR;
+    out->vec = promql_eval_alloc(ev, d->n * sizeof(*out->vec));
+    if (!out->vec)
+        return ev->code;
+    for (size_t i = 0; i < d->n; i++) {
+        const struct sel_series *s = &d->s[i];
+        ptrdiff_t k = last_at_or_before(s->p, s->n, ref);
+        if (k < 0 || s->p[k].t <= ref - lb || bs_is_stale_nan(s->p[k].v))
+            continue;
+        out->vec[out->nvec++] = (struct promql_sample){s->ls, s->p[k].v, s->p[k].t};
+    }
+    return promql_eval_check(ev);
+}
+
+static int eval_matrix_sel(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                           struct promql_val *out)
+{
+    const struct promql_expr *vs = x->lhs;
+    struct sel_data *d = find_sel(ev, vs);
+    if (!d)
+        return promql_eval_error(ev, BS_EEXEC, "internal error: selector was not prepared");
+    int64_t ref = at_time(ev, vs, t) - vs->offset_ms;
+    out->type = PROMQL_VALUE_MATRIX;
+    out->range_start = ref - x->range_ms;
+    out->range_end = ref;
+    out->range_ms = x->range_ms;
+    out->mat = promql_eval_alloc(ev, d->n * sizeof(*out->mat));
+    if (!out->mat)
+        return ev->code;
+    for (size_t i = 0; i < d->n; i++) {
+        const struct sel_series *s = &d->s[i];
+        ptrdiff_t hi = last_at_or_before(s->p, s->n, ref);
+        ptrdiff_t lo = last_at_or_before(s->p, s->n, ref - x->range_ms) + 1;
+        if (hi < lo)
+            continue;
+        size_t n = (size_t)(hi - lo + 1), stale = 0;
+        for (size_t k = 0; k < n; k++)
+            stale += bs_is_stale_nan(s->p[lo + (ptrdiff_t)k].v);
+        const struct promql_point *pts = s->p + lo;
+        if (stale) {
+            if (stale == n)
+                continue;
+            struct promql_point *c = promql_eval_alloc(ev, (n - stale) * sizeof(*c));
+            if (!c)
+                return ev->code;
+            size_t m = 0;
+            for (size_t k = 0; k < n; k++)
+                if (!bs_is_stale_nan(pts[k].v))
+                    c[m++] = pts[k];
+            pts = c;
+            n = m;
+        }
+        out->mat[out->nmat++] = (struct promql_mseries){s->ls, pts, n};
+    }
+    return promql_eval_check(ev);
+}
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0)))
+        q--;
+    return q;
+}
+
+static int eval_subquery(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                         struct promql_val *out)
+{
+    int64_t ref = at_time(ev, x, t) - x->offset_ms;
+    int64_t step = x->step_ms > 0 ? x->step_ms : PROMQL_DEFAULT_STEP_MS;
+    int64_t mint = ref - x->range_ms;
+    int64_t first = floor_div(mint, step) * step;
+    if (first <= mint)
+        first += step;
+    out->type = PROMQL_VALUE_MATRIX;
+    out->range_start = mint;
+    out->range_end = ref;
+    out->range_ms = x->range_ms;
+    size_t nsteps = first > ref ? 0 : (size_t)((ref - first) / step) + 1;
+    if ((int64_t)nsteps > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
+        return too_many_samples(ev);
+    struct promql_val *vals = promql_eval_alloc(ev, (nsteps ? nsteps : 1) * sizeof(*vals));
+    if (!vals)
+        return ev->code;
+    size_t total = 0;
+    for (size_t i = 0; i < nsteps; i++) {
+        memset(&vals[i], 0, sizeof(vals[i]));
+        int rc = eval(ev, x->lhs, first + (int64_t)i * step, &vals[i]);
+        if (rc)
+            return rc;
+        total += vals[i].type == PROMQL_VALUE_SCALAR ? 1 : vals[i].nvec;
+    }
+    struct hmap h;
+    if (hmap_init(ev, &h, total))
+        return ev->code;
+    size_t *counts = promql_eval_alloc(ev, (total ? total : 1) * sizeof(size_t));
+    out->mat = promql_eval_alloc(ev, (total ? total : 1) * sizeof(*out->mat));
+    if (!counts || !out->mat)
+        return ev->code;
+    /* Pass 1: find the groups and their sizes. Hash collisions between
+     * different label sets are resolved by probing on. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < nsteps; i++) {
+            for (size_t k = 0; k < vals[i].nvec; k++) {
+                const struct labels *ls = vals[i].vec[k].ls;
+                uint64_t key = labels_hash(ls);
+                int64_t g = -1;
+                for (uint64_t probe = key;; probe++) {
+                    int64_t v = hmap_get(&h, probe);
+                    if (v < 0)
+                        break;
+                    if (labels_equal(out->mat[v].ls, ls)) {
+                        g = v;
+                        break;
+                    }
+                }
+                if (g < 0) {
+                    uint64_t probe = key;
+                    while (hmap_get(&h, probe) >= 0)
+                        probe++;
+                    g = (int64_t)out->nmat++;
+                    hmap_put(&h, probe, g);
+                    out->mat[g].ls = ls;
+                    out->mat[g].n = 0;
+                    counts[g] = 0;
+                }
+                if (pass == 0) {
+                    counts[g]++;
+                } else {
+                    struct promql_point *pp = (struct promql_point *)out->mat[g].p;
+                    pp[out->mat[g].n++] =
+                        (struct promql_point){first + (int64_t)i * step, vals[i].vec[k].v};
+                }
+            }
+        }
+        if (pass == 0) {
+            for (size_t g = 0; g < out->nmat; g++) {
+                out->mat[g].p = promql_eval_alloc(ev, counts[g] * sizeof(struct promql_point));
+                if (!out->mat[g].p)
+                    return ev->code;
+            }
+        }
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- binary */
+
+static double binop_value(enum promql_tok op, double l, double r, bool *keep)
+{
+    *keep = true;
+    switch (op) {
+    case PT_ADD: return l + r;
+    case PT_SUB: return l - r;
+    case PT_MUL: return l * r;
+    case PT_DIV: return l / r;
+    case PT_MOD: return fmod(l, r);
+    case PT_POW: return pow(l, r);
+    case PT_ATAN2: return atan2(l, r);
+    case PT_EQLC: *keep = l == r; return l;
+    case PT_NEQ: *keep = l != r; return l;
+    case PT_GTR: *keep = l > r; return l;
+    case PT_LSS: *keep = l < r; return l;
+    case PT_GTE: *keep = l >= r; return l;
+    case PT_LTE: *keep = l <= r; return l;
+    default: *keep = false; return NAN;
+    }
+}
+
+static bool op_drops_name(enum promql_tok op)
+{
+    return op == PT_ADD || op == PT_SUB || op == PT_MUL || op == PT_DIV || op == PT_MOD ||
+           op == PT_POW || op == PT_ATAN2;
+}
+
+/* Matching signature of ls for a binary expression. */
+static uint64_t signature(const struct promql_expr *x, const struct labels *ls,
+                          const char **skip)
+{
+    if (x->on)
+        return labels_hash_only(ls, (const char *const *)x->match_labels, x->nmatch_labels);
+    for (size_t i = 0; i < x->nmatch_labels; i++)
+        skip[i] = x->match_labels[i];
+    skip[x->nmatch_labels] = LABELS_METRIC_NAME;
+    return labels_hash_without(ls, skip, x->nmatch_labels + 1);
+}
+
+static int eval_setop(struct promql_eval *ev, const struct promql_expr *x,
+                      const struct promql_val *l, const struct promql_val *r,
+                      struct promql_val *out)
+{
+    const char **skip = promql_eval_alloc(ev, (x->nmatch_labels + 1) * sizeof(char *));
+    out->vec = promql_eval_alloc(ev, (l->nvec + r->nvec + 1) * sizeof(*out->vec));
+    if (!skip || !out->vec)
+        return ev->code;
+    struct hmap rh, lh;
+    if (hmap_init(ev, &rh, r->nvec) || hmap_init(ev, &lh, l->nvec))
+        return ev->code;
+    for (size_t i = 0; i < r->nvec; i++)
+        hmap_put(&rh, signature(x, r->vec[i].ls, skip), 1);
+    switch (x->op) {
+    case PT_LAND:
+        for (size_t i = 0; i < l->nvec; i++)
+            if (hmap_get(&rh, signature(x, l->vec[i].ls, skip)) >= 0)
+                out->vec[out->nvec++] = l->vec[i];
+        break;
+    case PT_LUNLESS:
+        for (size_t i = 0; i < l->nvec; i++)
+            if (hmap_get(&rh, signature(x, l->vec[i].ls, skip)) < 0)
+                out->vec[out->nvec++] = l->vec[i];
+        break;
+    default: /* or */
+        for (size_t i = 0; i < l->nvec; i++) {
+            hmap_put(&lh, signature(x, l->vec[i].ls, skip), 1);
+            out->vec[out->nvec++] = l->vec[i];
+        }
+        for (size_t i = 0; i < r->nvec; i++)
+            if (hmap_get(&lh, signature(x, r->vec[i].ls, skip)) < 0)
+                out->vec[out->nvec++] = r->vec[i];
+        break;
+    }
+    return 0;
+}
+
+/* The labels shown for the match group of ls ({a="b"}). */
+static void format_match_group(const struct promql_expr *x, const struct labels *ls,
+                               struct bs_buf *b)
+{
+    struct labels_builder lb;
+    labels_builder_init(&lb);
+    if (x->on) {
+        for (size_t i = 0; i < x->nmatch_labels; i++) {
+            const char *v = labels_get(ls, x->match_labels[i]);
+            if (v)
+                labels_builder_set_str(&lb, x->match_labels[i], v);
+        }
+    } else {
+        labels_builder_from(&lb, ls);
+        labels_builder_del(&lb, LABELS_METRIC_NAME);
+        for (size_t i = 0; i < x->nmatch_labels; i++)
+            labels_builder_del(&lb, x->match_labels[i]);
+    }
+    struct labels out;
+    if (labels_builder_labels(&lb, &out, NULL) == 0)
+        labels_format(&out, b);
+    labels_builder_fini(&lb);
+}
+
+static int eval_vector_binop(struct promql_eval *ev, const struct promql_expr *x,
+                             const struct promql_val *lv, const struct promql_val *rv,
+                             struct promql_val *out)
+{
+    const struct promql_val *l = lv, *r = rv;
+    bool swapped = x->card == PROMQL_CARD_ONE_TO_MANY;
+    if (swapped) {
+        l = rv;
+        r = lv;
+    }
+    const char **skip = promql_eval_alloc(ev, (x->nmatch_labels + 1) * sizeof(char *));
+    out->vec = promql_eval_alloc(ev, (l->nvec + 1) * sizeof(*out->vec));
+    if (!skip || !out->vec)
+        return ev->code;
+    struct hmap rh, matched, results;
+    if (hmap_init(ev, &rh, r->nvec) || hmap_init(ev, &matched, l->nvec) ||
+        hmap_init(ev, &results, l->nvec))
+        return ev->code;
+    for (size_t i = 0; i < r->nvec; i++) {
+        uint64_t sig = signature(x, r->vec[i].ls, skip);
+        int64_t prev = hmap_get(&rh, sig);
+        if (prev >= 0) {
+            struct bs_buf g, a, b;
+            bs_buf_init(&g, 4096);
+            bs_buf_init(&a, 4096);
+            bs_buf_init(&b, 4096);
+            format_match_group(x, r->vec[i].ls, &g);
+            labels_format(r->vec[i].ls, &a);
+            labels_format(r->vec[prev].ls, &b);
+            promql_eval_error(ev, BS_EEXEC,
+                              "found duplicate series for the match group %s on the %s "
+                              "hand-side of the operation: [%s, %s];many-to-many matching not "
+                              "allowed: matching labels must be unique on one side",
+                              g.data ? g.data : "{}", swapped ? "left" : "right",
+                              a.data ? a.data : "{}", b.data ? b.data : "{}");
+            bs_buf_fini(&g);
+            bs_buf_fini(&a);
+            bs_buf_fini(&b);
+            return ev->code;
+        }
+        hmap_put(&rh, sig, (int64_t)i);
+    }
+    bool is_cmp = promql_tok_is_comparison(x->op);
+    struct labels_builder lb;
+    labels_builder_init(&lb);
+    int rc = 0;
+    for (size_t i = 0; i < l->nvec && !rc; i++) {
+        uint64_t sig = signature(x, l->vec[i].ls, skip);
+        int64_t ri = hmap_get(&rh, sig);
+        if (ri < 0)
+            continue;
+        const struct promql_sample *ls = &l->vec[i], *rs = &r->vec[ri];
+        double fl = ls->v, fr = rs->v;
+        if (swapped) {
+            fl = rs->v;
+            fr = ls->v;
+        }
+        bool keep;
+        double v = binop_value(x->op, fl, fr, &keep);
+        if (x->return_bool) {
+            v = keep ? 1.0 : 0.0;
+        } else if (!keep) {
+            continue;
+        }
+        /* Result labels (Prometheus's resultMetric). */
+        labels_builder_reset(&lb);
+        if ((rc = labels_builder_from(&lb, ls->ls)))
+            break;
+        if (op_drops_name(x->op) || x->return_bool)
+            labels_builder_del(&lb, LABELS_METRIC_NAME);
+        if (x->card == PROMQL_CARD_ONE_TO_ONE) {
+            if (x->on) {
+                struct labels cur;
+                labels_builder_labels(&lb, &cur, NULL);
+                /* keep only the on() labels */
+                const char **drop = promql_eval_alloc(ev, (cur.n + 1) * sizeof(char *));
+                if (!drop) {
+                    rc = ev->code;
+                    break;
+                }
+                size_t nd = 0;
+                for (size_t k = 0; k < cur.n; k++) {
+                    bool listed = false;
+                    for (size_t m = 0; m < x->nmatch_labels; m++)
+                        listed |= strcmp(cur.v[k].name, x->match_labels[m]) == 0;
+                    if (!listed)
+                        drop[nd++] = cur.v[k].name;
+                }
+                /* names in drop point into the builder; copy before deleting */
+                for (size_t k = 0; k < nd; k++)
+                    drop[k] = bs_arena_strndup(&ev->arena, drop[k], strlen(drop[k]));
+                for (size_t k = 0; k < nd; k++)
+                    if (drop[k])
+                        labels_builder_del(&lb, drop[k]);
+            } else {
+                for (size_t m = 0; m < x->nmatch_labels; m++)
+                    labels_builder_del(&lb, x->match_labels[m]);
+            }
+        }
+        for (size_t m = 0; m < x->ninclude; m++) {
+            const char *v2 = labels_get(rs->ls, x->include[m]);
+            if (v2 && *v2)
+                labels_builder_set_str(&lb, x->include[m], v2);
+            else
+                labels_builder_del(&lb, x->include[m]);
+        }
+        struct labels res;
+        if ((rc = labels_builder_labels(&lb, &res, NULL)))
+            break;
+        const struct labels *rl = promql_eval_labels(ev, &res);
+        if (!rl) {
+            rc = ev->code;
+            break;
+        }
+        if (x->card == PROMQL_CARD_ONE_TO_ONE) {
+            if (hmap_get(&matched, sig) >= 0) {
+                rc = promql_eval_error(ev, BS_EEXEC,
+                                       "multiple matches for labels: many-to-one matching must "
+                                       "be explicit (group_left/group_right)");
+                break;
+            }
+            hmap_put(&matched, sig, 1);
+        } else {
+            uint64_t h = labels_hash(rl);
+            if (hmap_get(&results, h) >= 0) {
+                rc = promql_eval_error(ev, BS_EEXEC,
+                                       "multiple matches for matching labels; many-to-one "
+                                       "matching must be explicit (group_left/group_right)");
+                break;
+            }
+            hmap_put(&results, h, 1);
+        }
+        out->vec[out->nvec++] = (struct promql_sample){rl, v, ls->t};
+    }
+    labels_builder_fini(&lb);
+    if (rc && !ev->code)
+        promql_eval_error(ev, rc, "%s", bs_strerror(rc));
+    (void)is_cmp;
+    return ev->code;
+}
+
+static int eval_binary(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                       struct promql_val *out)
+{
+    struct promql_val l, r;
+    memset(&l, 0, sizeof(l));
+    memset(&r, 0, sizeof(r));
+    int rc = eval(ev, x->lhs, t, &l);
+    if (!rc)
+        rc = eval(ev, x->rhs, t, &r);
+    if (rc)
+        return rc;
+    bool keep;
+    if (l.type == PROMQL_VALUE_SCALAR && r.type == PROMQL_VALUE_SCALAR) {
+        out->type = PROMQL_VALUE_SCALAR;
+        out->scalar = binop_value(x->op, l.scalar, r.scalar, &keep);
+        if (promql_tok_is_comparison(x->op))
+            out->scalar = keep ? 1.0 : 0.0;
+        return 0;
+    }
+    out->type = PROMQL_VALUE_VECTOR;
+    if (l.type == PROMQL_VALUE_VECTOR && r.type == PROMQL_VALUE_VECTOR) {
+        if (promql_tok_is_setop(x->op))
+            rc = eval_setop(ev, x, &l, &r, out);
+        else
+            rc = eval_vector_binop(ev, x, &l, &r, out);
+        for (size_t i = 0; !rc && i < out->nvec; i++)
+            out->vec[i].t = t;
+        return rc ? rc : check_dups(ev, out->vec, out->nvec);
+    }
+    bool swap = l.type == PROMQL_VALUE_SCALAR;
+    const struct promql_val *vec = swap ? &r : &l;
+    double sc = swap ? l.scalar : r.scalar;
+    out->vec = promql_eval_alloc(ev, (vec->nvec + 1) * sizeof(*out->vec));
+    if (!out->vec)
+        return ev->code;
+    bool cmp = promql_tok_is_comparison(x->op);
+    for (size_t i = 0; i < vec->nvec; i++) {
+        double lf = vec->vec[i].v, rf = sc;
+        if (swap) {
+            lf = sc;
+            rf = vec->vec[i].v;
+        }
+        double v = binop_value(x->op, lf, rf, &keep);
+        if (cmp && swap)
+            v = rf;
+        if (x->return_bool) {
+            v = keep ? 1.0 : 0.0;
+            keep = true;
+        }
+        if (!keep)
+            continue;
+        const struct labels *ls = vec->vec[i].ls;
+        if (op_drops_name(x->op) || x->return_bool) {
+            ls = promql_eval_drop_name(ev, ls);
+            if (!ls)
+                return ev->code;
+        }
+        out->vec[out->nvec++] = (struct promql_sample){ls, v, t};
+    }
+    if (op_drops_name(x->op) || x->return_bool)
+        return check_dups(ev, out->vec, out->nvec);
+    return 0;
+}
+
+/* ----------------------------------------------------------- aggregation */
+
+struct agg_group {
+    const struct labels *ls;
+    double val, c, mean;
+    size_t count;
+    size_t *members;   /* for topk & co. */
+    size_t nmembers;
+};
+
+struct sort_ctx {
+    const struct promql_sample *v;
+    bool desc;
+};
+
+static int cmp_members(const void *a, const void *b, void *arg)
+{
+    const struct sort_ctx *sc = arg;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    double x = sc->v[i].v, y = sc->v[j].v;
+    bool xn = isnan(x), yn = isnan(y);
+    if (xn != yn)
+        return xn ? 1 : -1;   /* NaN last */
+    if (!xn && x != y)
+        return (sc->desc ? x > y : x < y) ? -1 : 1;
+    return i < j ? -1 : (i > j);
+}
+
+static const struct labels *group_labels(struct promql_eval *ev, const struct promql_expr *x,
+                                         const struct labels *ls, struct labels_builder *lb)
+{
+    labels_builder_reset(lb);
+    if (!x->without) {
+        for (size_t i = 0; i < x->ngrouping; i++) {
+            const char *v = labels_get(ls, x->grouping[i]);
+            if (v && *v && labels_builder_set_str(lb, x->grouping[i], v)) {
+                promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+                return NULL;
+            }
+        }
+    } else {
+        if (labels_builder_from(lb, ls)) {
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+        labels_builder_del(lb, LABELS_METRIC_NAME);
+        for (size_t i = 0; i < x->ngrouping; i++)
+            labels_builder_del(lb, x->grouping[i]);
+    }
+    struct labels out;
+    if (labels_builder_labels(lb, &out, NULL)) {
+        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        return NULL;
+    }
+    return promql_eval_labels(ev, &out);
+}
+
+void promql_kahan_inc(double inc, double *sum, double *c)
+{
+    double t = *sum + inc;
+    if (isinf(t))
+        *c = 0;
+    else if (fabs(*sum) >= fabs(inc))
+        *c += (*sum - t) + inc;
+    else
+        *c += (inc - t) + *sum;
+    *sum = t;
+}
+
+static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                    struct promql_val *out)
+{
+    struct promql_val in, param;
+    memset(&in, 0, sizeof(in));
+    memset(&param, 0, sizeof(param));
+    int rc = 0;
+    if (x->rhs && (rc = eval(ev, x->rhs, t, &param)))
+        return rc;
+    if ((rc = eval(ev, x->lhs, t, &in)))
+        return rc;
+    out->type = PROMQL_VALUE_VECTOR;
+    size_t n = in.nvec;
+    out->vec = promql_eval_alloc(ev, (n + 1) * sizeof(*out->vec));
+    size_t *gidx = promql_eval_alloc(ev, (n + 1) * sizeof(size_t));
+    struct agg_group *groups = promql_eval_alloc(ev, (n + 1) * sizeof(*groups));
+    const char **skip = promql_eval_alloc(ev, (x->ngrouping + 1) * sizeof(char *));
+    if (!out->vec || !gidx || !groups || !skip)
+        return ev->code;
+    int op = x->agg;
+    double k = 0;
+    if (op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK || op == PROMQL_AGG_LIMITK ||
+        op == PROMQL_AGG_QUANTILE || op == PROMQL_AGG_LIMIT_RATIO) {
+        k = param.scalar;
+        if (isnan(k) && op != PROMQL_AGG_QUANTILE)
+            return promql_eval_error(ev, BS_EEXEC, "%s value is NaN",
+                                     op == PROMQL_AGG_LIMIT_RATIO ? "Ratio" : "Parameter");
+    }
+    for (size_t i = 0; i < x->ngrouping; i++)
+        skip[i] = x->grouping[i];
+    skip[x->ngrouping] = LABELS_METRIC_NAME;
+
+    struct labels_builder lb;
+    labels_builder_init(&lb);
+    struct hmap h;
+    size_t ngroups = 0;
+    if (hmap_init(ev, &h, n)) {
+        labels_builder_fini(&lb);
+        return ev->code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct labels *ls = in.vec[i].ls;
+        const struct labels *gl = NULL;
+        uint64_t key;
+        if (op == PROMQL_AGG_COUNT_VALUES) {
+            gl = group_labels(ev, x, ls, &lb);
+            if (!gl)
+                break;
+            char num[BS_FLOAT_FMT_MAX];
+            bs_float_format(in.vec[i].v, num);
+            labels_builder_reset(&lb);
+            labels_builder_from(&lb, gl);
+            labels_builder_set_str(&lb, param.str, num);
+            struct labels cl;
+            if (labels_builder_labels(&lb, &cl, NULL) ||
+                !(gl = promql_eval_labels(ev, &cl)))
+                break;
+            key = labels_hash(gl);
+        } else if (!x->without) {
+            key = labels_hash_only(ls, (const char *const *)x->grouping, x->ngrouping);
+        } else {
+            key = labels_hash_without(ls, skip, x->ngrouping + 1);
+        }
+        int64_t g = hmap_get(&h, key);
+        if (g < 0) {
+            g = (int64_t)ngroups++;
+            hmap_put(&h, key, g);
+            memset(&groups[g], 0, sizeof(groups[g]));
+            if (!gl)
+                gl = group_labels(ev, x, ls, &lb);
+            if (!gl)
+                break;
+            groups[g].ls = gl;
+        }
+        gidx[i] = (size_t)g;
+        struct agg_group *gr = &groups[g];
+        double v = in.vec[i].v;
+        gr->count++;
+        switch (op) {
+        case PROMQL_AGG_SUM:
+        case PROMQL_AGG_AVG:
+            promql_kahan_inc(v, &gr->val, &gr->c);
+            break;
+        case PROMQL_AGG_MIN:
+            if (gr->count == 1 || v < gr->val || isnan(gr->val))
+                gr->val = v;
+            break;
+        case PROMQL_AGG_MAX:
+            if (gr->count == 1 || v > gr->val || isnan(gr->val))
+                gr->val = v;
+            break;
+        case PROMQL_AGG_STDDEV:
+        case PROMQL_AGG_STDVAR: {
+            double delta = v - gr->mean;
+            gr->mean += delta / (double)gr->count;
+            gr->val += delta * (v - gr->mean);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    labels_builder_fini(&lb);
+    if (ev->code)
+        return ev->code;
+
+    bool per_member = op == PROMQL_AGG_TOPK || op == PROMQL_AGG_BOTTOMK ||
+                      op == PROMQL_AGG_QUANTILE || op == PROMQL_AGG_LIMITK ||
+                      op == PROMQL_AGG_LIMIT_RATIO;
+    if (per_member) {
+        for (size_t g = 0; g < ngroups; g++) {
+            groups[g].members = promql_eval_alloc(ev, groups[g].count * sizeof(size_t));
+            if (!groups[g].members)
+                return ev->code;
+        }
+        for (size_t i = 0; i < n; i++) {
+            struct agg_group *gr = &groups[gidx[i]];
+            gr->members[gr->nmembers++] = i;
+        }
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        struct agg_group *gr = &groups[g];
+        double v = 0;
+        switch (op) {
+        case PROMQL_AGG_SUM: v = gr->val + gr->c; break;
+        case PROMQL_AGG_AVG: v = (gr->val + gr->c) / (double)gr->count; break;
+        case PROMQL_AGG_MIN:
+        case PROMQL_AGG_MAX: v = gr->val; break;
+        case PROMQL_AGG_COUNT:
+        case PROMQL_AGG_COUNT_VALUES: v = (double)gr->count; break;
+        case PROMQL_AGG_GROUP: v = 1; break;
+        case PROMQL_AGG_STDVAR: v = gr->val / (double)gr->count; break;
+        case PROMQL_AGG_STDDEV: v = sqrt(gr->val / (double)gr->count); break;
+        case PROMQL_AGG_QUANTILE: {
+            double *vals = promql_eval_alloc(ev, gr->nmembers * sizeof(double));
+            if (!vals)
+                return ev->code;
+            for (size_t m = 0; m < gr->nmembers; m++)
+                vals[m] = in.vec[gr->members[m]].v;
+            v = promql_quantile(k, vals, gr->nmembers);
+            break;
+        }
+        case PROMQL_AGG_TOPK:
+        case PROMQL_AGG_BOTTOMK: {
+            if (k < 1)
+                continue;
+            struct sort_ctx sc = {in.vec, op == PROMQL_AGG_TOPK};
+            qsort_r(gr->members, gr->nmembers, sizeof(size_t), cmp_members, &sc);
+            size_t lim = k >= (double)gr->nmembers ? gr->nmembers : (size_t)k;
+            for (size_t m = 0; m < lim; m++)
+                out->vec[out->nvec++] = in.vec[gr->members[m]];
+            continue;
+        }
+        case PROMQL_AGG_LIMITK: {
+            if (k < 1)
+                continue;
+            size_t lim = k >= (double)gr->nmembers ? gr->nmembers : (size_t)k;
+            for (size_t m = 0; m < lim; m++)
+                out->vec[out->nvec++] = in.vec[gr->members[m]];
+            continue;
+        }
+        case PROMQL_AGG_LIMIT_RATIO: {
+            double r = k > 1 ? 1 : (k < -1 ? -1 : k);
+            for (size_t m = 0; m < gr->nmembers; m++) {
+                double f = (double)labels_hash(in.vec[gr->members[m]].ls) / 18446744073709551616.0;
+                bool keepit = r >= 0 ? f < r : f >= 1 + r;
+                if (keepit)
+                    out->vec[out->nvec++] = in.vec[gr->members[m]];
+            }
+            continue;
+        }
+        }
+        out->vec[out->nvec++] = (struct promql_sample){gr->ls, v, t};
+    }
+    for (size_t i = 0; i < out->nvec; i++)
+        out->vec[i].t = t;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static int eval_call(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                     struct promql_val *out)
+{
+    const struct promql_func *f = x->func;
+    if (!f->fn)
+        return promql_eval_error(ev, BS_EEXEC, "function %s is not supported yet", f->name);
+    struct promql_val *args = promql_eval_alloc(ev, (x->nargs + 1) * sizeof(*args));
+    if (!args)
+        return ev->code;
+    for (size_t i = 0; i < x->nargs; i++) {
+        memset(&args[i], 0, sizeof(args[i]));
+        int rc = eval(ev, x->args[i], t, &args[i]);
+        if (rc)
+            return rc;
+    }
+    int rc = f->fn(ev, x, args, t, out);
+    if (rc)
+        return ev->code ? ev->code : promql_eval_error(ev, rc, "%s", bs_strerror(rc));
+    if (out->type == PROMQL_VALUE_VECTOR)
+        return check_dups(ev, out->vec, out->nvec);
+    return 0;
+}
+
+static int eval(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
+                struct promql_val *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ev->code)
+        return ev->code;
+    switch (x->kind) {
+    case PROMQL_NODE_NUMBER:
+        out->type = PROMQL_VALUE_SCALAR;
+        out->scalar = x->num;
+        return 0;
+    case PROMQL_NODE_STRING:
+        out->type = PROMQL_VALUE_STRING;
+        out->str = x->str;
+        return 0;
+    case PROMQL_NODE_VECTOR: return eval_vector_sel(ev, x, t, out);
+    case PROMQL_NODE_MATRIX: return eval_matrix_sel(ev, x, t, out);
+    case PROMQL_NODE_SUBQUERY: return eval_subquery(ev, x, t, out);
+    case PROMQL_NODE_PAREN: return eval(ev, x->lhs, t, out);
+    case PROMQL_NODE_UNARY: {
+        int rc = eval(ev, x->lhs, t, out);
+        if (rc || x->op != PT_SUB)
+            return rc;
+        if (out->type == PROMQL_VALUE_SCALAR) {
+            out->scalar = -out->scalar;
+            return 0;
+        }
+        for (size_t i = 0; i < out->nvec; i++) {
+            out->vec[i].v = -out->vec[i].v;
+            out->vec[i].t = t;
+            if (!(out->vec[i].ls = promql_eval_drop_name(ev, out->vec[i].ls)))
+                return ev->code;
+        }
+        return check_dups(ev, out->vec, out->nvec);
+    }
+    case PROMQL_NODE_BINARY: return eval_binary(ev, x, t, out);
+    case PROMQL_NODE_CALL: return eval_call(ev, x, t, out);
+    case PROMQL_NODE_AGG: return eval_agg(ev, x, t, out);
+    }
+    return promql_eval_error(ev, BS_EEXEC, "unknown expression node");
+}
+
+/* ---------------------------------------------------------------- queries */
+
+struct acc {
+    struct promql_series *s;
+    uint64_t *hash;
+    size_t n, cap;
+    size_t *pcap;
+    int64_t *slots;     /* open addressing over s, -1 empty */
+    size_t nslots;
+};
+
+static void acc_fini(struct acc *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->s[i].labels);
+        free(a->s[i].points);
+    }
+    free(a->s);
+    free(a->hash);
+    free(a->pcap);
+    free(a->slots);
+}
+
+static int acc_rehash(struct acc *a, size_t nslots)
+{
+    int64_t *ns = malloc(nslots * sizeof(*ns));
+    if (!ns)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < nslots; i++)
+        ns[i] = -1;
+    for (size_t i = 0; i < a->n; i++) {
+        size_t j = (size_t)(a->hash[i] * UINT64_C(0x9E3779B97F4A7C15)) & (nslots - 1);
+        while (ns[j] >= 0)
+            j = (j + 1) & (nslots - 1);
+        ns[j] = (int64_t)i;
+    }
+    free(a->slots);
+    a->slots = ns;
+    a->nslots = nslots;
+    return 0;
+}
+
+static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *ls, int64_t t,
+                   double v)
+{
+    if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
+        return too_many_samples(ev);
+    if ((a->n + 1) * 2 > a->nslots && acc_rehash(a, a->nslots ? a->nslots * 2 : 64))
+        return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    uint64_t h = labels_hash(ls);
+    size_t j = (size_t)(h * UINT64_C(0x9E3779B97F4A7C15)) & (a->nslots - 1);
+    int64_t idx = -1;
+    while (a->slots[j] >= 0) {
+        int64_t k = a->slots[j];
+        if (a->hash[k] == h && labels_equal(a->s[k].labels, ls)) {
+            idx = k;
+            break;
+        }
+        j = (j + 1) & (a->nslots - 1);
+    }
+    if (idx < 0) {
+        if (a->n == a->cap) {
+            size_t nc = a->cap ? a->cap * 2 : 16;
+            struct promql_series *ns = realloc(a->s, nc * sizeof(*ns));
+            if (ns)
+                a->s = ns;
+            uint64_t *nh = realloc(a->hash, nc * sizeof(*nh));
+            if (nh)
+                a->hash = nh;
+            size_t *np = realloc(a->pcap, nc * sizeof(*np));
+            if (np)
+                a->pcap = np;
+            if (!ns || !nh || !np)
+                return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            a->cap = nc;
+        }
+        struct labels *dup = labels_dup(ls);
+        if (!dup)
+            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        idx = (int64_t)a->n++;
+        a->s[idx] = (struct promql_series){dup, NULL, 0};
+        a->hash[idx] = h;
+        a->pcap[idx] = 0;
+        a->slots[j] = idx;
+    }
+    struct promql_series *s = &a->s[idx];
+    if (s->npoints == a->pcap[idx]) {
+        size_t nc = a->pcap[idx] ? a->pcap[idx] * 2 : 16;
+        struct promql_point *np = realloc(s->points, nc * sizeof(*np));
+        if (!np)
+            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        s->points = np;
+        a->pcap[idx] = nc;
+    }
+    s->points[s->npoints++] = (struct promql_point){t, v};
+    return 0;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+    const struct promql_series *x = a, *y = b;
+    return labels_cmp(x->labels, y->labels);
+}
+
+static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t start,
+               int64_t end, int64_t step, bool range, struct promql_result **out,
+               struct bs_error *err)
+{
+    *out = NULL;
+    struct promql_expr *x = NULL;
+    int rc = promql_parse(q, &x, err);
+    if (rc)
+        return rc;
+    enum promql_value_type ty = promql_expr_type(x);
+    if (range && ty != PROMQL_VALUE_SCALAR && ty != PROMQL_VALUE_VECTOR) {
+        promql_expr_free(x);
+        return bs_error_set(err, BS_EINVAL,
+                            "invalid expression type \"%s\" for range query, must be Scalar or "
+                            "instant Vector",
+                            promql_value_type_name(ty));
+    }
+    struct promql_eval ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.eng = e;
+    ev.db = db;
+    ev.start = start;
+    ev.end = end;
+    ev.err = err;
+    struct acc acc;
+    memset(&acc, 0, sizeof(acc));
+    struct promql_result *res = calloc(1, sizeof(*res));
+    if (!res) {
+        promql_expr_free(x);
+        return bs_error_set(err, BS_ENOMEM, "out of memory in query execution");
+    }
+    engine_acquire(e);
+    if (e->o.timeout_ms > 0)
+        ev.deadline_ns = bs_monotonic_ns() + e->o.timeout_ms * 1000000;
+    bs_arena_init(&ev.arena, 64 * 1024, 0);
+
+    rc = prepare(&ev, x, start, end);
+    if (!rc && range) {
+        res->type = PROMQL_VALUE_MATRIX;
+        for (int64_t t = start; t <= end && !rc; t += step) {
+            bs_arena_reset(&ev.arena);
+            struct promql_val v;
+            ev.ticks = 0;
+            if ((rc = promql_eval_check(&ev)) || (rc = eval(&ev, x, t, &v)))
+                break;
+            if (v.type == PROMQL_VALUE_SCALAR) {
+                struct labels empty = {NULL, 0};
+                rc = acc_add(&ev, &acc, &empty, t, v.scalar);
+            } else {
+                for (size_t i = 0; i < v.nvec && !rc; i++)
+                    rc = acc_add(&ev, &acc, v.vec[i].ls, t, v.vec[i].v);
+            }
+            if (end - t < step)
+                break;
+        }
+        if (!rc) {
+            qsort(acc.s, acc.n, sizeof(*acc.s), cmp_series);
+            res->series = acc.s;
+            res->nseries = acc.n;
+            acc.s = NULL;
+            acc.n = 0;
+        }
+    } else if (!rc) {
+        struct promql_val v;
+        rc = eval(&ev, x, start, &v);
+        if (!rc) {
+            res->type = v.type;
+            switch (v.type) {
+            case PROMQL_VALUE_SCALAR:
+                res->scalar = (struct promql_point){start, v.scalar};
+                break;
+            case PROMQL_VALUE_STRING:
+                res->string = strdup(v.str);
+                res->string_t = start;
+                if (!res->string)
+                    rc = promql_eval_error(&ev, BS_ENOMEM, "out of memory in query execution");
+                break;
+            case PROMQL_VALUE_VECTOR:
+            case PROMQL_VALUE_MATRIX: {
+                size_t n = v.type == PROMQL_VALUE_VECTOR ? v.nvec : v.nmat;
+                res->series = calloc(n ? n : 1, sizeof(*res->series));
+                if (!res->series) {
+                    rc = promql_eval_error(&ev, BS_ENOMEM, "out of memory in query execution");
+                    break;
+                }
+                for (size_t i = 0; i < n && !rc; i++) {
+                    struct promql_series *s = &res->series[i];
+                    const struct labels *ls = v.type == PROMQL_VALUE_VECTOR ? v.vec[i].ls
+                                                                            : v.mat[i].ls;
+                    size_t np = v.type == PROMQL_VALUE_VECTOR ? 1 : v.mat[i].n;
+                    s->labels = labels_dup(ls);
+                    s->points = malloc(np * sizeof(*s->points));
+                    res->nseries = i + 1;
+                    if (!s->labels || !s->points) {
+                        rc = promql_eval_error(&ev, BS_ENOMEM,
+                                               "out of memory in query execution");
+                        break;
+                    }
+                    if (v.type == PROMQL_VALUE_VECTOR)
+                        s->points[0] = (struct promql_point){start, v.vec[i].v};
+                    else
+                        memcpy(s->points, v.mat[i].p, np * sizeof(*s->points));
+                    s->npoints = np;
+                }
+                break;
+            }
+            default:
+                break;
+            }
+        }
+    }
+    bs_arena_fini(&ev.arena);
+    for (size_t i = 0; i < ev.nsels; i++)
+        sel_data_fini(&ev.sels[i]);
+    free(ev.sels);
+    acc_fini(&acc);
+    engine_release(e);
+    promql_expr_free(x);
+    if (rc) {
+        promql_result_free(res);
+        if (err && err->code == 0)
+            bs_error_set(err, rc, "%s", bs_strerror(rc));
+        return rc;
+    }
+    *out = res;
+    return 0;
+}
+
+int promql_query_instant(struct promql_engine *e, struct tsdb *db, const char *q, int64_t t_ms,
+                         struct promql_result **out, struct bs_error *err)
+{
+    return run(e, db, q, t_ms, t_ms, 1, false, out, err);
+}
+
+int promql_query_range(struct promql_engine *e, struct tsdb *db, const char *q, int64_t start_ms,
+                       int64_t end_ms, int64_t step_ms, struct promql_result **out,
+                       struct bs_error *err)
+{
+    *out = NULL;
+    if (step_ms <= 0)
+        return bs_error_set(err, BS_EINVAL,
+                            "zero or negative query resolution step widths are not accepted. "
+                            "Try a positive integer");
+    if (end_ms < start_ms)
+        return bs_error_set(err, BS_EINVAL, "end timestamp must not be before start time");
+    return run(e, db, q, start_ms, end_ms, step_ms, true, out, err);
+}

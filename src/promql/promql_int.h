@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * promql internals shared by the lexer, parser, AST printer, evaluator and
+ * functions, and by the module's unit tests. Nothing here is a contract for
+ * other modules.
+ */
+#ifndef BONGSU_PROMQL_INT_H
+#define BONGSU_PROMQL_INT_H
+
+#include "promql/promql.h"
+
+/* ---------------------------------------------------------------- tokens */
+
+enum promql_tok {
+    PT_EOF,
+    PT_ERROR,        /* lexer error; the message is in the lexer */
+    PT_IDENT,        /* foo (no colon) */
+    PT_METRIC_IDENT, /* foo:bar */
+    PT_NUMBER,
+    PT_STRING,
+    PT_DURATION,
+    PT_LPAREN, PT_RPAREN, PT_LBRACE, PT_RBRACE, PT_LBRACKET, PT_RBRACKET,
+    PT_COMMA, PT_COLON, PT_AT,
+    PT_EQL,          /* = */
+    /* binary operators */
+    PT_ADD, PT_SUB, PT_MUL, PT_DIV, PT_MOD, PT_POW, PT_ATAN2,
+    PT_EQLC, PT_NEQ, PT_LTE, PT_LSS, PT_GTE, PT_GTR,
+    PT_LAND, PT_LOR, PT_LUNLESS,
+    PT_EQL_REGEX, PT_NEQ_REGEX,
+    /* keywords */
+    PT_BOOL, PT_BY, PT_GROUP_LEFT, PT_GROUP_RIGHT, PT_IGNORING, PT_OFFSET, PT_ON,
+    PT_WITHOUT, PT_START, PT_END,
+    PT_AGG,          /* an aggregation operator; which one in tok.agg */
+};
+
+enum promql_agg_op {
+    PROMQL_AGG_SUM, PROMQL_AGG_AVG, PROMQL_AGG_MIN, PROMQL_AGG_MAX, PROMQL_AGG_COUNT,
+    PROMQL_AGG_GROUP, PROMQL_AGG_STDDEV, PROMQL_AGG_STDVAR, PROMQL_AGG_TOPK,
+    PROMQL_AGG_BOTTOMK, PROMQL_AGG_QUANTILE, PROMQL_AGG_COUNT_VALUES, PROMQL_AGG_LIMITK,
+    PROMQL_AGG_LIMIT_RATIO,
+};
+
+struct promql_token {
+    enum promql_tok type;
+    int agg;            /* enum promql_agg_op when type == PT_AGG */
+    size_t pos, len;    /* byte range in the query */
+};
+
+/* The lexer produces one token at a time. Tokens point into q. */
+struct promql_lexer {
+    const char *q;
+    size_t n, pos;
+    int brace_depth;    /* inside {...} */
+    int bracket_depth;  /* inside [...] */
+    int paren_depth;
+    char errmsg[256];   /* PT_ERROR text */
+};
+void promql_lexer_init(struct promql_lexer *l, const char *q);
+void promql_lexer_next(struct promql_lexer *l, struct promql_token *t);
+/* Text used for a token in "unexpected X" messages, written to dst. */
+void promql_token_desc(const struct promql_lexer *l, const struct promql_token *t, char *dst,
+                       size_t cap);
+bool promql_tok_is_binop(enum promql_tok t);
+bool promql_tok_is_comparison(enum promql_tok t);
+bool promql_tok_is_setop(enum promql_tok t);
+const char *promql_tok_text(enum promql_tok t);   /* "+", "and", ... */
+const char *promql_agg_name(int agg);
+/* Unquote a PromQL string literal s[0..n) (quotes included) into a new
+ * malloc'd string. Returns 0 or BS_EPARSE with a message in err. */
+int promql_unquote(const char *s, size_t n, char **out, char *err, size_t errcap);
+
+/* ------------------------------------------------------------------- AST */
+
+enum promql_node {
+    PROMQL_NODE_NUMBER,
+    PROMQL_NODE_STRING,
+    PROMQL_NODE_VECTOR,    /* instant vector selector */
+    PROMQL_NODE_MATRIX,    /* lhs is a PROMQL_NODE_VECTOR; range_ms */
+    PROMQL_NODE_SUBQUERY,  /* lhs [range_ms:step_ms] */
+    PROMQL_NODE_PAREN,
+    PROMQL_NODE_UNARY,     /* op PT_SUB or PT_ADD, lhs */
+    PROMQL_NODE_BINARY,
+    PROMQL_NODE_CALL,
+    PROMQL_NODE_AGG,
+};
+
+enum promql_at { PROMQL_AT_NONE, PROMQL_AT_VALUE, PROMQL_AT_START, PROMQL_AT_END };
+
+enum promql_card { PROMQL_CARD_ONE_TO_ONE, PROMQL_CARD_MANY_TO_ONE, PROMQL_CARD_ONE_TO_MANY,
+                   PROMQL_CARD_MANY_TO_MANY };
+
+struct promql_matcher_ast {
+    enum labels_match_type type;
+    char *name;    /* owned */
+    char *value;   /* owned */
+    struct labels_matcher *m;   /* owned, compiled at parse time */
+};
+
+struct promql_func;
+
+/* One node type with the fields of every kind; a kind uses only its own.
+ * Every pointer is owned by the node. */
+struct promql_expr {
+    enum promql_node kind;
+    size_t pos;                     /* byte offset of the node's start */
+    double num;                     /* NUMBER */
+    char *str;                      /* STRING (unquoted) */
+    /* VECTOR */
+    char *name;                     /* metric name written before {, or NULL */
+    struct promql_matcher_ast *matchers;   /* includes __name__="name" */
+    size_t nmatchers;
+    /* VECTOR and SUBQUERY: modifiers */
+    int64_t offset_ms;
+    bool has_offset;
+    enum promql_at at;
+    int64_t at_ms;
+    /* MATRIX / SUBQUERY */
+    int64_t range_ms, step_ms;      /* step 0: default interval */
+    /* operands: UNARY, PAREN, MATRIX, SUBQUERY use lhs; BINARY both */
+    struct promql_expr *lhs, *rhs;
+    enum promql_tok op;             /* UNARY, BINARY */
+    size_t op_pos;                  /* BINARY: where the operator is */
+    bool return_bool;
+    bool has_matching;              /* on/ignoring written */
+    bool on;
+    enum promql_card card;
+    char **match_labels; size_t nmatch_labels;
+    char **include; size_t ninclude;
+    /* CALL */
+    const struct promql_func *func;
+    struct promql_expr **args; size_t nargs;
+    /* AGG: lhs is the expression, rhs the parameter (or NULL) */
+    int agg;
+    bool without, has_grouping;
+    char **grouping; size_t ngrouping;
+};
+
+/* The value type of an expression (NONE never happens for a parsed tree). */
+enum promql_value_type promql_expr_type(const struct promql_expr *x);
+const char *promql_value_type_name(enum promql_value_type t);
+/* The default subquery step when [range:] is written. */
+#define PROMQL_DEFAULT_STEP_MS 60000
+
+/* ------------------------------------------------------------- functions */
+
+struct promql_eval;
+struct promql_val;
+
+typedef int (*promql_func_fn)(struct promql_eval *ev, const struct promql_expr *call,
+                              struct promql_val *args, int64_t t, struct promql_val *out);
+
+struct promql_func {
+    const char *name;
+    enum promql_value_type args[6];
+    int nargs;                  /* listed */
+    int variadic;               /* 0: exactly nargs; n > 0: up to n optional; -1: unbounded */
+    enum promql_value_type ret;
+    promql_func_fn fn;          /* NULL: parsed but not evaluable yet */
+    double (*math)(double);     /* for the element-wise math functions */
+};
+const struct promql_func *promql_func_lookup(const char *name, size_t n);
+
+/* ------------------------------------------------------------- evaluator */
+
+struct promql_sample {
+    const struct labels *ls;   /* borrowed: query- or step-lifetime */
+    double v;
+    int64_t t;                 /* timestamp of the sample (for timestamp()) */
+};
+
+struct promql_mseries {
+    const struct labels *ls;
+    const struct promql_point *p;
+    size_t n;
+};
+
+struct promql_val {
+    enum promql_value_type type;
+    double scalar;
+    const char *str;
+    struct promql_sample *vec; size_t nvec;
+    struct promql_mseries *mat; size_t nmat;
+    int64_t range_start, range_end;   /* matrix window (for extrapolation) */
+    int64_t range_ms;
+};
+
+/* Step-lifetime allocation (freed at once after each step); on failure the
+ * evaluation error is set. */
+void *promql_eval_alloc(struct promql_eval *ev, size_t n);
+/* Copy ls into step-lifetime memory. */
+const struct labels *promql_eval_labels(struct promql_eval *ev, const struct labels *ls);
+/* Labels of ls without __name__ (may return ls itself when it has none). */
+const struct labels *promql_eval_drop_name(struct promql_eval *ev, const struct labels *ls);
+/* Set the evaluation error; returns code. */
+int promql_eval_error(struct promql_eval *ev, int code, const char *fmt, ...) BS_PRINTF(3, 4);
+/* Periodic deadline check. */
+int promql_eval_check(struct promql_eval *ev);
+/* Query start and end (for time()-like needs). */
+int64_t promql_eval_start(const struct promql_eval *ev);
+
+/* Shared numeric helpers (functions.c). */
+double promql_quantile(double q, double *vals, size_t n);   /* sorts vals */
+void promql_kahan_inc(double inc, double *sum, double *c);
+
+#endif
