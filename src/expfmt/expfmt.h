@@ -68,7 +68,7 @@ enum expfmt_metric_type {
 struct expfmt_series {
     const char *name;            /* metric name, unquoted/unescaped */
     size_t name_len;
-    const struct expfmt_label *labels;   /* in input order, names unique */
+    const struct expfmt_label *labels;   /* in input order, names unique; NULL if none */
     size_t nlabels;
     double value;                /* every NaN is returned as one canonical quiet NaN */
     bool has_timestamp;

@@ -35,6 +35,7 @@
  */
 #include "expfmt/expfmt.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,13 +58,10 @@ enum {
 };
 
 static unsigned char cc_table[256];
-static bool cc_ready;
+static pthread_once_t cc_once = PTHREAD_ONCE_INIT;
 
-static void cc_init(void)
+static void cc_fill(void)
 {
-    /* Idempotent and race-benign: concurrent writers store equal values. */
-    if (cc_ready)
-        return;
     for (int c = 0; c < 256; c++) {
         unsigned char f = 0;
         bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -80,7 +78,11 @@ static void cc_init(void)
             f |= CC_VEND;
         cc_table[c] = f;
     }
-    __atomic_store_n(&cc_ready, true, __ATOMIC_RELEASE);
+}
+
+static void cc_init(void)
+{
+    pthread_once(&cc_once, cc_fill);
 }
 
 static inline bool cc_is(const char *s, unsigned flag)
@@ -227,10 +229,10 @@ static int scratch_prepare(struct expfmt_parser *p, struct bs_error *err)
 }
 
 /* Read a double-quoted string starting at *ps (which points at the opening
- * quote). On success *out/*out_len is the unescaped content (into the input
+ * quote). On success (*out, *out_len) is the unescaped content (into the input
  * when there was no backslash, else into scratch) and *ps points past the
- * closing quote. help_mode selects the HELP escapes (\\ and \n) instead of
- * label-value escapes (\\ \" \n); it is never used for quoted tokens. */
+ * closing quote. Escapes are those of label values: \\ \" \n, any other
+ * backslash pair kept literally. */
 static int read_quoted(struct expfmt_parser *p, const char **ps, const char **out,
                        size_t *out_len, const char *what, struct bs_error *err)
 {
@@ -463,7 +465,7 @@ static enum expfmt_metric_type series_type(const struct expfmt_parser *p)
 {
     const char *n = p->series.name;
     size_t nl = p->series.name_len, fl = p->family_len;
-    if (!p->family_type || nl < fl || memcmp(n, p->family, fl) != 0)
+    if (!p->family_type || fl == 0 || nl < fl || memcmp(n, p->family, fl) != 0)
         return EXPFMT_TYPE_UNKNOWN;
     if (nl == fl)
         return p->family_type;
@@ -491,7 +493,6 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
     int rc;
 
     memset(se, 0, sizeof *se);
-    se->labels = p->labels;
     if (*s == '{') {
         s++;
         if ((rc = parse_labels(p, &s, err)) < 0)
@@ -521,6 +522,7 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
     }
     se->series_text = start;
     se->series_text_len = (size_t)(s - start);
+    se->labels = p->labels; /* only now: labels_grow() may have moved it */
     if (se->nlabels && (rc = check_duplicates(p, err)) < 0)
         return rc;
 
@@ -532,10 +534,18 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
     if (s == v)
         return fail_got(p, err, v, "expected a value after the metric");
     size_t vlen = (size_t)(s - v);
-    bool bad = false;
-    for (size_t i = 0; i < vlen && !bad; i++)
+    bool bad = false, digits_only = vlen <= 15;
+    for (size_t i = 0; i < vlen && !bad; i++) {
         bad = v[i] == 'p' || v[i] == 'P' || v[i] == '_';
-    if (bad || bs_float_parse(v, vlen, false, &se->value) < 0) {
+        digits_only = digits_only && v[i] >= '0' && v[i] <= '9';
+    }
+    if (digits_only) {
+        /* Fast path: up to 15 digits are exact in a double. */
+        uint64_t iv = 0;
+        for (size_t i = 0; i < vlen; i++)
+            iv = iv * 10 + (uint64_t)(v[i] - '0');
+        se->value = (double)iv;
+    } else if (bad || bs_float_parse(v, vlen, false, &se->value) < 0) {
         char q[400];
         quote_snippet(v, vlen, q, sizeof q);
         return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: invalid value \"%s\"",
@@ -661,6 +671,9 @@ static int parse_meta(struct expfmt_parser *p, const char *s, bool is_help, stru
         if ((rc = check_utf8(p, tok, p->meta_name, p->meta_name_len, "quoted metric name",
                              err)) < 0)
             return rc;
+        if (p->meta_name_len == 0)
+            return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: metric name is empty",
+                                p->lineno, column_of(p, tok));
     } else if (s < e && cc_is(s, CC_MSTART)) {
         s++;
         while (s < e && cc_is(s, CC_MREST))
