@@ -19,7 +19,7 @@ BUILD ?= build/$(MODE)
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 
-PKGS := libcurl libmicrohttpd yaml-0.1 libpcre2-8 libxxhash libzstd zlib
+PKGS := libcurl libmicrohttpd yaml-0.1 libpcre2-8 libxxhash libzstd zlib snappy libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -46,7 +46,7 @@ ALL_LDFLAGS := -pthread $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
 # Modules, lowest layer last within each closure (static link order).
-MODULES := util labels expfmt tsdb promql config scrape http cmd
+MODULES := util labels expfmt tsdb promql config scrape http ingest cmd
 DEPS_util :=
 DEPS_labels := util
 DEPS_expfmt := labels util
@@ -55,7 +55,8 @@ DEPS_promql := tsdb labels util
 DEPS_config := labels util
 DEPS_scrape := config expfmt tsdb labels util
 DEPS_http := promql tsdb labels util
-DEPS_cmd := http scrape config promql expfmt tsdb labels util
+DEPS_ingest := expfmt tsdb labels util
+DEPS_cmd := http ingest scrape config promql expfmt tsdb labels util
 
 lib_of = $(BUILD)/lib/lib$(1).a
 libs_for = $(call lib_of,$(1)) $(foreach d,$(DEPS_$(1)),$(call lib_of,$(d)))
@@ -64,10 +65,10 @@ libs_for = $(call lib_of,$(1)) $(foreach d,$(DEPS_$(1)),$(call lib_of,$(d)))
 define module_rules
 SRCS_$(1) := $$(filter-out %_main.c,$$(wildcard src/$(1)/*.c))
 OBJS_$(1) := $$(SRCS_$(1):%.c=$(BUILD)/%.o)
-$(call lib_of,$(1)): $$(OBJS_$(1))
+$(call lib_of,$(1)): $$(OBJS_$(1)) $(BUILD)/empty.o
 	@mkdir -p $$(@D)
 	@rm -f $$@
-	$$(AR) rcs $$@ $$^ $$(if $$^,,$$(BUILD)/empty.o)
+	$$(AR) rcs $$@ $$^
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
@@ -86,6 +87,15 @@ $(BUILD)/%.o: %.c
 $(BUILD)/empty.o:
 	@mkdir -p $(@D)
 	echo 'static int bs_empty_unit_;' | $(CC) -x c -c -o $@ -
+
+# The PromQL conformance runner over ../shared/testdata/promql/*.test.
+PROMQLTEST_SRCS := $(wildcard tests/promqltest/*.c)
+$(BUILD)/promqltest: $(PROMQLTEST_SRCS:%.c=$(BUILD)/%.o) $(call libs_for,promql)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+promql-conformance: $(BUILD)/promqltest
+	$(BUILD)/promqltest $(PROMQLTEST_ARGS) ../shared/testdata/promql
 
 # Unit tests: tests/unit/test_<module>[_<part>].c links that module's closure.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

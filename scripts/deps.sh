@@ -5,7 +5,7 @@
 # reference systems the end-to-end tests compare against).
 set -eu
 BUILD_PKGS="gcc make pkg-config libcurl4-openssl-dev libmicrohttpd-dev libyaml-dev libpcre2-dev
-  libxxhash-dev libzstd-dev zlib1g-dev"
+  libxxhash-dev libzstd-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler"
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-requests curl prometheus
   prometheus-node-exporter"
 want=$BUILD_PKGS

@@ -27,8 +27,8 @@ struct flag {
 
 /* Parse argv against flags. Returns 0, or BS_EINVAL with err set to a
  * kingpin-like message ("unknown long flag '--foo'", "expected argument for
- * flag '--config.file'"). *help/*version are set when -h/--help/--version
- * appear. */
+ * flag '--config.file'"). The help and version outputs are set
+ * when -h/--help or --version appear. */
 int flags_parse(struct flag *flags, size_t n, int argc, char **argv, bool *help, bool *version,
                 struct bs_error *err);
 struct flag *flags_find(struct flag *flags, size_t n, const char *name);

@@ -1401,7 +1401,8 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
                 break;
         }
         if (!rc) {
-            qsort(acc.s, acc.n, sizeof(*acc.s), cmp_series);
+            if (acc.n > 1)
+                qsort(acc.s, acc.n, sizeof(*acc.s), cmp_series);
             res->series = acc.s;
             res->nseries = acc.n;
             acc.s = NULL;

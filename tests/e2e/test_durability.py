@@ -60,6 +60,10 @@ class StaticMetrics:
             f'e2e_gauge{{kind="nan"}} NaN\n'
             f'e2e_gauge{{kind="utf8",text="üñîçødé \\\\ \\"q\\""}} {self.n * 0.1!r}\n'
         )
+        # a wider set so every round checks a few hundred samples
+        body += "# TYPE e2e_many gauge\n" + "".join(
+            f'e2e_many{{i="{i}"}} {r.random() * 10 ** r.randrange(-5, 6)!r}\n'
+            for i in range(60))
         return 200, "text/plain; version=0.0.4", body
 
 
