@@ -130,4 +130,103 @@ const char *labels_symtab_intern(struct labels_symtab *t, const char *s, size_t 
 size_t labels_symtab_count(const struct labels_symtab *t);
 size_t labels_symtab_bytes(const struct labels_symtab *t);
 
+
+/* ----------------------------------------------------------- relabeling */
+
+/* Prometheus relabeling (relabel_configs, metric_relabel_configs and
+ * alert_relabel_configs), with the semantics of Prometheus 2.42's
+ * model/relabel: the configs are applied in order to one label set, each
+ * reading the result of the one before; keep, drop, keepequal and dropequal
+ * can drop the set, which ends processing. See src/labels/relabel.c for the
+ * exact rules, including Prometheus's quirks that are kept on purpose. */
+
+enum labels_relabel_action {
+    LABELS_RELABEL_REPLACE,   /* default: regex replace into target_label */
+    LABELS_RELABEL_KEEP,      /* drop the set unless the regex matches */
+    LABELS_RELABEL_DROP,      /* drop the set if the regex matches */
+    LABELS_RELABEL_KEEPEQUAL, /* drop unless joined sources == target_label's value */
+    LABELS_RELABEL_DROPEQUAL, /* drop if joined sources == target_label's value */
+    LABELS_RELABEL_HASHMOD,   /* target_label = md5(joined sources) % modulus */
+    LABELS_RELABEL_LABELMAP,  /* copy labels whose names match to expanded names */
+    LABELS_RELABEL_LABELDROP, /* delete labels whose names match */
+    LABELS_RELABEL_LABELKEEP, /* delete labels whose names do not match */
+    LABELS_RELABEL_LOWERCASE, /* target_label = lower-cased joined sources */
+    LABELS_RELABEL_UPPERCASE, /* target_label = upper-cased joined sources */
+};
+
+/* Parse an action name the way Prometheus does: case-insensitively
+ * ("Keep" is keep). Returns 0 and stores *out, or BS_EINVAL when the name is
+ * unknown. */
+int labels_relabel_action_parse(const char *s, enum labels_relabel_action *out);
+/* Lower-case name of an action ("replace", ...); never NULL. */
+const char *labels_relabel_action_name(enum labels_relabel_action a);
+
+/* One relabel config as written in YAML, borrowed by
+ * labels_relabel_config_init(). A NULL string means the key is absent, so
+ * Prometheus's default applies; "" means the key was given with an empty
+ * value, which is not the same (regex "" matches only the empty string,
+ * replacement "" deletes the target label). */
+struct labels_relabel_spec {
+    const char *action;               /* NULL: "replace" */
+    const char *const *source_labels; /* NULL: key absent; else nsource_labels names */
+                                      /* (must be non-NULL when nsource_labels > 0) */
+    size_t nsource_labels;
+    const char *separator;            /* NULL: ";" */
+    const char *regex;                /* NULL: "(.*)"; anchored at both ends */
+    uint64_t modulus;                 /* 0: absent (required by hashmod) */
+    const char *target_label;         /* NULL: "" */
+    const char *replacement;          /* NULL: "$1" */
+};
+
+/* A validated, compiled relabel config. The public fields are the effective
+ * values (defaults applied) and must not be changed; the config is immutable
+ * after init, so any number of threads may apply it at once. */
+struct labels_relabel_config {
+    enum labels_relabel_action action;
+    char **source_labels;
+    size_t nsource_labels;
+    char *separator;
+    char *regex;          /* the text as given, without the anchors */
+    uint64_t modulus;
+    char *target_label;
+    char *replacement;
+    void *re_;            /* private: compiled regex */
+    bool target_template_; /* private: target_label contains '$' */
+};
+
+/* Validate spec and compile it into c (caller storage). Returns 0, or:
+ *   BS_EINVAL  the config is not allowed; err holds Prometheus's message,
+ *              e.g. "relabel configuration for replace action requires
+ *              'target_label' value", "\"1x\" is invalid 'target_label' for
+ *              replace action", "relabel configuration for hashmod requires
+ *              non-zero modulus", "labeldrop action requires only 'regex',
+ *              and no other fields", "unknown relabel action \"x\"";
+ *   BS_EPARSE  the regex does not compile ("error parsing regexp: ...");
+ *   BS_ENOMEM  out of memory.
+ * On failure c holds nothing to release (fini is harmless). */
+int labels_relabel_config_init(struct labels_relabel_config *c,
+                               const struct labels_relabel_spec *spec, struct bs_error *err);
+/* Release what init allocated; c may then be init'ed again. */
+void labels_relabel_config_fini(struct labels_relabel_config *c);
+
+/* Apply cfgs[0..n) in order to the label set held by b, in place, like
+ * Prometheus's relabel.Process. *keep is set false when a keep, drop,
+ * keepequal or dropequal config dropped the set; b's content is then
+ * unspecified. Returns 0, or BS_ENOMEM (b's content unspecified). Label
+ * names written by replace and labelmap are not validated beyond what
+ * Prometheus checks; callers validate the result as scraping does. */
+int labels_relabel_apply_builder(const struct labels_relabel_config *cfgs, size_t n,
+                                 struct labels_builder *b, bool *keep);
+/* The same starting from a label set: out is reset to a copy of in (which is
+ * only borrowed), then relabeled; read the result with
+ * labels_builder_labels(out, ...). */
+int labels_relabel_apply(const struct labels_relabel_config *cfgs, size_t n,
+                         const struct labels *in, struct labels_builder *out, bool *keep);
+
+/* MD5 (RFC 1321) of p[0..n) into out; the hash behind hashmod. */
+void labels_md5(const void *p, size_t n, uint8_t out[16]);
+/* hashmod's value: the last 8 bytes of md5(s[0..n)) read big-endian, modulo
+ * modulus (which must be non-zero). */
+uint64_t labels_relabel_hashmod(const char *s, size_t n, uint64_t modulus);
+
 #endif
