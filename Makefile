@@ -19,7 +19,7 @@ BUILD ?= build/$(MODE)
 CC ?= gcc
 PYTHON ?= /usr/bin/python3
 
-PKGS := libcurl libmicrohttpd yaml-0.1 libpcre2-8 libxxhash libzstd zlib snappy libprotobuf-c
+PKGS := libcurl libmicrohttpd yaml-0.1 libpcre2-8 libxxhash libzstd zlib snappy libprotobuf-c libfreeipmi libipmimonitoring
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -46,7 +46,7 @@ ALL_LDFLAGS := -pthread $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
 # Modules, lowest layer last within each closure (static link order).
-MODULES := util labels expfmt tsdb promql config scrape http ingest cmd
+MODULES := util labels expfmt tsdb promql config scrape http ingest ipmi cmd
 DEPS_util :=
 DEPS_labels := util
 DEPS_expfmt := labels util
@@ -56,7 +56,8 @@ DEPS_config := labels util
 DEPS_scrape := config expfmt tsdb labels util
 DEPS_http := promql tsdb labels util
 DEPS_ingest := expfmt tsdb labels util
-DEPS_cmd := http ingest scrape config promql expfmt tsdb labels util
+DEPS_ipmi := tsdb labels util
+DEPS_cmd := http ingest ipmi scrape config promql expfmt tsdb labels util
 
 lib_of = $(BUILD)/lib/lib$(1).a
 libs_for = $(call lib_of,$(1)) $(foreach d,$(DEPS_$(1)),$(call lib_of,$(d)))

@@ -5,9 +5,10 @@
 # reference systems the end-to-end tests compare against).
 set -eu
 BUILD_PKGS="gcc make pkg-config libcurl4-openssl-dev libmicrohttpd-dev libyaml-dev libpcre2-dev
-  libxxhash-dev libzstd-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler"
+  libxxhash-dev libzstd-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler
+  libfreeipmi-dev libipmimonitoring-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-requests curl prometheus
-  prometheus-node-exporter"
+  prometheus-node-exporter openipmi ipmitool freeipmi-tools"
 want=$BUILD_PKGS
 [ "${1:-}" = "--test" ] && want="$want $TEST_PKGS"
 
