@@ -98,6 +98,15 @@ $(BUILD)/promqltest: $(PROMQLTEST_SRCS:%.c=$(BUILD)/%.o) $(call libs_for,promql)
 promql-conformance: $(BUILD)/promqltest
 	$(BUILD)/promqltest $(PROMQLTEST_ARGS) ../shared/testdata/promql
 
+# The OpenMetrics parser suite over ../shared/testdata/openmetrics/parsers.
+OMTEST_SRCS := $(wildcard tests/omtest/*.c)
+$(BUILD)/omtest: $(OMTEST_SRCS:%.c=$(BUILD)/%.o) $(call libs_for,expfmt)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+openmetrics-conformance: $(BUILD)/omtest
+	$(BUILD)/omtest ../shared/testdata/openmetrics/parsers
+
 # Unit tests: tests/unit/test_<module>[_<part>].c links that module's closure.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -134,7 +143,7 @@ $(BUILD)/bench/$(basename $(notdir $(1))): $(BUILD)/$(basename $(1)).o $$(call l
 endef
 $(foreach t,$(BENCH_SRCS),$(eval $(call bench_rule,$(t))))
 
-.PHONY: all deps run check unit fuzz-replay fuzz bench e2e clean format promql-conformance
+.PHONY: all deps run check unit fuzz-replay fuzz bench e2e clean format promql-conformance openmetrics-conformance
 .DEFAULT_GOAL := all
 all: $(PROGRAMS)
 
