@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * The store as a whole: options, open (directory, lock file, WAL replay,
- * WAL writer), close, statistics and the module's self-metrics.
+ * The store as a whole: options, open (directory, lock file, blocks, WAL
+ * replay, WAL writer, compactor), close, statistics and the module's
+ * self-metrics.
+ *
+ * Open order matters: blocks are loaded first because the newest block's
+ * end is the head's min valid time, below which WAL replay skips samples
+ * (they are in the block already). After replay, when blocks exist, the
+ * head is truncated once to that time, which drops the series that the WAL
+ * still defines but whose samples all went to blocks.
  *
  * The data directory is guarded by an exclusive flock(2) on <dir>/lock,
  * held for as long as the store is open, so two processes (or two opens in
@@ -10,11 +17,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tsdb/tsdb_int.h"
@@ -26,6 +35,8 @@ void tsdb_options_default(struct tsdb_options *o)
     o->retention_ms = INT64_C(15) * 24 * 3600 * 1000;
     o->wal_fsync_interval_ms = 1000;
     o->wal_segment_size = 0;
+    o->block_range_ms = TSDB_CHUNK_RANGE_MS;
+    o->compaction_interval_ms = 60000;
 }
 
 /* --------------------------------------------------------- self-metrics */
@@ -47,8 +58,59 @@ static double head_series_fn(void *arg)
     return (double)total;
 }
 
+static double blocks_fn(void *arg)
+{
+    (void)arg;
+    uint64_t total = 0;
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < nopen_dbs; i++) {
+        pthread_mutex_lock(&open_dbs[i]->blocks_mu);
+        total += open_dbs[i]->nblocks;
+        pthread_mutex_unlock(&open_dbs[i]->blocks_mu);
+    }
+    pthread_mutex_unlock(&open_mu);
+    return (double)total;
+}
+
+/* Sum of a uint64_t counter at offset off in struct tsdb (or, when head is
+ * true, in struct tsdb_head) over the open stores. */
+struct counter_ref {
+    size_t off;
+    bool head;
+};
+
+static double counter_fn(void *arg)
+{
+    const struct counter_ref *c = arg;
+    uint64_t total = 0;
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < nopen_dbs; i++) {
+        char *base = c->head ? (char *)&open_dbs[i]->head : (char *)open_dbs[i];
+        total += __atomic_load_n((uint64_t *)(void *)(base + c->off), __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&open_mu);
+    return (double)total;
+}
+
+static const struct counter_ref c_compactions = {offsetof(struct tsdb, compactions), false};
+static const struct counter_ref c_compaction_failures = {offsetof(struct tsdb, compaction_failures),
+                                                         false};
+static const struct counter_ref c_oob = {offsetof(struct tsdb_head, oob_samples), true};
+
 static void metrics_register(void)
 {
+    bs_metric_register_func(BS_METRIC_GAUGE, "bongsu_tsdb_blocks_loaded",
+                            "Number of currently loaded data blocks.", NULL, blocks_fn, NULL);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_compactions_total",
+                            "Total number of head compactions that wrote a block or truncated "
+                            "the head.",
+                            NULL, counter_fn, (void *)&c_compactions);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_compactions_failed_total",
+                            "Total number of compaction passes that failed.", NULL, counter_fn,
+                            (void *)&c_compaction_failures);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_out_of_bound_samples_total",
+                            "Total number of samples rejected as older than the head accepts.",
+                            NULL, counter_fn, (void *)&c_oob);
     bs_metric_register_func(BS_METRIC_GAUGE, "bongsu_tsdb_head_series",
                             "Number of series in the head block.", NULL, head_series_fn, NULL);
     m_appended = bs_metric_register(BS_METRIC_COUNTER, "bongsu_tsdb_head_samples_appended_total",
@@ -139,7 +201,22 @@ int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *
     db->opts = *o;
     db->dir = bs_xstrdup(o->dir);
     db->opts.dir = db->dir;
-    bool head_ok = false;
+    if (db->opts.block_range_ms <= 0)
+        db->opts.block_range_ms = TSDB_CHUNK_RANGE_MS;
+    pthread_mutex_init(&db->blocks_mu, NULL);
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&db->trunc_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    pthread_mutex_init(&db->compact_mu, NULL);
+    pthread_mutex_init(&db->compactor_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->compactor_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    bool head_ok = false, wal_ok = false;
     int rc;
     char waldir[4096], lockpath[4096];
     if ((size_t)snprintf(waldir, sizeof(waldir), "%s/wal", db->dir) >= sizeof(waldir) ||
@@ -179,6 +256,11 @@ int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *
         goto fail;
     }
     head_ok = true;
+    db->head.chunk_range = db->opts.block_range_ms;
+    db->waldir = bs_xstrdup(waldir);
+    rc = tsdb_blocks_load(db, err);
+    if (rc)
+        goto fail;
     uint32_t next_seg = 0;
     rc = tsdb_wal_replay(db, waldir, &next_seg, err);
     if (rc)
@@ -187,14 +269,36 @@ int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *
                        err);
     if (rc)
         goto fail;
+    wal_ok = true;
+    if (db->nblocks > 0) {
+        size_t removed = 0;
+        rc = tsdb_head_truncate(db, db->head.min_valid, NULL, &removed, err);
+        if (rc)
+            goto fail;
+        if (removed)
+            BS_INFO("tsdb", "dropped %zu series from the WAL whose samples are all in blocks",
+                    removed);
+    }
+    rc = tsdb_compactor_start(db, err);
+    if (rc)
+        goto fail;
     open_list_add(db);
     *out = db;
     return 0;
 fail:
+    if (wal_ok)
+        tsdb_wal_close(&db->wal);
+    tsdb_blocks_close(db);
     if (head_ok)
         tsdb_head_fini(&db->head);
     if (db->lock_fd >= 0)
         close(db->lock_fd);
+    pthread_cond_destroy(&db->compactor_cond);
+    pthread_mutex_destroy(&db->compactor_mu);
+    pthread_mutex_destroy(&db->compact_mu);
+    pthread_rwlock_destroy(&db->trunc_lock);
+    pthread_mutex_destroy(&db->blocks_mu);
+    free(db->waldir);
     free(db->dir);
     free(db);
     return rc;
@@ -205,10 +309,18 @@ void tsdb_close(struct tsdb *db)
     if (!db)
         return;
     open_list_del(db);
+    tsdb_compactor_stop(db);
     tsdb_wal_close(&db->wal);
+    tsdb_blocks_close(db);
     tsdb_head_fini(&db->head);
     if (db->lock_fd >= 0)
         close(db->lock_fd);
+    pthread_cond_destroy(&db->compactor_cond);
+    pthread_mutex_destroy(&db->compactor_mu);
+    pthread_mutex_destroy(&db->compact_mu);
+    pthread_rwlock_destroy(&db->trunc_lock);
+    pthread_mutex_destroy(&db->blocks_mu);
+    free(db->waldir);
     free(db->dir);
     free(db);
 }
@@ -228,7 +340,16 @@ void tsdb_stats(struct tsdb *db, struct tsdb_stats *out)
     out->max_time = __atomic_load_n(&h->max_time, __ATOMIC_RELAXED);
     out->out_of_order_samples = __atomic_load_n(&h->ooo_samples, __ATOMIC_RELAXED);
     out->duplicate_samples = __atomic_load_n(&h->dup_samples, __ATOMIC_RELAXED);
+    out->out_of_bounds_samples = __atomic_load_n(&h->oob_samples, __ATOMIC_RELAXED);
+    out->compactions = __atomic_load_n(&db->compactions, __ATOMIC_RELAXED);
+    out->compaction_failures = __atomic_load_n(&db->compaction_failures, __ATOMIC_RELAXED);
     pthread_mutex_lock(&db->wal.mu);
     out->wal_bytes = db->wal.total_bytes;
+    out->min_valid_time = __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&db->wal.mu);
+    pthread_mutex_lock(&db->blocks_mu);
+    out->num_blocks = db->nblocks;
+    for (size_t i = 0; i < db->nblocks; i++)
+        out->blocks_bytes += db->blocks[i]->bytes;
+    pthread_mutex_unlock(&db->blocks_mu);
 }

@@ -13,11 +13,12 @@
  * published with release stores, read without locks.
  *
  * Each series has its own mutex guarding its chunks and newest sample.
- * Series are never freed while the tsdb is open (there is no head
- * truncation yet), so a pointer obtained from the table stays valid until
- * tsdb_close, and closed chunks, which are immutable, may be read by
- * queriers without the series lock. Only the open chunk changes and may be
- * reallocated; queriers copy it under the lock.
+ * Closed chunks are immutable and may be read by queriers without the
+ * series lock. Only the open chunk changes and may be reallocated;
+ * queriers copy it under the lock. Head truncation (head_gc.c) drops old
+ * chunks and empty series; they are freed through the epoch reclaimer
+ * (reclaim.c), so a pointer obtained by a reader (querier, appender) stays
+ * valid until that reader exits its epoch.
  *
  * Bookkeeping allocations (series, tables) use the aborting bs_x* wrappers;
  * sample data uses malloc and reports BS_ENOMEM.
@@ -74,13 +75,17 @@ int tsdb_head_init(struct tsdb_head *h)
     pthread_mutex_init(&h->pages_mu, NULL);
     tsdb_postings_init(&h->postings);
     h->next_ref = 1;
+    h->chunk_range = TSDB_CHUNK_RANGE_MS;
+    h->min_valid = INT64_MIN;
+    tsdb_reclaim_init(&h->reclaim);
     h->min_time = INT64_MAX;
     h->max_time = INT64_MIN;
     return 0;
 }
 
-static void series_free(struct tsdb_series *s)
+void tsdb_head_series_free(void *p)
 {
+    struct tsdb_series *s = p;
     for (size_t i = 0; i < s->nchunks; i++)
         free(s->chunks[i]);
     free(s->chunks);
@@ -98,7 +103,7 @@ void tsdb_head_fini(struct tsdb_head *h)
             struct tsdb_series *s = st->buckets[b];
             while (s) {
                 struct tsdb_series *next = s->hnext;
-                series_free(s);
+                tsdb_head_series_free(s);
                 s = next;
             }
         }
@@ -112,6 +117,7 @@ void tsdb_head_fini(struct tsdb_head *h)
     }
     pthread_mutex_destroy(&h->pages_mu);
     tsdb_postings_fini(&h->postings);
+    tsdb_reclaim_fini(&h->reclaim);
     labels_symtab_free(h->syms);
     memset(h, 0, sizeof(*h));
 }
@@ -222,6 +228,16 @@ int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls,
     return 0;
 }
 
+int64_t tsdb_head_appendable_mint(struct tsdb_head *h)
+{
+    int64_t minv = __atomic_load_n(&h->min_valid, __ATOMIC_ACQUIRE);
+    int64_t maxt = __atomic_load_n(&h->max_time, __ATOMIC_RELAXED);
+    int64_t half = h->chunk_range / 2;
+    if (maxt >= INT64_MIN + half && maxt - half > minv)
+        return maxt - half;
+    return minv;
+}
+
 void tsdb_head_note_time(struct tsdb_head *h, int64_t t)
 {
     int64_t cur = __atomic_load_n(&h->min_time, __ATOMIC_RELAXED);
@@ -270,8 +286,9 @@ int tsdb_head_series_append(struct tsdb_head *h, struct tsdb_series *s, int64_t 
         if (t == s->max_t)
             return vbits == s->last_v ? 1 : BS_EDUPLICATE;
     }
-    if (s->open.n > 0 && (s->open.n >= TSDB_CHUNK_MAX_SAMPLES ||
-                          tsdb_chunk_range_of(t) != tsdb_chunk_range_of(s->open.mint))) {
+    if (s->open.n > 0 &&
+        (s->open.n >= TSDB_CHUNK_MAX_SAMPLES ||
+         tsdb_range_of(t, h->chunk_range) != tsdb_range_of(s->open.mint, h->chunk_range))) {
         int rc = series_cut(h, s);
         if (rc)
             return rc;
@@ -290,9 +307,8 @@ int tsdb_head_series_append(struct tsdb_head *h, struct tsdb_series *s, int64_t 
     return 0;
 }
 
-/* Does the encoded chunk hold a sample in [mint, maxt]? */
-static bool chunk_has_sample_in(const uint8_t *p, size_t len, int64_t cmint, int64_t cmaxt,
-                                int64_t mint, int64_t maxt)
+bool tsdb_chunk_has_sample_in(const uint8_t *p, size_t len, int64_t cmint, int64_t cmaxt,
+                              int64_t mint, int64_t maxt)
 {
     if (cmaxt < mint || cmint > maxt)
         return false;
@@ -317,11 +333,11 @@ bool tsdb_head_series_has_sample_in(struct tsdb_series *s, int64_t mint, int64_t
         const struct tsdb_chunk *c = s->chunks[i];
         if (c->mint > maxt)
             return false;
-        if (chunk_has_sample_in(c->data, c->len, c->mint, c->maxt, mint, maxt))
+        if (tsdb_chunk_has_sample_in(c->data, c->len, c->mint, c->maxt, mint, maxt))
             return true;
     }
     if (s->open.n > 0)
-        return chunk_has_sample_in(s->open.buf, tsdb_xor_enc_bytes(&s->open), s->open.mint,
-                                   s->open.t, mint, maxt);
+        return tsdb_chunk_has_sample_in(s->open.buf, tsdb_xor_enc_bytes(&s->open), s->open.mint,
+                                        s->open.t, mint, maxt);
     return false;
 }

@@ -23,7 +23,18 @@
  * under striped and per-series locks only.
  *
  * A series created by an add whose batch is rolled back stays in the head,
- * empty; queries skip series without samples in range.
+ * empty; queries skip series without samples in range, and the next head
+ * truncation removes it.
+ *
+ * Head truncation. An appender is an epoch reader (reclaim.c) from new()
+ * to commit/rollback, so the series it staged are never freed under it.
+ * Truncation may still remove a staged series from the head (it was empty
+ * when checked, e.g. created by this very batch): such a series is flagged
+ * `removed` under the WAL mutex, and commit, holding that mutex, resolves
+ * its labels again (creating a fresh series with a new ref) before
+ * encoding anything. Samples older than the head's min valid time (the end
+ * of the newest block), which truncation may have raised since add(), are
+ * dropped at commit and counted as out of bounds.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +59,7 @@ struct app_slot { /* newest staged sample of one series; s NULL = empty */
 
 struct tsdb_appender {
     struct tsdb *db;
+    uint64_t epoch; /* reclaim token */
     struct app_sample *samples;
     size_t n, cap;
     struct app_slot *slots;
@@ -62,11 +74,13 @@ struct tsdb_appender *tsdb_appender_new(struct tsdb *db)
     if (!a)
         return NULL;
     a->db = db;
+    a->epoch = tsdb_reclaim_enter(&db->head.reclaim);
     return a;
 }
 
 static void appender_free(struct tsdb_appender *a)
 {
+    tsdb_reclaim_exit(&a->db->head.reclaim, a->epoch);
     free(a->samples);
     free(a->slots);
     free(a);
@@ -154,6 +168,10 @@ int tsdb_appender_add(struct tsdb_appender *a, tsdb_ref ref, const struct labels
     if (!a)
         return BS_EINVAL;
     struct tsdb_head *h = &a->db->head;
+    if (t < tsdb_head_appendable_mint(h)) {
+        __atomic_add_fetch(&h->oob_samples, 1, __ATOMIC_RELAXED);
+        return BS_EOUTOFBOUNDS;
+    }
     struct tsdb_series *s = ref ? tsdb_head_series_by_ref(h, ref) : NULL;
     if (!s) {
         int rc = labels_check(ls);
@@ -207,6 +225,54 @@ int tsdb_appender_add(struct tsdb_appender *a, tsdb_ref ref, const struct labels
     if (slot_put(a, s, t, vbits))
         return BS_ENOMEM;
     a->samples[a->n++] = (struct app_sample){s, t, vbits};
+    return 0;
+}
+
+/* With the WAL mutex held: replace series that head truncation removed
+ * since add() by live ones (found or created by labels), and drop samples
+ * older than the head now accepts. Returns 0 or BS_ENOMEM; *oob and
+ * *failed count dropped samples. */
+static int revalidate_locked(struct tsdb_appender *a, uint64_t *oob, uint64_t *failed)
+{
+    struct tsdb_head *h = &a->db->head;
+    int64_t minv = __atomic_load_n(&h->min_valid, __ATOMIC_ACQUIRE);
+    bool any = false;
+    for (size_t i = 0; i < a->n && !any; i++)
+        any = a->samples[i].t < minv || a->samples[i].s->removed;
+    if (!any)
+        return 0;
+    struct tsdb_series *old = NULL, *repl = NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        struct app_sample sm = a->samples[i];
+        if (sm.t < minv) {
+            (*oob)++;
+            continue;
+        }
+        if (sm.s->removed) {
+            if (sm.s != old) {
+                bool created;
+                old = sm.s;
+                repl = NULL;
+                if (tsdb_head_series_get_or_create(h, &old->lset, old->hash, 0, &repl, &created))
+                    repl = NULL;
+            }
+            if (!repl) {
+                (*failed)++;
+                continue;
+            }
+            sm.s = repl;
+        }
+        a->samples[k++] = sm;
+    }
+    a->n = k;
+    if (a->slots_cap)
+        memset(a->slots, 0, a->slots_cap * sizeof(*a->slots));
+    a->nslots = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (slot_put(a, a->samples[i].s, a->samples[i].t, a->samples[i].v))
+            return BS_ENOMEM;
+    }
     return 0;
 }
 
@@ -271,8 +337,24 @@ int tsdb_appender_commit(struct tsdb_appender *a, struct bs_error *err)
     struct tsdb_head *h = &db->head;
     struct tsdb_wal *w = &db->wal;
 
+    uint64_t appended = 0, ooo = 0, dup = 0, failed = 0, oob = 0, lost = 0;
     pthread_mutex_lock(&w->mu);
-    int rc = encode_batch(a, w);
+    int rc = revalidate_locked(a, &oob, &lost);
+    if (lost)
+        BS_ERROR("tsdb", "out of memory: %llu samples of a batch were dropped recreating series",
+                 (unsigned long long)lost);
+    if (rc == 0 && oob) {
+        __atomic_add_fetch(&h->oob_samples, oob, __ATOMIC_RELAXED);
+        BS_DEBUG("tsdb", "%llu samples of a batch fell behind the head's min valid time",
+                 (unsigned long long)oob);
+    }
+    if (rc == 0 && a->n == 0) {
+        pthread_mutex_unlock(&w->mu);
+        appender_free(a);
+        return 0;
+    }
+    if (rc == 0)
+        rc = encode_batch(a, w);
     if (rc) {
         tsdb_wal_discard(w);
         bs_error_set(err, rc, "cannot encode WAL records for a batch of %zu samples: %s", a->n,
@@ -290,7 +372,6 @@ int tsdb_appender_commit(struct tsdb_appender *a, struct bs_error *err)
             a->slots[i].s->wal_logged = true;
     }
 
-    uint64_t appended = 0, ooo = 0, dup = 0, failed = 0;
     int64_t mint = INT64_MAX, maxt = INT64_MIN;
     for (size_t i = 0; i < a->n; i++) {
         const struct app_sample *sm = &a->samples[i];

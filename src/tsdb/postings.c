@@ -273,3 +273,59 @@ int tsdb_postings_for_matcher(struct tsdb_postings *p, const struct labels_match
     *n = total;
     return 0;
 }
+
+/* Keep the refs of l that are not dead. */
+static void plist_filter(struct tsdb_plist *l, bool (*dead)(uint64_t ref, void *arg), void *arg)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!dead(l->refs[i], arg))
+            l->refs[k++] = l->refs[i];
+    }
+    l->n = k;
+    if (k == 0) {
+        free(l->refs);
+        l->refs = NULL;
+        l->cap = 0;
+    } else if (k < l->cap / 4) {
+        l->cap = k;
+        l->refs = bs_xrealloc(l->refs, k * sizeof(*l->refs));
+    }
+}
+
+void tsdb_postings_delete_locked(struct tsdb_postings *p, bool (*dead)(uint64_t ref, void *arg),
+                                 void *arg)
+{
+    for (size_t b = 0; b < p->name_buckets; b++) {
+        struct tsdb_pname **pnp = &p->names[b];
+        while (*pnp) {
+            struct tsdb_pname *pn = *pnp;
+            size_t k = 0;
+            for (size_t i = 0; i < pn->n; i++) {
+                struct tsdb_pval *pv = pn->vals[i];
+                plist_filter(&pv->list, dead, arg);
+                if (pv->list.n > 0) {
+                    pn->vals[k++] = pv;
+                    continue;
+                }
+                struct tsdb_pval **pp = &p->pairs[pv->hash & (p->pair_buckets - 1)];
+                while (*pp && *pp != pv)
+                    pp = &(*pp)->hnext;
+                if (*pp)
+                    *pp = pv->hnext;
+                p->npairs--;
+                free(pv);
+            }
+            pn->n = k;
+            if (k == 0) {
+                *pnp = pn->hnext;
+                p->nnames--;
+                free(pn->vals);
+                free(pn);
+            } else {
+                pnp = &pn->hnext;
+            }
+        }
+    }
+    plist_filter(&p->all, dead, arg);
+}

@@ -4,10 +4,14 @@
  * (scrape, push, remote write, rules, IPMI), one querier that every reader
  * uses (PromQL, the series/labels API, remote read).
  *
- * Now: an in-memory head (series by label-set hash, interned symbols, Gorilla
- * XOR chunks, postings per label pair) and a write-ahead log replayed on
- * open. Later: persistent blocks, head chunks on disk, compaction,
- * retention — behind the same interface.
+ * An in-memory head (series by label-set hash, interned symbols, Gorilla
+ * XOR chunks, postings per label pair) with a write-ahead log replayed on
+ * open; a background compactor cuts the head's oldest range into an
+ * immutable on-disk block (docs/format/index.md), truncates the head and
+ * checkpoints the WAL, and deletes blocks past retention. Queriers merge
+ * blocks and head transparently. Later: head chunks on disk, compaction of
+ * blocks into larger ones, size-based retention — behind the same
+ * interface.
  *
  * Durability contract: tsdb_appender_commit() writes the batch to the WAL
  * (write(2)) before any sample becomes visible to queriers. A sample that a
@@ -35,17 +39,25 @@ typedef uint64_t tsdb_ref;
 
 struct tsdb_options {
     const char *dir;                 /* data directory; created if missing */
-    int64_t retention_ms;            /* --storage.tsdb.retention.time */
+    int64_t retention_ms;            /* --storage.tsdb.retention.time; <= 0 keeps all */
     int64_t wal_fsync_interval_ms;   /* 0 = fsync on every commit */
     size_t wal_segment_size;         /* bytes; 0 = default 128 MiB */
+    int64_t block_range_ms;          /* head chunk range and block length; 0 = 2h */
+    int64_t compaction_interval_ms;  /* compactor period; 0 = 1 min, < 0 = no thread */
 };
-void tsdb_options_default(struct tsdb_options *o);   /* dir "data", 15d, 1000 ms */
+/* dir "data", 15d, 1000 ms, 2h blocks, compaction checked every minute. */
+void tsdb_options_default(struct tsdb_options *o);
 
 struct tsdb;
 
-/* Open (or create) the store in o->dir and replay its WAL. A torn WAL tail
- * is truncated with one log line, never fatal. err gets a message naming
- * the file when the directory cannot be used. */
+/* Open (or create) the store in o->dir: load its blocks, then replay its
+ * WAL (the newest checkpoint, then later segments). A torn WAL tail is
+ * truncated with one log line, never fatal; leftovers of an interrupted
+ * block write or deletion (*.tmp directories, block directories without
+ * meta.json) are deleted with one log line each; a block that cannot be
+ * read is skipped with an error line and left on disk. Starts the
+ * background compactor unless o->compaction_interval_ms < 0. err gets a
+ * message naming the file when the directory cannot be used. */
 int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *err);
 /* Flush and fsync the WAL, free everything. NULL is allowed. */
 void tsdb_close(struct tsdb *db);
@@ -59,8 +71,22 @@ struct tsdb_stats {
     uint64_t out_of_order_samples;   /* rejected, since open */
     uint64_t duplicate_samples;      /* rejected, since open */
     uint64_t wal_bytes;
+    uint64_t out_of_bounds_samples;  /* rejected as too old, since open */
+    uint64_t num_blocks;
+    uint64_t blocks_bytes;           /* on disk */
+    int64_t min_valid_time;          /* newest block's maxt; INT64_MIN if none */
+    uint64_t compactions, compaction_failures;   /* head compactions, since open */
 };
 void tsdb_stats(struct tsdb *db, struct tsdb_stats *out);
+
+/* Run one compaction pass now (what the background compactor does each
+ * period): while the head spans more than 1.5 block ranges, write its
+ * oldest range as a block, truncate the head to the block's end and
+ * checkpoint the WAL; then delete blocks older than the retention. Safe to
+ * call from any thread; passes are serialised. Returns 0 or the first
+ * error (the store stays usable: a failed block write leaves the head as
+ * it was). */
+int tsdb_compact_now(struct tsdb *db, struct bs_error *err);
 
 /* --------------------------------------------------------------- appender */
 
@@ -76,7 +102,9 @@ struct tsdb_appender *tsdb_appender_new(struct tsdb *db);
  *   BS_EDUPLICATE    same t as the newest sample with a different value
  *                    (the same t and bit-identical value is accepted and
  *                    ignored, returning 0)
- *   BS_EOUTOFBOUNDS  t is older than what the head accepts
+ *   BS_EOUTOFBOUNDS  t is older than what the head accepts: the end of the
+ *                    newest block, or the head's newest time minus half
+ *                    a block range, whichever is later
  *   BS_EINVAL        ls is NULL and ref unknown, or ls is empty / invalid
  * A stale marker (bs_stale_nan()) is stored like any sample. */
 int tsdb_appender_add(struct tsdb_appender *a, tsdb_ref ref, const struct labels *ls, int64_t t,
@@ -95,8 +123,12 @@ struct tsdb_series_set;
 struct tsdb_iterator;
 
 /* A querier sees a consistent view of samples with mint <= t <= maxt as of
- * its creation; samples appended later may or may not be visible. Free it
- * after every series set and iterator obtained from it. */
+ * its creation, across blocks and head; samples appended later may or may
+ * not be visible. A compaction or retention pass running meanwhile never
+ * frees what the querier reads: it holds references on its blocks and an
+ * epoch on the head (see src/tsdb/reclaim.c). Free it after every series
+ * set and iterator obtained from it, and do not keep it for long: head
+ * memory dropped by truncation is freed only when older queriers are gone. */
 struct tsdb_querier *tsdb_querier_new(struct tsdb *db, int64_t mint, int64_t maxt);
 void tsdb_querier_free(struct tsdb_querier *q);
 

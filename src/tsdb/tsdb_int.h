@@ -22,6 +22,8 @@
 #include "tsdb/tsdb.h"
 #include "util/util.h"
 
+struct tsdb;
+
 /* ------------------------------------------------------------ XOR chunks */
 
 #define TSDB_CHUNK_MAX_SAMPLES 120
@@ -75,6 +77,10 @@ struct tsdb_xor_dec {
 };
 void tsdb_xor_dec_init(struct tsdb_xor_dec *d, const uint8_t *p, size_t len);
 bool tsdb_xor_dec_next(struct tsdb_xor_dec *d);
+/* Does the encoded chunk p[0..len) spanning [cmint, cmaxt] hold a sample
+ * with mint <= t <= maxt? Decodes only when the ranges overlap partly. */
+bool tsdb_chunk_has_sample_in(const uint8_t *p, size_t len, int64_t cmint, int64_t cmaxt,
+                              int64_t mint, int64_t maxt);
 
 /* A closed chunk: immutable once published, freed only at tsdb_close. */
 struct tsdb_chunk {
@@ -84,14 +90,60 @@ struct tsdb_chunk {
     uint8_t data[];
 };
 
-/* Index of the 2h range holding t (floor division). */
-static inline int64_t tsdb_chunk_range_of(int64_t t)
+/* Index of the range of width `range` ms holding t (floor division). */
+static inline int64_t tsdb_range_of(int64_t t, int64_t range)
 {
-    int64_t q = t / TSDB_CHUNK_RANGE_MS;
-    if (t % TSDB_CHUNK_RANGE_MS < 0)
+    int64_t q = t / range;
+    if (t % range < 0)
         q--;
     return q;
 }
+
+/* Index of the default 2h range holding t. */
+static inline int64_t tsdb_chunk_range_of(int64_t t)
+{
+    return tsdb_range_of(t, TSDB_CHUNK_RANGE_MS);
+}
+
+/* ------------------------------------------------------------- reclaim */
+
+/* Deferred freeing of head memory that readers may still point at (see
+ * reclaim.c). Readers (queriers, appenders, the block writer) enter an
+ * epoch and exit it when done; memory unlinked from the head is retired
+ * with the current epoch and freed once no reader that entered at or
+ * before that epoch remains. */
+struct tsdb_garbage {
+    struct tsdb_garbage *next;
+    uint64_t epoch;
+    void *p;
+    void (*fn)(void *p);
+};
+
+struct tsdb_epoch_count {
+    uint64_t epoch;
+    size_t n;
+};
+
+struct tsdb_reclaim {
+    pthread_mutex_t mu;
+    uint64_t epoch;                  /* current */
+    struct tsdb_epoch_count *active; /* readers per epoch, ascending epochs */
+    size_t nactive, cap;
+    struct tsdb_garbage *garbage; /* newest first */
+    size_t ngarbage;
+};
+
+void tsdb_reclaim_init(struct tsdb_reclaim *r);
+/* Free all garbage (no reader may remain). */
+void tsdb_reclaim_fini(struct tsdb_reclaim *r);
+/* Enter as a reader; returns the token to pass to exit. */
+uint64_t tsdb_reclaim_enter(struct tsdb_reclaim *r);
+void tsdb_reclaim_exit(struct tsdb_reclaim *r, uint64_t epoch);
+/* Hand p (already unreachable for new readers) to fn(p) once every reader
+ * that might have seen it is gone. */
+void tsdb_reclaim_retire(struct tsdb_reclaim *r, void *p, void (*fn)(void *p));
+/* Start a new epoch after a batch of retires, freeing what can be freed. */
+void tsdb_reclaim_advance(struct tsdb_reclaim *r);
 
 /* ------------------------------------------------------------------ head */
 
@@ -101,6 +153,7 @@ struct tsdb_series {
     struct labels lset;        /* array owned by the series; strings interned */
     struct tsdb_series *hnext; /* stripe hash chain (stripe lock) */
     bool wal_logged;           /* series record is in the WAL (WAL mutex) */
+    bool removed;              /* dropped from the head by GC (WAL mutex) */
 
     pthread_mutex_t mu;         /* guards everything below */
     struct tsdb_chunk **chunks; /* closed chunks, oldest first */
@@ -163,12 +216,18 @@ struct tsdb_head {
     struct tsdb_postings postings;
     uint64_t next_ref; /* guarded by postings.lock (write) */
 
+    int64_t chunk_range; /* ms; chunks never cross a multiple of it */
+    /* Oldest time the head accepts: the newest block's maxt (atomic). */
+    int64_t min_valid;
+    struct tsdb_reclaim reclaim;
+
     /* statistics, updated with atomics */
     uint64_t num_series;
     uint64_t samples_appended;
     uint64_t num_chunks;
     uint64_t ooo_samples;
     uint64_t dup_samples;
+    uint64_t oob_samples;
     int64_t min_time, max_time;
 };
 
@@ -190,6 +249,23 @@ int tsdb_head_series_append(struct tsdb_head *h, struct tsdb_series *s, int64_t 
 /* Does s hold a sample with mint <= t <= maxt? Caller holds s->mu. */
 bool tsdb_head_series_has_sample_in(struct tsdb_series *s, int64_t mint, int64_t maxt);
 void tsdb_head_note_time(struct tsdb_head *h, int64_t t);
+/* Oldest time an appender may write now: the later of min_valid and
+ * max_time - chunk_range/2 (INT64_MIN when the head is empty). */
+int64_t tsdb_head_appendable_mint(struct tsdb_head *h);
+/* Free a series and what it still holds (no reader may see it). */
+void tsdb_head_series_free(void *s);
+
+/* head_gc.c. Drop every chunk whose samples are all older than mint
+ * (closed chunks with maxt < mint, the open chunk when its newest sample
+ * is older), retiring them through h->reclaim, and recompute min_time.
+ * Then, with the WAL mutex held so that no commit is applying, remove the
+ * series left without samples from the stripes, the ref table and the
+ * postings (they are flagged `removed`; a commit that staged one resolves
+ * its labels again). When cut_seg is non-NULL the WAL is cut to a new
+ * segment in the same critical section and *cut_seg gets the index of the
+ * last segment written before it. Returns the number of series removed. */
+int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t *removed,
+                       struct bs_error *err);
 
 /* postings.c. Callers of the _locked functions hold postings.lock. */
 void tsdb_postings_init(struct tsdb_postings *p);
@@ -203,9 +279,36 @@ int tsdb_postings_for_matcher(struct tsdb_postings *p, const struct labels_match
                               uint64_t **out, size_t *n);
 /* Copy of the all-series list. */
 int tsdb_postings_all(struct tsdb_postings *p, uint64_t **out, size_t *n);
+/* Remove every ref for which dead(ref, arg) is true from every list, and
+ * the (name, value) pairs and names left without series. */
+void tsdb_postings_delete_locked(struct tsdb_postings *p, bool (*dead)(uint64_t ref, void *arg),
+                                 void *arg);
+
+/* ------------------------------------------------------ head snapshots */
+
+/* One chunk to iterate: bytes borrowed from the head (kept alive by the
+ * reader's epoch), a block's mmap (kept alive by the block reference) or
+ * owned (a copy of an open chunk, freed with the iterator). */
+struct tsdb_iter_chunk {
+    const uint8_t *p;
+    size_t len;
+    int64_t mint, maxt;
+    uint8_t *owned;
+};
+
+/* Series of the head matching ms with a sample in [mint, maxt], sorted by
+ * labels when sorted is true; *out malloc'd. The caller is an epoch reader. */
+int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size_t nms,
+                     int64_t mint, int64_t maxt, bool sorted, struct tsdb_series ***out,
+                     size_t *nout, struct bs_error *err);
+/* Append to *v (growing it) the chunks of s overlapping [mint, maxt],
+ * oldest first; the open chunk is copied. BS_ENOMEM on failure. */
+int tsdb_head_series_chunks(struct tsdb_series *s, int64_t mint, int64_t maxt,
+                            struct tsdb_iter_chunk **v, size_t *n, size_t *cap);
 
 /* ------------------------------------------------------------------- WAL */
 
+#define TSDB_WAL_CHECKPOINT_PREFIX "checkpoint."
 #define TSDB_WAL_REC_SERIES 1
 #define TSDB_WAL_REC_SAMPLES 2
 #define TSDB_WAL_HEADER 9                        /* type u8, len be32, crc be32 */
@@ -255,6 +358,10 @@ int tsdb_wal_flush_locked(struct tsdb_wal *w, struct bs_error *err);
 /* Encode one series record for s into the pending buffer (w->mu held). */
 int tsdb_wal_log_series(struct tsdb_wal *w, const struct tsdb_series *s);
 
+/* Close the current segment (fsynced) and start the next one; caller
+ * holds w->mu. */
+int tsdb_wal_cut_locked(struct tsdb_wal *w, struct bs_error *err);
+
 /* List segment indices in waldir, sorted. *out malloc'd (NULL if none). */
 int tsdb_wal_segments(const char *waldir, uint32_t **out, size_t *n, struct bs_error *err);
 
@@ -265,6 +372,126 @@ struct tsdb;
  * per damaged segment); only failures to read the directory are errors. */
 int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, struct bs_error *err);
 
+/* checkpoint.c. The newest complete checkpoint in waldir: *found false when
+ * there is none, else *idx is the last segment it covers. Leftover
+ * checkpoint.*.tmp directories are deleted (one log line each). */
+int tsdb_checkpoint_find(const char *waldir, bool *found, uint32_t *idx, struct bs_error *err);
+/* Write waldir/checkpoint.<last> from the previous checkpoint and the
+ * segments up to last: series records of series still in the head, samples
+ * of those series with t >= mint. Written in a .tmp directory, fsynced and
+ * renamed; then segments <= last and older checkpoints are deleted.
+ * *bytes_dropped gets the size of the segments deleted. */
+int tsdb_checkpoint_write(struct tsdb *db, const char *waldir, uint32_t last, int64_t mint,
+                          uint64_t *bytes_dropped, struct bs_error *err);
+
+/* ---------------------------------------------------------------- blocks */
+
+#define TSDB_BLOCK_VERSION 1
+#define TSDB_ULID_LEN 26
+#define TSDB_CHUNK_ENC_XOR 1
+#define TSDB_BLOCK_SEGMENT_MAX (UINT64_C(512) << 20) /* chunk segment file cap */
+#define TSDB_INDEX_MAGIC UINT32_C(0x42534958)        /* "BSIX" */
+#define TSDB_CHUNKS_MAGIC UINT32_C(0x42534348)       /* "BSCH" */
+#define TSDB_INDEX_TOC_LEN 36                        /* 4 x u64 + crc */
+
+struct tsdb_block_meta {
+    char ulid[TSDB_ULID_LEN + 1];
+    int64_t mint, maxt; /* [mint, maxt): maxt exclusive */
+    uint64_t num_samples, num_series, num_chunks;
+    int level;
+    char (*sources)[TSDB_ULID_LEN + 1];
+    size_t nsources;
+    int version;
+};
+
+/* A chunk given to the block writer (borrowed). */
+struct tsdb_bw_chunk {
+    int64_t mint, maxt;
+    const uint8_t *data;
+    uint32_t len;
+    uint32_t nsamples;
+};
+
+/* A series given to the block writer (borrowed). */
+struct tsdb_bw_series {
+    const struct labels *ls;
+    struct tsdb_bw_chunk *chunks; /* oldest first, non-overlapping */
+    size_t n;
+};
+
+/* A new ULID: 48-bit milliseconds and 80 random bits, Crockford base32. */
+void tsdb_ulid_new(char out[TSDB_ULID_LEN + 1]);
+bool tsdb_ulid_valid(const char *s);
+
+/* Write a block of the given series (any order; sorted here by labels)
+ * into parent/<ulid>: built in parent/<ulid>.tmp, fsynced, renamed. meta
+ * gives mint, maxt, level and sources (its ulid is filled in here, and the
+ * stats are computed). */
+int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
+                     struct tsdb_bw_series *series, size_t n, struct bs_error *err);
+
+/* meta.json */
+int tsdb_block_meta_read(const char *blockdir, struct tsdb_block_meta *m, struct bs_error *err);
+int tsdb_block_meta_write(const char *blockdir, const struct tsdb_block_meta *m,
+                          struct bs_error *err);
+void tsdb_block_meta_fini(struct tsdb_block_meta *m);
+
+struct tsdb_map { /* one read-only mmap */
+    uint8_t *p;
+    size_t len;
+};
+
+struct tsdb_postings_entry {  /* one row of the postings offset table */
+    const char *name, *value; /* NUL-terminated, in the mmap */
+    uint64_t off;             /* of the list, in the index file */
+};
+
+/* An open block: files mapped read-only, reference counted. */
+struct tsdb_block {
+    char *dir;
+    struct tsdb_block_meta meta;
+    int refs; /* atomic; the db's list holds one */
+    bool deleted;
+    struct tsdb_map index;
+    struct tsdb_map *segs;
+    size_t nsegs;
+    uint64_t syms_off, syms_len; /* symbols section content in index */
+    uint64_t series_off, series_end;
+    uint64_t postings_off, postings_end;
+    uint64_t all_off; /* the all-series postings list */
+    struct tsdb_postings_entry *po;
+    size_t npo;
+    uint64_t bytes; /* on disk */
+};
+
+/* A chunk reference as stored: segment << 32 | offset. */
+struct tsdb_chunk_meta {
+    int64_t mint, maxt;
+    uint64_t ref;
+};
+
+int tsdb_block_open(const char *dir, struct tsdb_block **out, struct bs_error *err);
+void tsdb_block_ref(struct tsdb_block *b);
+/* Drop a reference; the last one unmaps and frees. */
+void tsdb_block_unref(struct tsdb_block *b);
+/* Sorted series ids (malloc'd) of a matcher (same contract as
+ * tsdb_postings_for_matcher) or of all series. */
+int tsdb_block_postings_for_matcher(struct tsdb_block *b, const struct labels_matcher *m,
+                                    uint64_t **out, size_t *n);
+int tsdb_block_postings_all(struct tsdb_block *b, uint64_t **out, size_t *n);
+/* Decode series id: labels into ls (label array from arena, strings in the
+ * mmap) when ls is non-NULL, chunk metas into *chks (grown with realloc)
+ * when chks is non-NULL. BS_ECORRUPT on damage, BS_ENOMEM. */
+int tsdb_block_series(struct tsdb_block *b, uint64_t id, struct bs_arena *arena, struct labels *ls,
+                      struct tsdb_chunk_meta **chks, size_t *nchks, size_t *chks_cap);
+/* Bytes of the chunk at ref, CRC checked. */
+int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **p, size_t *len);
+
+/* Delete a directory tree (blocks, checkpoints). 0 or errno. */
+int tsdb_rmdir_all(const char *path);
+/* fsync a directory; 0 or errno. */
+int tsdb_fsync_dir(const char *path);
+
 /* ------------------------------------------------------------------- db */
 
 /* Bump the process-wide self-metrics (registered once, see db.c). */
@@ -273,9 +500,37 @@ void tsdb_metrics_add(uint64_t appended, uint64_t out_of_order, uint64_t duplica
 struct tsdb {
     struct tsdb_options opts;
     char *dir;
+    char *waldir;
     int lock_fd;
     struct tsdb_head head;
     struct tsdb_wal wal;
+
+    /* Blocks, sorted by mint; the list and head.min_valid change together
+     * under blocks_mu, so a querier sees each sample exactly once. */
+    pthread_mutex_t blocks_mu;
+    struct tsdb_block **blocks;
+    size_t nblocks;
+
+    /* Head truncation holds it for writing, query selection for reading
+     * (see querier.c). Lock order: trunc_lock -> WAL mutex. */
+    pthread_rwlock_t trunc_lock;
+    pthread_mutex_t compact_mu; /* one compaction at a time */
+    pthread_mutex_t compactor_mu;
+    pthread_cond_t compactor_cond;
+    pthread_t compactor;
+    bool compactor_started, compactor_stop;
+    uint64_t compactions, compaction_failures; /* atomics */
 };
+
+/* compact.c */
+/* Load the blocks under db->dir (deleting *.tmp leftovers and partial
+ * blocks) and set head.min_valid. */
+int tsdb_blocks_load(struct tsdb *db, struct bs_error *err);
+void tsdb_blocks_close(struct tsdb *db);
+int tsdb_compactor_start(struct tsdb *db, struct bs_error *err);
+void tsdb_compactor_stop(struct tsdb *db);
+/* Write head range [mint, maxt) as a block (none when empty; *wrote tells). */
+int tsdb_compact_head_range(struct tsdb *db, int64_t mint, int64_t maxt, bool *wrote,
+                            struct bs_error *err);
 
 #endif

@@ -263,8 +263,11 @@ int tsdb_wal_log_series(struct tsdb_wal *w, const struct tsdb_series *s)
 
 /* --------------------------------------------------------------- flush */
 
-static int rotate(struct tsdb_wal *w, struct bs_error *err)
+int tsdb_wal_cut_locked(struct tsdb_wal *w, struct bs_error *err)
 {
+    if (w->fd < 0)
+        return bs_error_set(err, BS_ECLOSED, "the WAL in %s is closed",
+                            w->dir ? w->dir : "(unknown)");
     if (fsync(w->fd) != 0) {
         int e = errno;
         return bs_error_set(err, errno_code(e), "fsync of WAL segment %s/%08u failed: %s", w->dir,
@@ -287,7 +290,7 @@ int tsdb_wal_flush_locked(struct tsdb_wal *w, struct bs_error *err)
                             w->dir ? w->dir : "(unknown)");
     }
     if (w->seg_off > 0 && w->seg_off + w->len > w->seg_max) {
-        rc = rotate(w, err);
+        rc = tsdb_wal_cut_locked(w, err);
         if (rc) {
             tsdb_wal_discard(w);
             return rc;

@@ -9,6 +9,13 @@
  * samples records append through the same path as live commits (samples
  * that are out of order, or for refs never defined, are skipped).
  *
+ * Checkpoints. When wal/checkpoint.NNNNNNNN exists (the newest one), its
+ * files are replayed first, then only the segments after NNNNNNNN;
+ * segments it covers (left by a crash between the checkpoint's rename and
+ * their deletion) are deleted. Samples older than the head's min valid
+ * time (the end of the newest block, which already holds them) are
+ * skipped.
+ *
  * Damage. A record that is cut short (torn write at a crash), has an
  * impossible header, a CRC mismatch or a payload that does not decode ends
  * the replay of its segment: the segment is truncated at the end of the
@@ -172,6 +179,10 @@ static int decode_samples(struct replay *r, const uint8_t *p, size_t len)
         i += 8;
         ref += (uint64_t)dref;
         t += (uint64_t)dt;
+        if ((int64_t)t < h->min_valid) {
+            r->skipped++;
+            continue;
+        }
         struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
         if (!s) {
             r->skipped++;
@@ -270,20 +281,55 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
 
 int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, struct bs_error *err)
 {
-    uint32_t *segs;
-    size_t nsegs;
-    int rc = tsdb_wal_segments(waldir, &segs, &nsegs, err);
+    uint32_t *segs, *csegs = NULL;
+    size_t nsegs, ncsegs = 0;
+    bool ck;
+    uint32_t ck_idx;
+    int rc = tsdb_checkpoint_find(waldir, &ck, &ck_idx, err);
     if (rc)
         return rc;
+    rc = tsdb_wal_segments(waldir, &segs, &nsegs, err);
+    if (rc)
+        return rc;
+    char ckdir[4096], path[4200];
+    if (ck) {
+        snprintf(ckdir, sizeof(ckdir), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u", waldir, ck_idx);
+        rc = tsdb_wal_segments(ckdir, &csegs, &ncsegs, err);
+        if (rc) {
+            free(segs);
+            return rc;
+        }
+        /* Segments the checkpoint covers are left over from a crash. */
+        size_t k = 0;
+        for (size_t i = 0; i < nsegs; i++) {
+            if (segs[i] > ck_idx) {
+                segs[k++] = segs[i];
+                continue;
+            }
+            snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
+            BS_INFO("tsdb", "deleting WAL segment %s, covered by checkpoint %s", path, ckdir);
+            if (unlink(path) != 0)
+                BS_WARN("tsdb", "cannot delete %s: %s", path, strerror(errno));
+        }
+        nsegs = k;
+    }
     *next_seg = nsegs ? segs[nsegs - 1] + 1 : 0;
-    if (nsegs == 0)
+    if (ck && *next_seg <= ck_idx)
+        *next_seg = ck_idx + 1;
+    if (nsegs == 0 && ncsegs == 0) {
+        free(segs);
+        free(csegs);
         return 0;
+    }
 
     struct replay r = {.db = db, .fd = -1, .mint = INT64_MAX, .maxt = INT64_MIN};
     r.cap = REPLAY_BUF;
     r.buf = bs_xmalloc(r.cap);
     int64_t t0 = bs_monotonic_ns();
-    char path[4096];
+    for (size_t i = 0; i < ncsegs && rc == 0; i++) {
+        snprintf(path, sizeof(path), "%s/%08u", ckdir, csegs[i]);
+        rc = replay_segment(&r, path, err);
+    }
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
         snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
         rc = replay_segment(&r, path, err);
@@ -294,13 +340,15 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     }
     if (rc == 0)
         BS_INFO("tsdb",
-                "WAL replay completed: %zu segments, %llu series, %llu samples "
+                "WAL replay completed: %s%zu segments, %llu series, %llu samples "
                 "(%llu skipped) in %.3fs",
-                nsegs, (unsigned long long)r.series, (unsigned long long)r.samples,
-                (unsigned long long)r.skipped, (double)(bs_monotonic_ns() - t0) / 1e9);
+                ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.series,
+                (unsigned long long)r.samples, (unsigned long long)r.skipped,
+                (double)(bs_monotonic_ns() - t0) / 1e9);
     free(r.buf);
     free(r.strs);
     free(r.lv);
     free(segs);
+    free(csegs);
     return rc;
 }

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * WAL checkpoints: after head truncation, the segments written before the
+ * truncation are condensed into wal/checkpoint.NNNNNNNN (NNNNNNNN = the
+ * last segment covered) and deleted, which keeps the WAL bounded by what
+ * the head still holds (docs/format/wal.md).
+ *
+ * The checkpoint is built by re-reading the previous checkpoint and the
+ * covered segments, record by record, in their original order: from series
+ * records it keeps the entries whose ref still resolves in the head (head
+ * truncation cut the WAL in the same critical section in which it removed
+ * series, so every ref in these segments that is not in the head now is
+ * gone for good), from samples records the samples of such refs with
+ * t >= the truncation time. Kept entries are re-emitted as records of the
+ * same types, so replay reads a checkpoint exactly like a segment.
+ *
+ * Atomicity: written in checkpoint.NNNNNNNN.tmp, fsynced, renamed, the WAL
+ * directory fsynced; only then are the covered segments and older
+ * checkpoints deleted. A crash before the rename leaves a .tmp directory
+ * (deleted at the next open, the segments are still there); a crash after
+ * it leaves segments that the checkpoint covers, which replay skips and
+ * deletes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tsdb/tsdb_int.h"
+
+#define CK_SEGMENT "00000000"
+
+static int errno_code(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? BS_ENOSPC : BS_EIO;
+}
+
+/* "checkpoint.NNNNNNNN" (no suffix) -> true and *idx. */
+static bool parse_checkpoint_name(const char *name, uint32_t *idx)
+{
+    size_t pl = strlen(TSDB_WAL_CHECKPOINT_PREFIX);
+    if (strncmp(name, TSDB_WAL_CHECKPOINT_PREFIX, pl) != 0)
+        return false;
+    const char *d = name + pl;
+    if (strlen(d) != 8 || strspn(d, "0123456789") != 8)
+        return false;
+    *idx = (uint32_t)strtoul(d, NULL, 10);
+    return true;
+}
+
+int tsdb_checkpoint_find(const char *waldir, bool *found, uint32_t *idx, struct bs_error *err)
+{
+    *found = false;
+    *idx = 0;
+    DIR *d = opendir(waldir);
+    if (!d) {
+        int e = errno;
+        return bs_error_set(err, errno_code(e), "cannot read WAL directory %s: %s", waldir,
+                            strerror(e));
+    }
+    struct dirent *de;
+    char path[4200];
+    size_t pl = strlen(TSDB_WAL_CHECKPOINT_PREFIX);
+    while ((de = readdir(d)) != NULL) {
+        uint32_t k;
+        if (parse_checkpoint_name(de->d_name, &k)) {
+            if (!*found || k > *idx)
+                *idx = k;
+            *found = true;
+        } else if (strncmp(de->d_name, TSDB_WAL_CHECKPOINT_PREFIX, pl) == 0 &&
+                   strlen(de->d_name) > 4 &&
+                   strcmp(de->d_name + strlen(de->d_name) - 4, ".tmp") == 0) {
+            snprintf(path, sizeof(path), "%s/%s", waldir, de->d_name);
+            BS_WARN("tsdb", "deleting %s, left by an interrupted WAL checkpoint", path);
+            tsdb_rmdir_all(path);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+/* ------------------------------------------------------------- builder */
+
+struct ck_writer {
+    int fd;
+    const char *path;
+    uint8_t *buf;
+    size_t len, cap;
+    size_t rec_start;
+    uint64_t series, samples;
+};
+
+static void ck_reserve(struct ck_writer *w, size_t n)
+{
+    if (w->len + n <= w->cap)
+        return;
+    size_t ncap = w->cap ? w->cap : 1 << 16;
+    while (ncap < w->len + n)
+        ncap *= 2;
+    w->buf = bs_xrealloc(w->buf, ncap);
+    w->cap = ncap;
+}
+
+static void ck_begin(struct ck_writer *w, uint8_t type)
+{
+    ck_reserve(w, TSDB_WAL_HEADER);
+    w->rec_start = w->len;
+    w->buf[w->len] = type;
+    w->len += TSDB_WAL_HEADER;
+}
+
+/* Frame the open record; an empty one is dropped. */
+static void ck_end(struct ck_writer *w)
+{
+    size_t plen = w->len - w->rec_start - TSDB_WAL_HEADER;
+    if (plen == 0) {
+        w->len = w->rec_start;
+        return;
+    }
+    uint8_t *h = w->buf + w->rec_start;
+    bs_put_be32(h + 1, (uint32_t)plen);
+    bs_put_be32(h + 5, bs_crc32c(bs_crc32c(0, h, 5), h + TSDB_WAL_HEADER, plen));
+}
+
+static int ck_flush(struct ck_writer *w, struct bs_error *err)
+{
+    size_t done = 0;
+    while (done < w->len) {
+        ssize_t k = write(w->fd, w->buf + done, w->len - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            int e = k < 0 ? errno : EIO;
+            return bs_error_set(err, errno_code(e), "writing %s failed: %s", w->path, strerror(e));
+        }
+        done += (size_t)k;
+    }
+    w->len = 0;
+    return 0;
+}
+
+/* Length of one series entry at p (ref, n, n x (name, value)); 0 if bad. */
+static size_t series_entry_len(const uint8_t *p, size_t len, uint64_t *ref)
+{
+    uint64_t n;
+    size_t i = bs_get_uvarint(p, len, ref);
+    if (!i)
+        return 0;
+    size_t k = bs_get_uvarint(p + i, len - i, &n);
+    if (!k || n > len)
+        return 0;
+    i += k;
+    for (uint64_t j = 0; j < 2 * n; j++) {
+        uint64_t sl;
+        k = bs_get_uvarint(p + i, len - i, &sl);
+        if (!k || sl > len - i - k)
+            return 0;
+        i += k + (size_t)sl;
+    }
+    return i;
+}
+
+static bool live(struct tsdb_head *h, uint64_t ref)
+{
+    return ref != 0 && ref <= TSDB_REF_MAX && tsdb_head_series_by_ref(h, ref) != NULL;
+}
+
+/* Filter the records of one file into w. Damage ends the file quietly:
+ * replay at the next open reports and repairs it. */
+static int ck_file(struct tsdb *db, struct ck_writer *w, const char *path, int64_t mint,
+                   struct bs_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        return bs_error_set(err, BS_EIO, "cannot open %s: %s", path, strerror(e));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    size_t flen = (size_t)st.st_size;
+    uint8_t *m = mmap(NULL, flen, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED) {
+        int e = errno;
+        return bs_error_set(err, BS_EIO, "cannot map %s: %s", path, strerror(e));
+    }
+    struct tsdb_head *h = &db->head;
+    int rc = 0;
+    size_t off = 0;
+    while (off + TSDB_WAL_HEADER <= flen && rc == 0) {
+        const uint8_t *hd = m + off;
+        uint8_t type = hd[0];
+        uint32_t len = bs_get_be32(hd + 1);
+        if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES) ||
+            len > TSDB_WAL_MAX_RECORD || len > flen - off - TSDB_WAL_HEADER)
+            break;
+        const uint8_t *p = hd + TSDB_WAL_HEADER;
+        if (bs_crc32c(bs_crc32c(0, hd, 5), p, len) != bs_get_be32(hd + 5))
+            break;
+        if (type == TSDB_WAL_REC_SERIES) {
+            ck_begin(w, TSDB_WAL_REC_SERIES);
+            for (size_t i = 0; i < len;) {
+                uint64_t ref;
+                size_t el = series_entry_len(p + i, len - i, &ref);
+                if (!el)
+                    break;
+                if (live(h, ref)) {
+                    ck_reserve(w, el);
+                    memcpy(w->buf + w->len, p + i, el);
+                    w->len += el;
+                    w->series++;
+                }
+                i += el;
+            }
+            ck_end(w);
+        } else {
+            ck_begin(w, TSDB_WAL_REC_SAMPLES);
+            uint64_t ref = 0, t = 0, pref = 0, pt = 0;
+            for (size_t i = 0; i < len;) {
+                int64_t dref, dt;
+                size_t k = bs_get_varint(p + i, len - i, &dref);
+                if (!k)
+                    break;
+                size_t k2 = bs_get_varint(p + i + k, len - i - k, &dt);
+                if (!k2 || len - i - k - k2 < 8)
+                    break;
+                const uint8_t *v = p + i + k + k2;
+                i += k + k2 + 8;
+                ref += (uint64_t)dref;
+                t += (uint64_t)dt;
+                if ((int64_t)t < mint || !live(h, ref))
+                    continue;
+                ck_reserve(w, 28);
+                w->len += bs_put_varint(w->buf + w->len, (int64_t)(ref - pref));
+                w->len += bs_put_varint(w->buf + w->len, (int64_t)(t - pt));
+                memcpy(w->buf + w->len, v, 8);
+                w->len += 8;
+                pref = ref;
+                pt = t;
+                w->samples++;
+            }
+            ck_end(w);
+        }
+        off += TSDB_WAL_HEADER + len;
+        if (w->len >= (8u << 20))
+            rc = ck_flush(w, err);
+    }
+    munmap(m, flen);
+    return rc;
+}
+
+int tsdb_checkpoint_write(struct tsdb *db, const char *waldir, uint32_t last, int64_t mint,
+                          uint64_t *bytes_dropped, struct bs_error *err)
+{
+    char tmp[4200], final[4200], path[4300];
+    *bytes_dropped = 0;
+    bool prev_found;
+    uint32_t prev;
+    int rc = tsdb_checkpoint_find(waldir, &prev_found, &prev, err);
+    if (rc)
+        return rc;
+    if (prev_found && prev >= last)
+        return 0; /* nothing new to cover */
+    uint32_t *segs = NULL, *csegs = NULL;
+    size_t nsegs = 0, ncsegs = 0;
+    rc = tsdb_wal_segments(waldir, &segs, &nsegs, err);
+    if (rc)
+        return rc;
+    snprintf(tmp, sizeof(tmp), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u.tmp", waldir, last);
+    snprintf(final, sizeof(final), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u", waldir, last);
+    int64_t t0 = bs_monotonic_ns();
+    struct ck_writer w = {.fd = -1};
+    tsdb_rmdir_all(tmp);
+    if (mkdir(tmp, 0755) != 0) {
+        int e = errno;
+        rc = bs_error_set(err, errno_code(e), "cannot create %s: %s", tmp, strerror(e));
+        goto done;
+    }
+    snprintf(path, sizeof(path), "%s/" CK_SEGMENT, tmp);
+    w.path = path;
+    w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0) {
+        int e = errno;
+        rc = bs_error_set(err, errno_code(e), "cannot create %s: %s", path, strerror(e));
+        goto done;
+    }
+    char prevdir[4200];
+    if (prev_found) {
+        snprintf(prevdir, sizeof(prevdir), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u", waldir, prev);
+        rc = tsdb_wal_segments(prevdir, &csegs, &ncsegs, err);
+        for (size_t i = 0; i < ncsegs && rc == 0; i++) {
+            char p2[4300];
+            snprintf(p2, sizeof(p2), "%s/%08u", prevdir, csegs[i]);
+            rc = ck_file(db, &w, p2, mint, err);
+        }
+    }
+    for (size_t i = 0; i < nsegs && rc == 0; i++) {
+        if (segs[i] > last)
+            break;
+        if (prev_found && segs[i] <= prev)
+            continue;
+        char p2[4300];
+        snprintf(p2, sizeof(p2), "%s/%08u", waldir, segs[i]);
+        rc = ck_file(db, &w, p2, mint, err);
+    }
+    if (rc == 0)
+        rc = ck_flush(&w, err);
+    if (rc == 0 && fsync(w.fd) != 0) {
+        int e = errno;
+        rc = bs_error_set(err, errno_code(e), "fsync of %s failed: %s", path, strerror(e));
+    }
+    close(w.fd);
+    w.fd = -1;
+    if (rc)
+        goto done;
+    int e = tsdb_fsync_dir(tmp);
+    if (e == 0 && rename(tmp, final) != 0)
+        e = errno;
+    if (e == 0)
+        e = tsdb_fsync_dir(waldir);
+    if (e) {
+        rc =
+            bs_error_set(err, errno_code(e), "cannot commit checkpoint %s: %s", final, strerror(e));
+        goto done;
+    }
+    /* The checkpoint is durable: drop what it covers. */
+    for (size_t i = 0; i < nsegs; i++) {
+        if (segs[i] > last)
+            break;
+        snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
+        struct stat st;
+        if (stat(path, &st) == 0)
+            *bytes_dropped += (uint64_t)st.st_size;
+        if (unlink(path) != 0)
+            BS_WARN("tsdb", "cannot delete WAL segment %s: %s", path, strerror(errno));
+    }
+    if (prev_found) {
+        if (tsdb_rmdir_all(prevdir) != 0)
+            BS_WARN("tsdb", "cannot delete old checkpoint %s", prevdir);
+    }
+    BS_INFO("tsdb",
+            "WAL checkpoint %s written: %llu series, %llu samples kept, segments up to %08u "
+            "deleted, in %.3fs",
+            final, (unsigned long long)w.series, (unsigned long long)w.samples, last,
+            (double)(bs_monotonic_ns() - t0) / 1e9);
+done:
+    if (w.fd >= 0)
+        close(w.fd);
+    if (rc)
+        tsdb_rmdir_all(tmp);
+    free(w.buf);
+    free(segs);
+    free(csegs);
+    return rc;
+}
