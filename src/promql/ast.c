@@ -4,9 +4,11 @@
  * String() of Prometheus's parser nodes), used by tests for round trips
  * and later by rules for display.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "promql/promql_int.h"
 
@@ -37,7 +39,144 @@ void promql_expr_free(struct promql_expr *x)
         promql_expr_free(x->args[i]);
     free(x->args);
     free_strs(x->grouping, x->ngrouping);
+    promql_expr_free(x->range_expr);
+    promql_expr_free(x->step_expr);
+    promql_expr_free(x->offset_expr);
     free(x);
+}
+
+/* ------------------------------------------------- duration expressions */
+
+static const struct promql_func duration_funcs[] = {
+    {"step", {PROMQL_VALUE_SCALAR}, 0, 0, PROMQL_VALUE_SCALAR, NULL, NULL},
+    {"range", {PROMQL_VALUE_SCALAR}, 0, 0, PROMQL_VALUE_SCALAR, NULL, NULL},
+    {"min_of", {PROMQL_VALUE_SCALAR, PROMQL_VALUE_SCALAR}, 2, 0, PROMQL_VALUE_SCALAR, NULL, NULL},
+    {"max_of", {PROMQL_VALUE_SCALAR, PROMQL_VALUE_SCALAR}, 2, 0, PROMQL_VALUE_SCALAR, NULL, NULL},
+};
+
+const struct promql_func *promql_duration_func_lookup(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof(duration_funcs) / sizeof(duration_funcs[0]); i++)
+        if (strlen(duration_funcs[i].name) == n && strncasecmp(duration_funcs[i].name, name, n) == 0)
+            return &duration_funcs[i];
+    return NULL;
+}
+
+int promql_duration_eval(const struct promql_expr *x, double step_s, double range_s,
+                         double *out, char *err, size_t errcap)
+{
+    double l = 0, r = 0;
+    int rc = 0;
+    switch (x->kind) {
+    case PROMQL_NODE_NUMBER:
+        *out = x->num;
+        return 0;
+    case PROMQL_NODE_PAREN:
+        return promql_duration_eval(x->lhs, step_s, range_s, out, err, errcap);
+    case PROMQL_NODE_UNARY:
+        rc = promql_duration_eval(x->lhs, step_s, range_s, &r, err, errcap);
+        *out = x->op == PT_SUB ? -r : r;
+        return rc;
+    case PROMQL_NODE_CALL:
+        if (strcmp(x->func->name, "step") == 0) {
+            *out = step_s;
+            return 0;
+        }
+        if (strcmp(x->func->name, "range") == 0) {
+            *out = range_s;
+            return 0;
+        }
+        if (x->nargs != 2)
+            break;
+        rc = promql_duration_eval(x->args[0], step_s, range_s, &l, err, errcap);
+        if (!rc)
+            rc = promql_duration_eval(x->args[1], step_s, range_s, &r, err, errcap);
+        if (isnan(l) || isnan(r))
+            *out = NAN;
+        else if (strcmp(x->func->name, "min_of") == 0)
+            *out = l < r ? l : r;
+        else
+            *out = l > r ? l : r;
+        return rc;
+    case PROMQL_NODE_BINARY:
+        rc = promql_duration_eval(x->lhs, step_s, range_s, &l, err, errcap);
+        if (!rc)
+            rc = promql_duration_eval(x->rhs, step_s, range_s, &r, err, errcap);
+        if (rc)
+            return rc;
+        switch (x->op) {
+        case PT_ADD: *out = l + r; return 0;
+        case PT_SUB: *out = l - r; return 0;
+        case PT_MUL: *out = l * r; return 0;
+        case PT_DIV:
+            if (r == 0) {
+                snprintf(err, errcap, "division by zero");
+                return BS_EINVAL;
+            }
+            *out = l / r;
+            return 0;
+        case PT_MOD:
+            if (r == 0) {
+                snprintf(err, errcap, "modulo by zero");
+                return BS_EINVAL;
+            }
+            *out = fmod(l, r);
+            return 0;
+        case PT_POW: *out = pow(l, r); return 0;
+        default: break;
+        }
+        break;
+    default:
+        break;
+    }
+    snprintf(err, errcap, "unexpected duration expression");
+    return BS_EINVAL;
+}
+
+int promql_duration_ms(double secs, bool allow_neg, int64_t *ms, char *err, size_t errcap)
+{
+    if (isnan(secs) || (secs <= 0 && !allow_neg)) {
+        snprintf(err, errcap, "duration must be greater than 0");
+        return BS_EINVAL;
+    }
+    double v = secs * 1000.0;
+    if (!(v < 9.2e18 && v > -9.2e18)) {
+        snprintf(err, errcap, "duration is out of range");
+        return BS_EINVAL;
+    }
+    *ms = (int64_t)v;
+    return 0;
+}
+
+int promql_resolve_durations(struct promql_expr *x, int64_t step_ms, int64_t range_ms, char *err,
+                             size_t errcap)
+{
+    if (!x)
+        return 0;
+    double step_s = (double)step_ms / 1000.0, range_s = (double)range_ms / 1000.0, v;
+    int rc = 0;
+    if (x->offset_expr) {
+        rc = promql_duration_eval(x->offset_expr, step_s, range_s, &v, err, errcap);
+        if (!rc)
+            rc = promql_duration_ms(v, true, &x->offset_ms, err, errcap);
+    }
+    if (!rc && x->range_expr) {
+        rc = promql_duration_eval(x->range_expr, step_s, range_s, &v, err, errcap);
+        if (!rc)
+            rc = promql_duration_ms(v, false, &x->range_ms, err, errcap);
+    }
+    if (!rc && x->step_expr) {
+        rc = promql_duration_eval(x->step_expr, step_s, range_s, &v, err, errcap);
+        if (!rc)
+            rc = promql_duration_ms(v, false, &x->step_ms, err, errcap);
+    }
+    if (!rc)
+        rc = promql_resolve_durations(x->lhs, step_ms, range_ms, err, errcap);
+    if (!rc)
+        rc = promql_resolve_durations(x->rhs, step_ms, range_ms, err, errcap);
+    for (size_t i = 0; !rc && i < x->nargs; i++)
+        rc = promql_resolve_durations(x->args[i], step_ms, range_ms, err, errcap);
+    return rc;
 }
 
 const char *promql_value_type_name(enum promql_value_type t)
@@ -123,7 +262,15 @@ static int put_modifiers(struct bs_buf *b, const struct promql_expr *x)
         rc = bs_buf_puts(b, " @ start()");
     else if (x->at == PROMQL_AT_END)
         rc = bs_buf_puts(b, " @ end()");
-    if (!rc && x->has_offset && x->offset_ms != 0) {
+    if (!rc && x->offset_expr) {
+        /* Parenthesised, so that it parses back as one offset operand. */
+        bool paren = x->offset_expr->kind == PROMQL_NODE_PAREN;
+        rc = bs_buf_puts(b, paren ? " offset " : " offset (");
+        if (!rc)
+            rc = promql_expr_format(x->offset_expr, b);
+        if (!rc && !paren)
+            rc = bs_buf_putc(b, ')');
+    } else if (!rc && x->has_offset && x->offset_ms != 0) {
         rc = bs_buf_puts(b, " offset ");
         if (!rc)
             rc = put_duration(b, x->offset_ms);
@@ -187,7 +334,8 @@ int promql_expr_format(const struct promql_expr *x, struct bs_buf *b)
         if (!rc)
             rc = bs_buf_putc(b, '[');
         if (!rc)
-            rc = put_duration(b, x->range_ms);
+            rc = x->range_expr ? promql_expr_format(x->range_expr, b)
+                               : put_duration(b, x->range_ms);
         if (!rc)
             rc = bs_buf_putc(b, ']');
         return rc ? rc : put_modifiers(b, x->lhs);
@@ -196,10 +344,13 @@ int promql_expr_format(const struct promql_expr *x, struct bs_buf *b)
         if (!rc)
             rc = bs_buf_putc(b, '[');
         if (!rc)
-            rc = put_duration(b, x->range_ms);
+            rc = x->range_expr ? promql_expr_format(x->range_expr, b)
+                               : put_duration(b, x->range_ms);
         if (!rc)
             rc = bs_buf_putc(b, ':');
-        if (!rc && x->step_ms)
+        if (!rc && x->step_expr)
+            rc = promql_expr_format(x->step_expr, b);
+        else if (!rc && x->step_ms)
             rc = put_duration(b, x->step_ms);
         if (!rc)
             rc = bs_buf_putc(b, ']');

@@ -26,6 +26,24 @@
  * simply unwind: the arena and the selector buffers are freed at the end of
  * the query whatever happened.
  *
+ * Names. As Prometheus 3 (EnableDelayedNameRemoval), an operation that
+ * drops the metric name only flags the sample (drop_name) and keeps its
+ * labels, so label_replace/label_join on __name__ and "by (__name__)" still
+ * see it; aggregations OR the flags of their members. The name, __type__
+ * and __unit__ go when a value leaves the evaluator: at the end of an
+ * instant query (cleanup_names, then the duplicate check), at the end of a
+ * range query (acc_finish merges series that now share labels, an error if
+ * they share a timestamp) and at a subquery's output. Arithmetic between
+ * two vectors removes them at once, as upstream's resultMetric does.
+ *
+ * Durations. Duration expressions that use step() or range() stay in the
+ * tree and are resolved when the query starts (promql_resolve_durations);
+ * constant ones were folded by the parser.
+ *
+ * Annotations. Functions record warnings and infos with
+ * promql_eval_annotate (deduplicated, capped); they end up in the result's
+ * warnings/infos arrays even though evaluation is step by step.
+ *
  * Limits. Loaded samples count against max_samples (BS_ELIMIT); the
  * deadline is checked while loading and at every step and selector
  * evaluation (BS_ETIMEOUT). The engine's semaphore bounds concurrency.
@@ -61,6 +79,7 @@ struct promql_eval {
     struct promql_engine *eng;
     struct tsdb *db;
     int64_t start, end;
+    int64_t step;               /* 0 for an instant query */
     int64_t deadline_ns;
     struct bs_arena arena;
     struct sel_data *sels;
@@ -69,6 +88,8 @@ struct promql_eval {
     struct bs_error *err;
     int code;
     unsigned ticks;
+    char **warnings, **infos;   /* annotations (malloc'd), moved to the result */
+    size_t nwarnings, ninfos;
 };
 
 /* --------------------------------------------------------------- engine */
@@ -142,6 +163,29 @@ int promql_eval_error(struct promql_eval *ev, int code, const char *fmt, ...)
     return ev->code;
 }
 
+void promql_eval_annotate(struct promql_eval *ev, bool info, const char *fmt, ...)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "%s", info ? "PromQL info: " : "PromQL warning: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    char ***list = info ? &ev->infos : &ev->warnings;
+    size_t *nlist = info ? &ev->ninfos : &ev->nwarnings;
+    for (size_t i = 0; i < *nlist; i++)
+        if (strcmp((*list)[i], msg) == 0)
+            return;
+    if (*nlist >= PROMQL_MAX_ANNOTATIONS)
+        return;
+    char **nv = realloc(*list, (*nlist + 1) * sizeof(*nv));
+    if (!nv)
+        return;   /* annotations are best effort */
+    *list = nv;
+    if ((nv[*nlist] = strdup(msg)))
+        (*nlist)++;
+}
+
 int promql_eval_check(struct promql_eval *ev)
 {
     if (ev->code)
@@ -154,6 +198,16 @@ int promql_eval_check(struct promql_eval *ev)
 int64_t promql_eval_start(const struct promql_eval *ev)
 {
     return ev->start;
+}
+
+int64_t promql_eval_end(const struct promql_eval *ev)
+{
+    return ev->end;
+}
+
+int64_t promql_eval_step(const struct promql_eval *ev)
+{
+    return ev->step;
 }
 
 void *promql_eval_alloc(struct promql_eval *ev, size_t n)
@@ -182,13 +236,18 @@ const struct labels *promql_eval_labels(struct promql_eval *ev, const struct lab
     return c;
 }
 
+bool promql_is_metadata_label(const char *name)
+{
+    return strcmp(name, LABELS_METRIC_NAME) == 0 || strcmp(name, "__type__") == 0 ||
+           strcmp(name, "__unit__") == 0;
+}
+
 const struct labels *promql_eval_drop_name(struct promql_eval *ev, const struct labels *ls)
 {
-    size_t idx = ls->n;
+    size_t drop = 0;
     for (size_t i = 0; i < ls->n; i++)
-        if (strcmp(ls->v[i].name, LABELS_METRIC_NAME) == 0)
-            idx = i;
-    if (idx == ls->n)
+        drop += promql_is_metadata_label(ls->v[i].name);
+    if (drop == 0)
         return ls;
     struct labels *c = promql_eval_alloc(ev, sizeof(*c) + ls->n * sizeof(struct label));
     if (!c)
@@ -196,9 +255,23 @@ const struct labels *promql_eval_drop_name(struct promql_eval *ev, const struct 
     c->v = (struct label *)(c + 1);
     c->n = 0;
     for (size_t i = 0; i < ls->n; i++)
-        if (i != idx)
+        if (!promql_is_metadata_label(ls->v[i].name))
             c->v[c->n++] = ls->v[i];   /* strings outlive the step */
     return c;
+}
+
+/* Apply delayed name removal to v (see promql_int.h): drop the metadata
+ * labels of every flagged sample. */
+static int cleanup_names(struct promql_eval *ev, struct promql_sample *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!v[i].drop_name)
+            continue;
+        if (!(v[i].ls = promql_eval_drop_name(ev, v[i].ls)))
+            return ev->code;
+        v[i].drop_name = false;
+    }
+    return 0;
 }
 
 /* An arena hash map from 64-bit keys to indices. */
@@ -482,7 +555,7 @@ static int eval_vector_sel(struct promql_eval *ev, const struct promql_expr *x, 
         ptrdiff_t k = last_at_or_before(s->p, s->n, ref);
         if (k < 0 || s->p[k].t <= ref - lb || bs_is_stale_nan(s->p[k].v))
             continue;
-        out->vec[out->nvec++] = (struct promql_sample){s->ls, s->p[k].v, s->p[k].t};
+        out->vec[out->nvec++] = (struct promql_sample){s->ls, s->p[k].v, s->p[k].t, false};
     }
     return promql_eval_check(ev);
 }
@@ -561,6 +634,12 @@ static int eval_subquery(struct promql_eval *ev, const struct promql_expr *x, in
     for (size_t i = 0; i < nsteps; i++) {
         memset(&vals[i], 0, sizeof(vals[i]));
         int rc = eval(ev, x->lhs, first + (int64_t)i * step, &vals[i]);
+        /* The subquery's output is a finished range vector: apply the
+         * delayed name removal of its inner expression now. */
+        if (!rc)
+            rc = cleanup_names(ev, vals[i].vec, vals[i].nvec);
+        if (!rc)
+            rc = check_dups(ev, vals[i].vec, vals[i].nvec);
         if (rc)
             return rc;
         total += vals[i].type == PROMQL_VALUE_SCALAR ? 1 : vals[i].nvec;
@@ -780,17 +859,20 @@ static int eval_vector_binop(struct promql_eval *ev, const struct promql_expr *x
         }
         bool keep;
         double v = binop_value(x->op, fl, fr, &keep);
-        if (x->return_bool) {
+        if (x->return_bool)
             v = keep ? 1.0 : 0.0;
-        } else if (!keep) {
-            continue;
-        }
+        /* The result labels and the matching checks come before the
+         * comparison filter, as upstream: a many-to-one error is raised
+         * even when the filter would drop the offending samples. */
         /* Result labels (Prometheus's resultMetric). */
         labels_builder_reset(&lb);
         if ((rc = labels_builder_from(&lb, ls->ls)))
             break;
-        if (op_drops_name(x->op) || x->return_bool)
+        if (op_drops_name(x->op)) {
             labels_builder_del(&lb, LABELS_METRIC_NAME);
+            labels_builder_del(&lb, "__type__");
+            labels_builder_del(&lb, "__unit__");
+        }
         if (x->card == PROMQL_CARD_ONE_TO_ONE) {
             if (x->on) {
                 struct labels cur;
@@ -847,13 +929,16 @@ static int eval_vector_binop(struct promql_eval *ev, const struct promql_expr *x
             uint64_t h = labels_hash(rl);
             if (hmap_get(&results, h) >= 0) {
                 rc = promql_eval_error(ev, BS_EEXEC,
-                                       "multiple matches for matching labels; many-to-one "
-                                       "matching must be explicit (group_left/group_right)");
+                                       "multiple matches for labels: grouping labels must ensure "
+                                       "unique matches");
                 break;
             }
             hmap_put(&results, h, 1);
         }
-        out->vec[out->nvec++] = (struct promql_sample){rl, v, ls->t};
+        if (!keep && !x->return_bool)
+            continue;
+        out->vec[out->nvec++] =
+            (struct promql_sample){rl, v, ls->t, ls->drop_name || x->return_bool};
     }
     labels_builder_fini(&lb);
     if (rc && !ev->code)
@@ -913,16 +998,13 @@ static int eval_binary(struct promql_eval *ev, const struct promql_expr *x, int6
         }
         if (!keep)
             continue;
-        const struct labels *ls = vec->vec[i].ls;
-        if (op_drops_name(x->op) || x->return_bool) {
-            ls = promql_eval_drop_name(ev, ls);
-            if (!ls)
-                return ev->code;
-        }
-        out->vec[out->nvec++] = (struct promql_sample){ls, v, t};
+        struct promql_sample s = vec->vec[i];
+        s.v = v;
+        s.t = t;
+        if (op_drops_name(x->op) || x->return_bool)
+            s.drop_name = true;
+        out->vec[out->nvec++] = s;
     }
-    if (op_drops_name(x->op) || x->return_bool)
-        return check_dups(ev, out->vec, out->nvec);
     return 0;
 }
 
@@ -934,6 +1016,8 @@ struct agg_group {
     size_t count;
     size_t *members;   /* for topk & co. */
     size_t nmembers;
+    bool drop_name;    /* some member has drop_name set */
+    bool incremental;  /* avg: the sum overflowed, mean computed incrementally */
 };
 
 struct sort_ctx {
@@ -1073,11 +1157,35 @@ static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t
         struct agg_group *gr = &groups[g];
         double v = in.vec[i].v;
         gr->count++;
+        if (op != PROMQL_AGG_COUNT_VALUES && in.vec[i].drop_name)
+            gr->drop_name = true;
         switch (op) {
         case PROMQL_AGG_SUM:
-        case PROMQL_AGG_AVG:
             promql_kahan_inc(v, &gr->val, &gr->c);
             break;
+        case PROMQL_AGG_AVG: {
+            /* Direct mean (Kahan sum / count) while the sum stays finite;
+             * once it would overflow, an incremental mean from there on,
+             * as upstream does. */
+            double cnt = (double)gr->count;
+            if (!gr->incremental) {
+                double nv = gr->val, nc = gr->c;
+                promql_kahan_inc(v, &nv, &nc);
+                if (!isinf(nv) || gr->count == 1) {
+                    gr->val = nv;
+                    gr->c = nc;
+                    break;
+                }
+                gr->incremental = true;
+                gr->mean = gr->val / (cnt - 1);
+                gr->c /= cnt - 1;
+            }
+            double q = (cnt - 1) / cnt;
+            gr->mean *= q;
+            gr->c *= q;
+            promql_kahan_inc(v / cnt, &gr->mean, &gr->c);
+            break;
+        }
         case PROMQL_AGG_MIN:
             if (gr->count == 1 || v < gr->val || isnan(gr->val))
                 gr->val = v;
@@ -1120,7 +1228,12 @@ static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t
         double v = 0;
         switch (op) {
         case PROMQL_AGG_SUM: v = gr->val + gr->c; break;
-        case PROMQL_AGG_AVG: v = (gr->val + gr->c) / (double)gr->count; break;
+        case PROMQL_AGG_AVG:
+            if (gr->incremental)
+                v = gr->mean + gr->c;
+            else
+                v = gr->val / (double)gr->count + gr->c / (double)gr->count;
+            break;
         case PROMQL_AGG_MIN:
         case PROMQL_AGG_MAX: v = gr->val; break;
         case PROMQL_AGG_COUNT:
@@ -1167,7 +1280,7 @@ static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t
             continue;
         }
         }
-        out->vec[out->nvec++] = (struct promql_sample){gr->ls, v, t};
+        out->vec[out->nvec++] = (struct promql_sample){gr->ls, v, t, gr->drop_name};
     }
     for (size_t i = 0; i < out->nvec; i++)
         out->vec[i].t = t;
@@ -1229,10 +1342,9 @@ static int eval(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
         for (size_t i = 0; i < out->nvec; i++) {
             out->vec[i].v = -out->vec[i].v;
             out->vec[i].t = t;
-            if (!(out->vec[i].ls = promql_eval_drop_name(ev, out->vec[i].ls)))
-                return ev->code;
+            out->vec[i].drop_name = true;
         }
-        return check_dups(ev, out->vec, out->nvec);
+        return 0;
     }
     case PROMQL_NODE_BINARY: return eval_binary(ev, x, t, out);
     case PROMQL_NODE_CALL: return eval_call(ev, x, t, out);
@@ -1248,6 +1360,7 @@ struct acc {
     uint64_t *hash;
     size_t n, cap;
     size_t *pcap;
+    bool *drop;         /* per series: delayed name removal pending */
     int64_t *slots;     /* open addressing over s, -1 empty */
     size_t nslots;
 };
@@ -1261,6 +1374,7 @@ static void acc_fini(struct acc *a)
     free(a->s);
     free(a->hash);
     free(a->pcap);
+    free(a->drop);
     free(a->slots);
 }
 
@@ -1284,7 +1398,7 @@ static int acc_rehash(struct acc *a, size_t nslots)
 }
 
 static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *ls, int64_t t,
-                   double v)
+                   double v, bool drop)
 {
     if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
         return too_many_samples(ev);
@@ -1313,7 +1427,10 @@ static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *l
             size_t *np = realloc(a->pcap, nc * sizeof(*np));
             if (np)
                 a->pcap = np;
-            if (!ns || !nh || !np)
+            bool *nd = realloc(a->drop, nc * sizeof(*nd));
+            if (nd)
+                a->drop = nd;
+            if (!ns || !nh || !np || !nd)
                 return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
             a->cap = nc;
         }
@@ -1324,9 +1441,13 @@ static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *l
         a->s[idx] = (struct promql_series){dup, NULL, 0};
         a->hash[idx] = h;
         a->pcap[idx] = 0;
+        a->drop[idx] = drop;
         a->slots[j] = idx;
     }
     struct promql_series *s = &a->s[idx];
+    if (s->npoints > 0 && s->points[s->npoints - 1].t == t)
+        return promql_eval_error(ev, BS_EEXEC,
+                                 "vector cannot contain metrics with the same labelset");
     if (s->npoints == a->pcap[idx]) {
         size_t nc = a->pcap[idx] ? a->pcap[idx] * 2 : 16;
         struct promql_point *np = realloc(s->points, nc * sizeof(*np));
@@ -1345,6 +1466,68 @@ static int cmp_series(const void *a, const void *b)
     return labels_cmp(x->labels, y->labels);
 }
 
+static int cmp_point(const void *a, const void *b)
+{
+    const struct promql_point *x = a, *y = b;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* The end of a range query: apply delayed name removal to the flagged
+ * series, sort by labels and merge series that now share a label set (as
+ * upstream's mergeSeriesWithSameLabelset: an error if they have points at
+ * the same time). */
+static int acc_finish(struct promql_eval *ev, struct acc *a)
+{
+    bool dropped = false;
+    for (size_t i = 0; i < a->n; i++) {
+        if (!a->drop[i])
+            continue;
+        const struct labels *nl = promql_eval_drop_name(ev, a->s[i].labels);
+        if (!nl)
+            return ev->code;
+        if (nl != a->s[i].labels) {
+            struct labels *dup = labels_dup(nl);
+            if (!dup)
+                return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            free(a->s[i].labels);
+            a->s[i].labels = dup;
+            dropped = true;
+        }
+    }
+    if (a->n > 1)
+        qsort(a->s, a->n, sizeof(*a->s), cmp_series);
+    if (!dropped)
+        return 0;
+    size_t o = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (o > 0 && labels_equal(a->s[o - 1].labels, a->s[i].labels)) {
+            struct promql_series *d = &a->s[o - 1], *src = &a->s[i];
+            struct promql_point *np =
+                realloc(d->points, (d->npoints + src->npoints) * sizeof(*np));
+            if (!np)
+                return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            memcpy(np + d->npoints, src->points, src->npoints * sizeof(*np));
+            d->points = np;
+            d->npoints += src->npoints;
+            free(src->labels);
+            free(src->points);
+            qsort(d->points, d->npoints, sizeof(*d->points), cmp_point);
+            for (size_t k = 1; k < d->npoints; k++)
+                if (d->points[k].t == d->points[k - 1].t) {
+                    /* Keep s[0..o) and s(i..n) for acc_fini. */
+                    memmove(&a->s[o], &a->s[i + 1], (a->n - i - 1) * sizeof(*a->s));
+                    a->n = o + (a->n - i - 1);
+                    return promql_eval_error(
+                        ev, BS_EEXEC, "vector cannot contain metrics with the same labelset");
+                }
+            continue;
+        }
+        a->s[o++] = a->s[i];
+    }
+    a->n = o;
+    return 0;
+}
+
 static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t start,
                int64_t end, int64_t step, bool range, struct promql_result **out,
                struct bs_error *err)
@@ -1354,6 +1537,11 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     int rc = promql_parse(q, &x, err);
     if (rc)
         return rc;
+    char dmsg[128];
+    if (promql_resolve_durations(x, range ? step : 0, end - start, dmsg, sizeof(dmsg))) {
+        promql_expr_free(x);
+        return bs_error_set(err, BS_EINVAL, "%s", dmsg);
+    }
     enum promql_value_type ty = promql_expr_type(x);
     if (range && ty != PROMQL_VALUE_SCALAR && ty != PROMQL_VALUE_VECTOR) {
         promql_expr_free(x);
@@ -1368,6 +1556,7 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     ev.db = db;
     ev.start = start;
     ev.end = end;
+    ev.step = range ? step : 0;
     ev.err = err;
     struct acc acc;
     memset(&acc, 0, sizeof(acc));
@@ -1392,17 +1581,17 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
                 break;
             if (v.type == PROMQL_VALUE_SCALAR) {
                 struct labels empty = {NULL, 0};
-                rc = acc_add(&ev, &acc, &empty, t, v.scalar);
+                rc = acc_add(&ev, &acc, &empty, t, v.scalar, false);
             } else {
                 for (size_t i = 0; i < v.nvec && !rc; i++)
-                    rc = acc_add(&ev, &acc, v.vec[i].ls, t, v.vec[i].v);
+                    rc = acc_add(&ev, &acc, v.vec[i].ls, t, v.vec[i].v, v.vec[i].drop_name);
             }
             if (end - t < step)
                 break;
         }
+        if (!rc)
+            rc = acc_finish(&ev, &acc);
         if (!rc) {
-            if (acc.n > 1)
-                qsort(acc.s, acc.n, sizeof(*acc.s), cmp_series);
             res->series = acc.s;
             res->nseries = acc.n;
             acc.s = NULL;
@@ -1411,6 +1600,11 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     } else if (!rc) {
         struct promql_val v;
         rc = eval(&ev, x, start, &v);
+        if (!rc && v.type == PROMQL_VALUE_VECTOR) {
+            rc = cleanup_names(&ev, v.vec, v.nvec);
+            if (!rc)
+                rc = check_dups(&ev, v.vec, v.nvec);
+        }
         if (!rc) {
             res->type = v.type;
             switch (v.type) {
@@ -1464,6 +1658,10 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     acc_fini(&acc);
     engine_release(e);
     promql_expr_free(x);
+    res->warnings = ev.warnings;
+    res->nwarnings = ev.nwarnings;
+    res->infos = ev.infos;
+    res->ninfos = ev.ninfos;
     if (rc) {
         promql_result_free(res);
         if (err && err->code == 0)

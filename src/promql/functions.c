@@ -9,8 +9,11 @@
  * Range-vector functions follow Prometheus's functions.go: rate, increase
  * and delta extrapolate to the window edges (extrapolatedRate), irate and
  * idelta use the last two samples, deriv and predict_linear a least-squares
- * fit. Functions that compute new values drop __name__; last_over_time,
- * sort*, label_replace and label_join keep it.
+ * fit. Functions that compute new values flag their output for delayed
+ * __name__ removal (see promql_int.h); last_over_time, first_over_time,
+ * sort*, label_replace and label_join keep the name (the label functions
+ * clear the flag when they set __name__ themselves). Warnings and infos
+ * use upstream's texts (util/annotations in Prometheus).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
@@ -32,12 +35,12 @@ static int vec_alloc(struct promql_eval *ev, struct promql_val *out, size_t n)
     return out->vec ? 0 : BS_ENOMEM;
 }
 
+/* Append a sample; drop_name marks its metric name for delayed removal
+ * (the labels are kept until the end of the evaluation). */
 static int push(struct promql_eval *ev, struct promql_val *out, const struct labels *ls, double v,
                 int64_t t, bool drop_name)
 {
-    if (drop_name && !(ls = promql_eval_drop_name(ev, ls)))
-        return BS_ENOMEM;
-    out->vec[out->nvec++] = (struct promql_sample){ls, v, t};
+    out->vec[out->nvec++] = (struct promql_sample){ls, v, t, drop_name};
     return 0;
 }
 
@@ -166,6 +169,37 @@ static int fn_time(struct promql_eval *ev, const struct promql_expr *call, struc
     return 0;
 }
 
+/* step(), range(), start(), end() (experimental upstream): the query's
+ * step and end - start in seconds (0 for instant queries), and its
+ * boundaries as Unix seconds. */
+static int fn_query_time(struct promql_eval *ev, const struct promql_expr *call,
+                         struct promql_val *a, int64_t t, struct promql_val *out)
+{
+    const char *n = call->func->name;
+    int64_t ms;
+    if (strcmp(n, "step") == 0)
+        ms = promql_eval_step(ev);
+    else if (strcmp(n, "range") == 0)
+        ms = promql_eval_end(ev) - promql_eval_start(ev);
+    else if (strcmp(n, "start") == 0)
+        ms = promql_eval_start(ev);
+    else
+        ms = promql_eval_end(ev);
+    out->type = PROMQL_VALUE_SCALAR;
+    out->scalar = (double)ms / 1000.0;
+    return 0;
+}
+
+/* min_of(a, b), max_of(a, b) on scalars; NaN wins, as Go's math.Min/Max. */
+static int fn_min_max_of(struct promql_eval *ev, const struct promql_expr *call,
+                         struct promql_val *a, int64_t t, struct promql_val *out)
+{
+    out->type = PROMQL_VALUE_SCALAR;
+    out->scalar = strcmp(call->func->name, "min_of") == 0 ? go_min(a[0].scalar, a[1].scalar)
+                                                         : go_max(a[0].scalar, a[1].scalar);
+    return 0;
+}
+
 static int fn_pi(struct promql_eval *ev, const struct promql_expr *call, struct promql_val *a,
                  int64_t t, struct promql_val *out)
 {
@@ -185,7 +219,10 @@ static int fn_timestamp(struct promql_eval *ev, const struct promql_expr *call,
     return 0;
 }
 
-/* Labels for absent(): the equality matchers of a selector argument. */
+/* Labels for absent(): the equality matchers of a selector argument. As
+ * upstream's createLabelsForAbsentFunction, a label is set by its first
+ * equality matcher and removed by any other matcher on it that follows
+ * ({job="a",job=~"b"} gives no job; {job=~"b",job="a"} gives job="a"). */
 static const struct labels *absent_labels(struct promql_eval *ev, const struct promql_expr *arg)
 {
     while (arg->kind == PROMQL_NODE_PAREN)
@@ -196,26 +233,30 @@ static const struct labels *absent_labels(struct promql_eval *ev, const struct p
         return &empty_labels;
     struct labels_builder lb;
     labels_builder_init(&lb);
-    const char **dup = promql_eval_alloc(ev, (arg->nmatchers + 1) * sizeof(char *));
-    size_t ndup = 0;
-    if (!dup) {
+    const char **seen = promql_eval_alloc(ev, (arg->nmatchers + 1) * sizeof(char *));
+    size_t nseen = 0;
+    if (!seen) {
         labels_builder_fini(&lb);
         return NULL;
     }
-    for (size_t i = 0; i < arg->nmatchers; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < arg->nmatchers && !rc; i++) {
         const struct promql_matcher_ast *m = &arg->matchers[i];
-        if (m->type != LABELS_MATCH_EQ || strcmp(m->name, LABELS_METRIC_NAME) == 0)
+        if (strcmp(m->name, LABELS_METRIC_NAME) == 0)
             continue;
-        if (labels_builder_get(&lb, m->name))
-            dup[ndup++] = m->name;
-        else
-            labels_builder_set_str(&lb, m->name, m->value);
+        bool has = false;
+        for (size_t k = 0; k < nseen && !has; k++)
+            has = strcmp(seen[k], m->name) == 0;
+        if (m->type == LABELS_MATCH_EQ && !has) {
+            rc = labels_builder_set_str(&lb, m->name, m->value);
+            seen[nseen++] = m->name;
+        } else {
+            labels_builder_del(&lb, m->name);
+        }
     }
-    for (size_t i = 0; i < ndup; i++)
-        labels_builder_del(&lb, dup[i]);
     struct labels out;
     const struct labels *res = NULL;
-    if (labels_builder_labels(&lb, &out, NULL) == 0)
+    if (!rc && labels_builder_labels(&lb, &out, NULL) == 0)
         res = promql_eval_labels(ev, &out);
     labels_builder_fini(&lb);
     return res;
@@ -241,18 +282,42 @@ typedef bool (*range_fn)(const struct promql_val *m, const struct promql_mseries
                          const struct promql_expr *call, struct promql_val *a, int64_t t,
                          double *out);
 
+static bool has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && strcmp(s + n - k, suf) == 0;
+}
+
+/* rate() and increase() on a series whose name does not look like a
+ * counter's: upstream's "might not be a counter" info. */
+static void counter_name_info(struct promql_eval *ev, const struct labels *ls)
+{
+    const char *name = labels_get(ls, LABELS_METRIC_NAME);
+    if (!name || !*name || has_suffix(name, "_total") || has_suffix(name, "_sum") ||
+        has_suffix(name, "_count") || has_suffix(name, "_bucket"))
+        return;
+    promql_eval_annotate(ev, true,
+                         "metric might not be a counter, name does not end in "
+                         "_total/_sum/_count/_bucket: \"%s\"",
+                         name);
+}
+
 static int over_range(struct promql_eval *ev, const struct promql_expr *call, struct promql_val *a,
                       int64_t t, struct promql_val *out, size_t argi, range_fn f, bool drop)
 {
     const struct promql_val *m = &a[argi];
     if (vec_alloc(ev, out, m->nmat))
         return BS_ENOMEM;
+    const char *fname = call->func->name;
+    bool counter_fn = strcmp(fname, "rate") == 0 || strcmp(fname, "increase") == 0;
     for (size_t i = 0; i < m->nmat; i++) {
         double v;
         if (!f(m, &m->mat[i], call, a, t, &v))
             continue;
         if (push(ev, out, m->mat[i].ls, v, t, drop))
             return BS_ENOMEM;
+        if (counter_fn)
+            counter_name_info(ev, m->mat[i].ls);
     }
     return promql_eval_check(ev);
 }
@@ -489,6 +554,69 @@ static bool r_last(const struct promql_val *m, const struct promql_mseries *s,
     return true;
 }
 
+static bool r_first(const struct promql_val *m, const struct promql_mseries *s,
+                    const struct promql_expr *c, struct promql_val *a, int64_t t, double *o)
+{
+    *o = s->p[0].v;
+    return true;
+}
+
+static bool r_ts_first(const struct promql_val *m, const struct promql_mseries *s,
+                       const struct promql_expr *c, struct promql_val *a, int64_t t, double *o)
+{
+    *o = (double)s->p[0].t / 1000.0;
+    return true;
+}
+
+static bool r_ts_last(const struct promql_val *m, const struct promql_mseries *s,
+                      const struct promql_expr *c, struct promql_val *a, int64_t t, double *o)
+{
+    *o = (double)s->p[s->n - 1].t / 1000.0;
+    return true;
+}
+
+/* Timestamp of the newest maximum (max) or minimum (!max); NaN values lose
+ * against numbers, as upstream's compareOverTime. */
+static double ts_of_extreme(const struct promql_mseries *s, bool max)
+{
+    double best = s->p[0].v;
+    int64_t ts = s->p[0].t;
+    for (size_t i = 0; i < s->n; i++) {
+        double v = s->p[i].v;
+        if ((max ? v >= best : v <= best) || isnan(best)) {
+            best = v;
+            ts = s->p[i].t;
+        }
+    }
+    return (double)ts / 1000.0;
+}
+
+static bool r_ts_max(const struct promql_val *m, const struct promql_mseries *s,
+                     const struct promql_expr *c, struct promql_val *a, int64_t t, double *o)
+{
+    *o = ts_of_extreme(s, true);
+    return true;
+}
+
+static bool r_ts_min(const struct promql_val *m, const struct promql_mseries *s,
+                     const struct promql_expr *c, struct promql_val *a, int64_t t, double *o)
+{
+    *o = ts_of_extreme(s, false);
+    return true;
+}
+
+/* Median absolute deviation from the median. The scratch buffer comes from
+ * the caller (fn_mad_ot). */
+static double mad(const struct promql_mseries *s, double *buf)
+{
+    for (size_t i = 0; i < s->n; i++)
+        buf[i] = s->p[i].v;
+    double median = promql_quantile(0.5, buf, s->n);
+    for (size_t i = 0; i < s->n; i++)
+        buf[i] = fabs(s->p[i].v - median);
+    return promql_quantile(0.5, buf, s->n);
+}
+
 static bool r_stdvar(const struct promql_val *m, const struct promql_mseries *s,
                      const struct promql_expr *c, struct promql_val *a, int64_t t, double *o)
 {
@@ -534,6 +662,11 @@ RANGE_FN(fn_max_ot, 0, r_max, true)
 RANGE_FN(fn_count_ot, 0, r_count, true)
 RANGE_FN(fn_present_ot, 0, r_present, true)
 RANGE_FN(fn_last_ot, 0, r_last, false)
+RANGE_FN(fn_first_ot, 0, r_first, false)
+RANGE_FN(fn_ts_first_ot, 0, r_ts_first, true)
+RANGE_FN(fn_ts_last_ot, 0, r_ts_last, true)
+RANGE_FN(fn_ts_max_ot, 0, r_ts_max, true)
+RANGE_FN(fn_ts_min_ot, 0, r_ts_min, true)
 RANGE_FN(fn_stddev_ot, 0, r_stddev, true)
 RANGE_FN(fn_stdvar_ot, 0, r_stdvar, true)
 
@@ -556,7 +689,175 @@ static int fn_quantile_ot(struct promql_eval *ev, const struct promql_expr *call
     return 0;
 }
 
+static int fn_mad_ot(struct promql_eval *ev, const struct promql_expr *call, struct promql_val *a,
+                     int64_t t, struct promql_val *out)
+{
+    const struct promql_val *m = &a[0];
+    if (vec_alloc(ev, out, m->nmat))
+        return BS_ENOMEM;
+    for (size_t i = 0; i < m->nmat; i++) {
+        double *buf = promql_eval_alloc(ev, m->mat[i].n * sizeof(double));
+        if (!buf)
+            return BS_ENOMEM;
+        if (push(ev, out, m->mat[i].ls, mad(&m->mat[i], buf), t, true))
+            return BS_ENOMEM;
+    }
+    return promql_eval_check(ev);
+}
+
+/* double_exponential_smoothing(v range, sf, tf): Holt's linear smoothing
+ * as upstream's funcDoubleExponentialSmoothing (the first trend is the
+ * first difference; at least two samples are needed). */
+static int fn_des(struct promql_eval *ev, const struct promql_expr *call, struct promql_val *a,
+                  int64_t t, struct promql_val *out)
+{
+    double sf = a[1].scalar, tf = a[2].scalar;
+    if (!(sf > 0 && sf < 1))
+        return promql_eval_error(ev, BS_EEXEC,
+                                 "invalid smoothing factor. Expected: 0 < sf < 1, got: %f", sf);
+    if (!(tf > 0 && tf < 1))
+        return promql_eval_error(ev, BS_EEXEC,
+                                 "invalid trend factor. Expected: 0 < tf < 1, got: %f", tf);
+    const struct promql_val *m = &a[0];
+    if (vec_alloc(ev, out, m->nmat))
+        return BS_ENOMEM;
+    for (size_t i = 0; i < m->nmat; i++) {
+        const struct promql_mseries *s = &m->mat[i];
+        if (s->n < 2)
+            continue;
+        double s0 = 0, s1 = s->p[0].v, b = s->p[1].v - s->p[0].v;
+        for (size_t k = 1; k < s->n; k++) {
+            double x = sf * s->p[k].v;
+            if (k > 1)
+                b = tf * (s1 - s0) + (1 - tf) * b;
+            double y = (1 - sf) * (s1 + b);
+            s0 = s1;
+            s1 = x + y;
+        }
+        if (push(ev, out, s->ls, s1, t, true))
+            return BS_ENOMEM;
+    }
+    return promql_eval_check(ev);
+}
+
 /* ----------------------------------------------------------- sorting */
+
+/* Upstream warns when a range query sorts: range results are ordered by
+ * labels anyway. */
+static void sort_range_warning(struct promql_eval *ev)
+{
+    if (promql_eval_step(ev) != 0)
+        promql_eval_annotate(ev, false,
+                             "sort is ineffective for range queries since results are always "
+                             "ordered by labels");
+}
+
+
+/* Natural order of two label values (digit runs compare as numbers,
+ * leading zeros skipped), as the natsort package upstream uses: true when
+ * a sorts before b. */
+static bool natural_less(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), pa = 0, pb = 0;
+    for (;;) {
+        if (pa >= la)
+            return pb < lb;
+        if (pb >= lb)
+            return false;
+        char av = a[pa], bv = b[pb];
+        if (av >= '0' && av <= '9' && bv >= '0' && bv <= '9') {
+            size_t na = 1, nb = 1;
+            while (pa + na < la) {
+                char x = a[pa + na];
+                if (av == '0') {
+                    pa++;
+                    av = x;
+                    continue;
+                }
+                if (x >= '0' && x <= '9')
+                    na++;
+                else
+                    break;
+            }
+            while (pb + nb < lb) {
+                char x = b[pb + nb];
+                if (bv == '0') {
+                    pb++;
+                    bv = x;
+                    continue;
+                }
+                if (x >= '0' && x <= '9')
+                    nb++;
+                else
+                    break;
+            }
+            if (na != nb)
+                return na < nb;
+            int c = memcmp(a + pa, b + pb, na);
+            if (c != 0)
+                return c < 0;
+            pa += na;
+            pb += nb;
+            continue;
+        }
+        if (av == bv) {
+            pa++;
+            pb++;
+            continue;
+        }
+        return (unsigned char)av < (unsigned char)bv;
+    }
+}
+
+struct lsort {
+    const struct promql_sample *v;
+    const char *const *names;
+    size_t nnames;
+    bool desc;
+};
+
+static int cmp_lsort(const void *x, const void *y, void *arg)
+{
+    const struct lsort *c = arg;
+    const struct labels *a = c->v[*(const size_t *)x].ls, *b = c->v[*(const size_t *)y].ls;
+    int r = 0;
+    for (size_t k = 0; k < c->nnames && r == 0; k++) {
+        const char *va = labels_get(a, c->names[k]), *vb = labels_get(b, c->names[k]);
+        if (!va)
+            va = "";
+        if (!vb)
+            vb = "";
+        if (strcmp(va, vb) == 0)
+            continue;
+        r = natural_less(va, vb) ? -1 : 1;
+    }
+    if (r == 0)
+        r = labels_cmp(a, b);
+    return c->desc ? -r : r;
+}
+
+static int fn_sort_by_label(struct promql_eval *ev, const struct promql_expr *call,
+                            struct promql_val *a, int64_t t, struct promql_val *out)
+{
+    sort_range_warning(ev);
+    size_t n = a[0].nvec;
+    size_t *idx = promql_eval_alloc(ev, (n + 1) * sizeof(size_t));
+    const char **names = promql_eval_alloc(ev, (call->nargs + 1) * sizeof(char *));
+    if (!idx || !names || vec_alloc(ev, out, n))
+        return BS_ENOMEM;
+    for (size_t k = 1; k < call->nargs; k++)
+        names[k - 1] = a[k].str;
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    struct lsort c = {a[0].vec, names, call->nargs - 1,
+                      strcmp(call->func->name, "sort_by_label_desc") == 0};
+    qsort_r(idx, n, sizeof(size_t), cmp_lsort, &c);
+    for (size_t i = 0; i < n; i++) {
+        out->vec[out->nvec] = a[0].vec[idx[i]];
+        out->vec[out->nvec++].t = t;
+    }
+    return 0;
+}
 
 struct vsort {
     const struct promql_sample *v;
@@ -579,6 +880,7 @@ static int cmp_vsort(const void *x, const void *y, void *arg)
 static int fn_sort(struct promql_eval *ev, const struct promql_expr *call, struct promql_val *a,
                    int64_t t, struct promql_val *out)
 {
+    sort_range_warning(ev);
     size_t n = a[0].nvec;
     size_t *idx = promql_eval_alloc(ev, (n + 1) * sizeof(size_t));
     if (!idx || vec_alloc(ev, out, n))
@@ -712,15 +1014,18 @@ static int fn_label_replace(struct promql_eval *ev, const struct promql_expr *ca
         const char *sv = labels_get(ls, src);
         if (!sv)
             sv = "";
+        bool drop = a[0].vec[i].drop_name;
         int m = pcre2_match(re, (PCRE2_SPTR)sv, strlen(sv), 0, 0, md, NULL);
         if (m >= 0) {
             bs_buf_reset(&b);
             rc = expand_template(repl, sv, re, md, &b);
             if (!rc)
                 rc = set_label(ev, ls, dst, b.data, &ls);
+            if (strcmp(dst, LABELS_METRIC_NAME) == 0)
+                drop = false;   /* the name was set explicitly: keep it */
         }
         if (!rc)
-            rc = push(ev, out, ls, a[0].vec[i].v, t, false);
+            rc = push(ev, out, ls, a[0].vec[i].v, t, drop);
     }
     bs_buf_fini(&b);
     pcre2_match_data_free(md);
@@ -756,13 +1061,20 @@ static int fn_label_join(struct promql_eval *ev, const struct promql_expr *call,
         if (!rc)
             rc = set_label(ev, ls, dst, b.data, &ls);
         if (!rc)
-            rc = push(ev, out, ls, a[0].vec[i].v, t, false);
+            rc = push(ev, out, ls, a[0].vec[i].v, t,
+                      a[0].vec[i].drop_name && strcmp(dst, LABELS_METRIC_NAME) != 0);
     }
     bs_buf_fini(&b);
     return rc;
 }
 
-/* ------------------------------------------------- histogram_quantile */
+/* ------------------------------------------------- classic histograms
+ *
+ * histogram_quantile, histogram_quantiles and histogram_fraction over
+ * classic buckets: the input series are grouped by their labels without
+ * "le" (the metric name included: it is dropped later, by delayed name
+ * removal), each group is one histogram. A series whose "le" does not
+ * parse is skipped with a warning, as upstream. */
 
 struct bucket {
     double le, count;
@@ -774,18 +1086,15 @@ static int cmp_bucket(const void *x, const void *y)
     return a->le < b->le ? -1 : a->le > b->le;
 }
 
-static double bucket_quantile(double q, struct bucket *b, size_t n)
+/* Sort, check the +Inf bucket and merge equal bounds. Returns the new
+ * count, or 0 when the buckets do not form a histogram. */
+static size_t buckets_prepare(struct bucket *b, size_t n)
 {
-    if (isnan(q))
-        return NAN;
-    if (q < 0)
-        return -INFINITY;
-    if (q > 1)
-        return INFINITY;
+    if (n == 0)
+        return 0;
     qsort(b, n, sizeof(*b), cmp_bucket);
-    if (n == 0 || !isinf(b[n - 1].le) || b[n - 1].le < 0)
-        return NAN;
-    /* coalesce equal bounds */
+    if (!isinf(b[n - 1].le) || b[n - 1].le < 0)
+        return 0;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         if (m > 0 && b[m - 1].le == b[i].le)
@@ -793,14 +1102,42 @@ static double bucket_quantile(double q, struct bucket *b, size_t n)
         else
             b[m++] = b[i];
     }
-    n = m;
-    /* force monotonic counts */
-    double max = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        if (b[i].count > max)
-            max = b[i].count;
+    return m;
+}
+
+/* Upstream's bucketQuantile. *forced tells whether the counts had to be
+ * made monotonic (small float precision errors, relative 1e-12, are
+ * corrected silently). */
+static double bucket_quantile(double q, struct bucket *b, size_t n, bool *forced)
+{
+    *forced = false;
+    if (isnan(q))
+        return NAN;
+    if (q < 0)
+        return -INFINITY;
+    if (q > 1)
+        return INFINITY;
+    n = buckets_prepare(b, n);
+    if (n == 0)
+        return NAN;
+    double prev = b[0].count;
+    for (size_t i = 1; i < n; i++) {
+        double cur = b[i].count, delta = fabs(cur - prev);
+        if (delta == 0)
+            continue;
+        if (delta / cur <= 1e-12)
+            b[i].count = prev;
         else
+            prev = cur;
+    }
+    double max = b[0].count;
+    for (size_t i = 1; i < n; i++) {
+        if (b[i].count > max) {
+            max = b[i].count;
+        } else if (b[i].count < max) {
             b[i].count = max;
+            *forced = true;
+        }
     }
     if (n < 2)
         return NAN;
@@ -824,56 +1161,226 @@ static double bucket_quantile(double q, struct bucket *b, size_t n)
     return start + (end - start) * (rank / count);
 }
 
-static int fn_histogram_quantile(struct promql_eval *ev, const struct promql_expr *call,
-                                 struct promql_val *a, int64_t t, struct promql_val *out)
+/* The fraction of observations in [lower, upper] (upstream's
+ * BucketFraction): linear interpolation inside a bucket; the lowest bucket
+ * starts at 0 when its bound is positive; a value inside a bucket of
+ * infinite width counts as that bucket's far end (so such a bucket
+ * contributes nothing to a partial range). */
+static double bucket_fraction(double lower, double upper, struct bucket *b, size_t n)
 {
-    const struct promql_val *v = &a[1];
+    n = buckets_prepare(b, n);
+    if (n == 0)
+        return NAN;
+    double count = b[n - 1].count;
+    if (count == 0 || isnan(lower) || isnan(upper))
+        return NAN;
+    if (lower >= upper)
+        return 0;
+    double rank = 0, lr = 0, ur = 0;
+    bool ls = false, us = false;
+    for (size_t i = 0; i < n; i++) {
+        double lo = i > 0 ? b[i - 1].le : (b[0].le > 0 ? 0 : -INFINITY), hi = b[i].le;
+        double in = b[i].count - rank;
+        if (!ls && lo >= lower) {
+            lr = rank;
+            ls = true;
+        }
+        if (!us && lo >= upper) {
+            ur = rank;
+            us = true;
+        }
+        if (ls && us)
+            break;
+        for (int side = 0; side < 2; side++) {
+            double v = side ? upper : lower;
+            bool *set = side ? &us : &ls;
+            double *r = side ? &ur : &lr;
+            if (*set || !(lo < v && hi > v))
+                continue;
+            if (isinf(lo))
+                *r = rank + in;
+            else if (isinf(hi))
+                *r = rank;
+            else
+                *r = rank + in * (v - lo) / (hi - lo);
+            *set = true;
+        }
+        if (ls && us)
+            break;
+        rank = b[i].count;
+    }
+    if (!ls || lr > count)
+        lr = count;
+    if (!us || ur > count)
+        ur = count;
+    return (ur - lr) / count;
+}
+
+struct hgroups {
+    const struct labels **ls;   /* group labels: the input's without "le" */
+    size_t *of;                 /* input index -> group, SIZE_MAX: skipped */
+    double *les;
+    struct bucket *bk;          /* scratch, one per input */
+    size_t n;
+};
+
+static int hgroups_build(struct promql_eval *ev, const struct promql_val *v, struct hgroups *g)
+{
     size_t n = v->nvec;
-    const struct labels **gl = promql_eval_alloc(ev, (n + 1) * sizeof(*gl));
-    size_t *gidx = promql_eval_alloc(ev, (n + 1) * sizeof(size_t));
-    double *les = promql_eval_alloc(ev, (n + 1) * sizeof(double));
-    struct bucket *bk = promql_eval_alloc(ev, (n + 1) * sizeof(*bk));
-    if (!gl || !gidx || !les || !bk || vec_alloc(ev, out, n))
+    g->ls = promql_eval_alloc(ev, (n + 1) * sizeof(*g->ls));
+    g->of = promql_eval_alloc(ev, (n + 1) * sizeof(size_t));
+    g->les = promql_eval_alloc(ev, (n + 1) * sizeof(double));
+    g->bk = promql_eval_alloc(ev, (n + 1) * sizeof(*g->bk));
+    g->n = 0;
+    if (!g->ls || !g->of || !g->les || !g->bk)
         return BS_ENOMEM;
-    size_t ng = 0;
     struct labels_builder lb;
     labels_builder_init(&lb);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        gidx[i] = SIZE_MAX;
+        g->of[i] = SIZE_MAX;
         const char *le = labels_get(v->vec[i].ls, "le");
-        if (!le || bs_float_parse(le, strlen(le), false, &les[i]) != 0)
+        if (!le || bs_float_parse(le, strlen(le), false, &g->les[i]) != 0) {
+            const char *name = labels_get(v->vec[i].ls, LABELS_METRIC_NAME);
+            if (name && *name)
+                promql_eval_annotate(ev, false,
+                                     "bucket label \"le\" is missing or has a malformed value of "
+                                     "\"%s\" for metric name \"%s\"",
+                                     le ? le : "", name);
+            else
+                promql_eval_annotate(ev, false,
+                                     "bucket label \"le\" is missing or has a malformed value of "
+                                     "\"%s\"",
+                                     le ? le : "");
             continue;
+        }
         labels_builder_reset(&lb);
         struct labels res;
         if ((rc = labels_builder_from(&lb, v->vec[i].ls)))
             break;
         labels_builder_del(&lb, "le");
-        labels_builder_del(&lb, LABELS_METRIC_NAME);
         if ((rc = labels_builder_labels(&lb, &res, NULL)))
             break;
-        size_t g;
-        for (g = 0; g < ng; g++)
-            if (labels_equal(gl[g], &res))
+        size_t k;
+        for (k = 0; k < g->n; k++)
+            if (labels_equal(g->ls[k], &res))
                 break;
-        if (g == ng) {
-            if (!(gl[ng] = promql_eval_labels(ev, &res))) {
+        if (k == g->n) {
+            if (!(g->ls[g->n] = promql_eval_labels(ev, &res))) {
                 rc = BS_ENOMEM;
                 break;
             }
-            ng++;
+            g->n++;
         }
-        gidx[i] = g;
+        g->of[i] = k;
     }
     labels_builder_fini(&lb);
-    if (rc)
-        return rc;
-    for (size_t g = 0; g < ng; g++) {
-        size_t nb = 0;
-        for (size_t i = 0; i < n; i++)
-            if (gidx[i] == g)
-                bk[nb++] = (struct bucket){les[i], v->vec[i].v};
-        if (push(ev, out, gl[g], bucket_quantile(a[0].scalar, bk, nb), t, false))
+    return rc;
+}
+
+static size_t hgroups_buckets(const struct promql_val *v, struct hgroups *g, size_t k)
+{
+    size_t nb = 0;
+    for (size_t i = 0; i < v->nvec; i++)
+        if (g->of[i] == k)
+            g->bk[nb++] = (struct bucket){g->les[i], v->vec[i].v};
+    return nb;
+}
+
+static void check_quantile(struct promql_eval *ev, double q)
+{
+    if (isnan(q) || q < 0 || q > 1) {
+        char num[BS_FLOAT_FMT_MAX];
+        bs_float_format_short(q, num);
+        promql_eval_annotate(ev, false, "quantile value should be between 0 and 1, got %s", num);
+    }
+}
+
+static void monotonicity_info(struct promql_eval *ev, const struct labels *ls)
+{
+    const char *name = labels_get(ls, LABELS_METRIC_NAME);
+    if (name && *name)
+        promql_eval_annotate(ev, true,
+                             "input to histogram_quantile needed to be fixed for monotonicity (see "
+                             "https://prometheus.io/docs/prometheus/latest/querying/functions/"
+                             "#histogram_quantile) for metric name \"%s\"",
+                             name);
+    else
+        promql_eval_annotate(ev, true,
+                             "input to histogram_quantile needed to be fixed for monotonicity (see "
+                             "https://prometheus.io/docs/prometheus/latest/querying/functions/"
+                             "#histogram_quantile)");
+}
+
+static int fn_histogram_quantile(struct promql_eval *ev, const struct promql_expr *call,
+                                 struct promql_val *a, int64_t t, struct promql_val *out)
+{
+    const struct promql_val *v = &a[1];
+    double q = a[0].scalar;
+    check_quantile(ev, q);
+    struct hgroups g;
+    if (hgroups_build(ev, v, &g) || vec_alloc(ev, out, v->nvec))
+        return BS_ENOMEM;
+    for (size_t k = 0; k < g.n; k++) {
+        bool forced;
+        double r = bucket_quantile(q, g.bk, hgroups_buckets(v, &g, k), &forced);
+        if (forced)
+            monotonicity_info(ev, g.ls[k]);
+        if (push(ev, out, g.ls[k], r, t, true))
+            return BS_ENOMEM;
+    }
+    return promql_eval_check(ev);
+}
+
+/* histogram_quantiles(v, "label", q...): one output per group and
+ * quantile, the quantile in the given label (experimental upstream). */
+static int fn_histogram_quantiles(struct promql_eval *ev, const struct promql_expr *call,
+                                  struct promql_val *a, int64_t t, struct promql_val *out)
+{
+    const struct promql_val *v = &a[0];
+    const char *qlabel = a[1].str;
+    size_t nq = call->nargs - 2;
+    for (size_t i = 0; i < nq; i++)
+        check_quantile(ev, a[2 + i].scalar);
+    struct hgroups g;
+    if (hgroups_build(ev, v, &g) || vec_alloc(ev, out, v->nvec * nq))
+        return BS_ENOMEM;
+    for (size_t k = 0; k < g.n; k++)
+        if (labels_get(g.ls[k], qlabel))
+            return promql_eval_error(ev, BS_EEXEC,
+                                     "histogram_quantiles: label \"%s\" already exists in the "
+                                     "input series",
+                                     qlabel);
+    for (size_t i = 0; i < nq; i++) {
+        double q = a[2 + i].scalar;
+        /* The label value as OpenMetrics writes floats: "0.0", "1.0". */
+        char num[BS_FLOAT_FMT_MAX];
+        size_t len = bs_float_format_short(q, num);
+        if (!strpbrk(num, ".eEIN"))
+            memcpy(num + len, ".0", 3);
+        for (size_t k = 0; k < g.n; k++) {
+            bool forced;
+            double r = bucket_quantile(q, g.bk, hgroups_buckets(v, &g, k), &forced);
+            if (forced)
+                monotonicity_info(ev, g.ls[k]);
+            const struct labels *ls;
+            if (set_label(ev, g.ls[k], qlabel, num, &ls) || push(ev, out, ls, r, t, true))
+                return BS_ENOMEM;
+        }
+    }
+    return promql_eval_check(ev);
+}
+
+static int fn_histogram_fraction(struct promql_eval *ev, const struct promql_expr *call,
+                                 struct promql_val *a, int64_t t, struct promql_val *out)
+{
+    const struct promql_val *v = &a[2];
+    struct hgroups g;
+    if (hgroups_build(ev, v, &g) || vec_alloc(ev, out, v->nvec))
+        return BS_ENOMEM;
+    for (size_t k = 0; k < g.n; k++) {
+        double r = bucket_fraction(a[0].scalar, a[1].scalar, g.bk, hgroups_buckets(v, &g, k));
+        if (push(ev, out, g.ls[k], r, t, true))
             return BS_ENOMEM;
     }
     return promql_eval_check(ev);
@@ -885,7 +1392,7 @@ static int fn_date(struct promql_eval *ev, const struct promql_expr *call, struc
                    int64_t t, struct promql_val *out)
 {
     const char *n = call->func->name;
-    struct promql_sample now = {&empty_labels, (double)t / 1000.0, t};
+    struct promql_sample now = {&empty_labels, (double)t / 1000.0, t, false};
     const struct promql_sample *in = call->nargs ? a[0].vec : &now;
     size_t nin = call->nargs ? a[0].nvec : 1;
     if (vec_alloc(ev, out, nin))
@@ -952,13 +1459,16 @@ static const struct promql_func funcs[] = {
     {"deg", {V}, 1, 0, V, fn_math, m_deg},
     {"delta", {M}, 1, 0, V, fn_delta, NULL},
     {"deriv", {M}, 1, 0, V, fn_deriv, NULL},
-    {"double_exponential_smoothing", {M, S, S}, 3, 0, V, NULL, NULL},
+    {"end", {S}, 0, 0, S, fn_query_time, NULL},
+    {"double_exponential_smoothing", {M, S, S}, 3, 0, V, fn_des, NULL},
     {"exp", {V}, 1, 0, V, fn_math, exp},
+    {"first_over_time", {M}, 1, 0, V, fn_first_ot, NULL},
     {"floor", {V}, 1, 0, V, fn_math, floor},
     {"histogram_avg", {V}, 1, 0, V, NULL, NULL},
     {"histogram_count", {V}, 1, 0, V, NULL, NULL},
-    {"histogram_fraction", {S, S, V}, 3, 0, V, NULL, NULL},
+    {"histogram_fraction", {S, S, V}, 3, 0, V, fn_histogram_fraction, NULL},
     {"histogram_quantile", {S, V}, 2, 0, V, fn_histogram_quantile, NULL},
+    {"histogram_quantiles", {V, STR, S, S}, 4, -1, V, fn_histogram_quantiles, NULL},
     {"histogram_stddev", {V}, 1, 0, V, NULL, NULL},
     {"histogram_stdvar", {V}, 1, 0, V, NULL, NULL},
     {"histogram_sum", {V}, 1, 0, V, NULL, NULL},
@@ -973,8 +1483,10 @@ static const struct promql_func funcs[] = {
     {"ln", {V}, 1, 0, V, fn_math, log},
     {"log10", {V}, 1, 0, V, fn_math, log10},
     {"log2", {V}, 1, 0, V, fn_math, log2},
-    {"mad_over_time", {M}, 1, 0, V, NULL, NULL},
+    {"mad_over_time", {M}, 1, 0, V, fn_mad_ot, NULL},
+    {"max_of", {S, S}, 2, 0, S, fn_min_max_of, NULL},
     {"max_over_time", {M}, 1, 0, V, fn_max_ot, NULL},
+    {"min_of", {S, S}, 2, 0, S, fn_min_max_of, NULL},
     {"min_over_time", {M}, 1, 0, V, fn_min_ot, NULL},
     {"minute", {V}, 1, 1, V, fn_date, NULL},
     {"month", {V}, 1, 1, V, fn_date, NULL},
@@ -983,6 +1495,7 @@ static const struct promql_func funcs[] = {
     {"present_over_time", {M}, 1, 0, V, fn_present_ot, NULL},
     {"quantile_over_time", {S, M}, 2, 0, V, fn_quantile_ot, NULL},
     {"rad", {V}, 1, 0, V, fn_math, m_rad},
+    {"range", {S}, 0, 0, S, fn_query_time, NULL},
     {"rate", {M}, 1, 0, V, fn_rate, NULL},
     {"resets", {M}, 1, 0, V, fn_resets, NULL},
     {"round", {V, S}, 2, 1, V, fn_round, NULL},
@@ -991,10 +1504,12 @@ static const struct promql_func funcs[] = {
     {"sin", {V}, 1, 0, V, fn_math, sin},
     {"sinh", {V}, 1, 0, V, fn_math, sinh},
     {"sort", {V}, 1, 0, V, fn_sort, NULL},
-    {"sort_by_label", {V, STR}, 2, -1, V, NULL, NULL},
-    {"sort_by_label_desc", {V, STR}, 2, -1, V, NULL, NULL},
+    {"sort_by_label", {V, STR}, 2, -1, V, fn_sort_by_label, NULL},
+    {"sort_by_label_desc", {V, STR}, 2, -1, V, fn_sort_by_label, NULL},
     {"sort_desc", {V}, 1, 0, V, fn_sort, NULL},
     {"sqrt", {V}, 1, 0, V, fn_math, sqrt},
+    {"start", {S}, 0, 0, S, fn_query_time, NULL},
+    {"step", {S}, 0, 0, S, fn_query_time, NULL},
     {"stddev_over_time", {M}, 1, 0, V, fn_stddev_ot, NULL},
     {"stdvar_over_time", {M}, 1, 0, V, fn_stdvar_ot, NULL},
     {"sum_over_time", {M}, 1, 0, V, fn_sum_ot, NULL},
@@ -1002,6 +1517,10 @@ static const struct promql_func funcs[] = {
     {"tanh", {V}, 1, 0, V, fn_math, tanh},
     {"time", {S}, 0, 0, S, fn_time, NULL},
     {"timestamp", {V}, 1, 0, V, fn_timestamp, NULL},
+    {"ts_of_first_over_time", {M}, 1, 0, V, fn_ts_first_ot, NULL},
+    {"ts_of_last_over_time", {M}, 1, 0, V, fn_ts_last_ot, NULL},
+    {"ts_of_max_over_time", {M}, 1, 0, V, fn_ts_max_ot, NULL},
+    {"ts_of_min_over_time", {M}, 1, 0, V, fn_ts_min_ot, NULL},
     {"vector", {S}, 1, 0, V, fn_vector, NULL},
     {"year", {V}, 1, 1, V, fn_date, NULL},
 };

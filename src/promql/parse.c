@@ -351,6 +351,215 @@ static void expr_free_ptr(struct promql_expr **x)
     *x = NULL;
 }
 
+/* ------------------------------------------------- duration expressions
+ *
+ * Prometheus 3 accepts arithmetic in the range, subquery step and offset
+ * positions: "[26m+4m]", "[60*30]", "offset (2*2)", "[step()+1ms]",
+ * "offset min_of(step(), 1s)". Numbers are seconds, durations are turned
+ * into seconds, operators are + - * / % ^ with the usual precedence and
+ * unary signs. After "offset" only one operand is taken (a literal, a
+ * duration function or a parenthesised expression, with an optional sign),
+ * so "x offset 100 + 2" is "(x offset 100) + 2". */
+
+static struct promql_expr *parse_dur_binary(struct parser *p, int min_prec, const char *ctx);
+
+static bool dur_starts(struct parser *p)
+{
+    switch (p->tok.type) {
+    case PT_NUMBER: case PT_DURATION: case PT_LPAREN: case PT_ADD: case PT_SUB:
+        return true;
+    case PT_IDENT:
+        return promql_duration_func_lookup(p->lx.q + p->tok.pos, p->tok.len) != NULL;
+    default:
+        return false;
+    }
+}
+
+static bool dur_has_vars(const struct promql_expr *x)
+{
+    if (!x)
+        return false;
+    if (x->kind == PROMQL_NODE_CALL &&
+        (strcmp(x->func->name, "step") == 0 || strcmp(x->func->name, "range") == 0))
+        return true;
+    if (dur_has_vars(x->lhs) || dur_has_vars(x->rhs))
+        return true;
+    for (size_t i = 0; i < x->nargs; i++)
+        if (dur_has_vars(x->args[i]))
+            return true;
+    return false;
+}
+
+/* A literal, a duration function call or "( expr )". */
+static struct promql_expr *parse_dur_primary(struct parser *p, const char *ctx)
+{
+    struct promql_token t = p->tok;
+    struct promql_expr *x = NULL;
+    switch (t.type) {
+    case PT_NUMBER:
+        x = node_new(p, PROMQL_NODE_NUMBER, t.pos);
+        if (!x)
+            return NULL;
+        if (bs_float_parse(p->lx.q + t.pos, t.len, true, &x->num) != 0)
+            perr_at(p, t.pos, "bad number or duration syntax: \"%.*s\"", (int)t.len,
+                    p->lx.q + t.pos);
+        next(p);
+        return x;
+    case PT_DURATION:
+        x = node_new(p, PROMQL_NODE_NUMBER, t.pos);
+        if (!x)
+            return NULL;
+        x->num = (double)dur_of_token(p, &t) / 1000.0;
+        next(p);
+        return x;
+    case PT_LPAREN:
+        x = node_new(p, PROMQL_NODE_PAREN, t.pos);
+        if (!x)
+            return NULL;
+        next(p);
+        x->lhs = parse_dur_binary(p, 1, ctx);
+        if (p->failed)
+            return x;
+        if (p->tok.type != PT_RPAREN) {
+            unexpected(p, ctx, "\")\"");
+            return x;
+        }
+        next(p);
+        return x;
+    case PT_IDENT: {
+        const struct promql_func *f = promql_duration_func_lookup(p->lx.q + t.pos, t.len);
+        if (!f)
+            break;
+        x = node_new(p, PROMQL_NODE_CALL, t.pos);
+        if (!x)
+            return NULL;
+        x->func = f;
+        next(p);
+        if (p->tok.type != PT_LPAREN) {
+            unexpected(p, ctx, "\"(\"");
+            return x;
+        }
+        next(p);
+        size_t cap = 0;
+        while (!p->failed && p->tok.type != PT_RPAREN) {
+            if (x->nargs > 0) {
+                if (p->tok.type != PT_COMMA) {
+                    unexpected(p, ctx, "\",\" or \")\"");
+                    return x;
+                }
+                next(p);
+            }
+            struct promql_expr *a = parse_dur_binary(p, 1, ctx);
+            if (!a)
+                return x;
+            if (x->nargs == cap) {
+                size_t nc = cap ? cap * 2 : 2;
+                struct promql_expr **nv = realloc(x->args, nc * sizeof(*nv));
+                if (!nv) {
+                    promql_expr_free(a);
+                    nomem(p);
+                    return x;
+                }
+                x->args = nv;
+                cap = nc;
+            }
+            x->args[x->nargs++] = a;
+        }
+        if (p->failed)
+            return x;
+        next(p);
+        if (x->nargs != (size_t)f->nargs)
+            perr_at(p, t.pos, "expected %d argument(s) in call to \"%s\", got %zu", f->nargs,
+                    f->name, x->nargs);
+        return x;
+    }
+    default:
+        break;
+    }
+    unexpected(p, ctx, "number or duration");
+    return NULL;
+}
+
+static struct promql_expr *parse_dur_unary(struct parser *p, const char *ctx)
+{
+    if (p->tok.type != PT_ADD && p->tok.type != PT_SUB)
+        return parse_dur_primary(p, ctx);
+    struct promql_token t = p->tok;
+    next(p);
+    struct promql_expr *operand = parse_dur_binary(p, 6, ctx);
+    if (!operand || p->failed)
+        return operand;
+    struct promql_expr *u = node_new(p, PROMQL_NODE_UNARY, t.pos);
+    if (!u)
+        return operand;
+    u->op = t.type;
+    u->lhs = operand;
+    return u;
+}
+
+static int dur_precedence(enum promql_tok t)
+{
+    switch (t) {
+    case PT_ADD: case PT_SUB: return 4;
+    case PT_MUL: case PT_DIV: case PT_MOD: return 5;
+    case PT_POW: return 6;
+    default: return 0;
+    }
+}
+
+static struct promql_expr *parse_dur_binary(struct parser *p, int min_prec, const char *ctx)
+{
+    struct promql_expr *lhs = parse_dur_unary(p, ctx);
+    while (lhs && !p->failed) {
+        enum promql_tok op = p->tok.type;
+        int prec = dur_precedence(op);
+        if (prec == 0 || prec < min_prec)
+            break;
+        struct promql_expr *b = node_new(p, PROMQL_NODE_BINARY, lhs->pos);
+        if (!b)
+            break;
+        b->op = op;
+        b->op_pos = p->tok.pos;
+        b->lhs = lhs;
+        lhs = b;
+        next(p);
+        b->rhs = parse_dur_binary(p, op == PT_POW ? prec : prec + 1, ctx);
+        if (!b->rhs && !p->failed)
+            unexpected(p, ctx, NULL);
+    }
+    return lhs;
+}
+
+/* Fold a constant duration expression into *ms (freeing it), or keep it in
+ * *keep for promql_resolve_durations. */
+static void dur_finish(struct parser *p, struct promql_expr *dx, bool allow_neg, int64_t *ms,
+                       struct promql_expr **keep)
+{
+    if (p->failed || !dx) {
+        promql_expr_free(dx);
+        return;
+    }
+    if (dur_has_vars(dx)) {
+        *keep = dx;
+        *ms = 0;
+        return;
+    }
+    char msg[128];
+    double v = 0;
+    if (promql_duration_eval(dx, 0, 0, &v, msg, sizeof(msg)) == 0 &&
+        promql_duration_ms(v, allow_neg, ms, msg, sizeof(msg)) == 0) {
+        /* A lone literal is exact ("1001ms"); only arithmetic goes through
+         * seconds as floats, as upstream. */
+        if (dx->kind == PROMQL_NODE_NUMBER || (dx->kind == PROMQL_NODE_UNARY &&
+                                               dx->lhs->kind == PROMQL_NODE_NUMBER))
+            *ms = (int64_t)llround(v * 1000.0);
+        promql_expr_free(dx);
+        return;
+    }
+    perr_at(p, dx->pos, "%s", msg);
+    promql_expr_free(dx);
+}
+
 /* Postfix modifiers on x: [range], [range:step], offset, @. */
 static struct promql_expr *parse_postfix(struct parser *p, struct promql_expr *x)
 {
@@ -358,87 +567,112 @@ static struct promql_expr *parse_postfix(struct parser *p, struct promql_expr *x
         if (p->tok.type == PT_LBRACKET) {
             size_t bpos = p->tok.pos;
             next(p);
-            if (p->tok.type != PT_DURATION && p->tok.type != PT_NUMBER) {
+            if (!dur_starts(p)) {
                 unexpected(p, "range selector", "number or duration");
                 return x;
             }
-            struct promql_token rt = p->tok;
-            int64_t range = dur_of_token(p, &rt);
-            next(p);
-            if (p->failed)
+            size_t rpos = p->tok.pos;
+            struct promql_expr *rexpr = NULL;
+            int64_t range = 0;
+            dur_finish(p, parse_dur_binary(p, 1, "range selector"), false, &range, &rexpr);
+            if (p->failed) {
+                promql_expr_free(rexpr);
                 return x;
+            }
             if (p->tok.type == PT_COLON) {
                 next(p);
                 int64_t step = 0;
-                if (p->tok.type == PT_DURATION || p->tok.type == PT_NUMBER) {
-                    struct promql_token st = p->tok;
-                    step = dur_of_token(p, &st);
-                    if (!p->failed && step <= 0) {
-                        perr_at(p, st.pos, "step must be greater than 0");
-                        return x;
+                struct promql_expr *sexpr = NULL;
+                if (dur_starts(p)) {
+                    size_t spos = p->tok.pos;
+                    struct promql_expr *sx = parse_dur_binary(p, 1, "subquery selector");
+                    if (!p->failed && sx && !dur_has_vars(sx)) {
+                        char msg[128];
+                        double v = 0;
+                        if (promql_duration_eval(sx, 0, 0, &v, msg, sizeof(msg)) == 0 &&
+                            (isnan(v) || v <= 0))
+                            perr_at(p, spos, "step must be greater than 0");
                     }
-                    next(p);
+                    dur_finish(p, sx, false, &step, &sexpr);
                 }
-                if (p->tok.type != PT_RBRACKET) {
+                if (!p->failed && p->tok.type != PT_RBRACKET)
                     unexpected(p, "subquery selector", "\"]\"");
+                if (p->failed) {
+                    promql_expr_free(rexpr);
+                    promql_expr_free(sexpr);
                     return x;
                 }
                 next(p);
-                if (range <= 0) {
-                    perr_at(p, rt.pos, "duration must be greater than 0");
+                struct promql_expr *s = node_new(p, PROMQL_NODE_SUBQUERY, x->pos);
+                if (!s) {
+                    promql_expr_free(rexpr);
+                    promql_expr_free(sexpr);
                     return x;
                 }
-                struct promql_expr *s = node_new(p, PROMQL_NODE_SUBQUERY, x->pos);
-                if (!s)
-                    return x;
                 s->lhs = x;
                 s->range_ms = range;
                 s->step_ms = step;
+                s->range_expr = rexpr;
+                s->step_expr = sexpr;
                 x = s;
                 continue;
             }
+            (void)rpos;
             if (p->tok.type != PT_RBRACKET) {
                 unexpected(p, "range selector", "\"]\" or \":\"");
+                promql_expr_free(rexpr);
                 return x;
             }
             next(p);
+            const char *bad = NULL;
+            size_t bad_pos = bpos;
             if (x->kind != PROMQL_NODE_VECTOR) {
-                perr_at(p, x->pos, "ranges only allowed for vector selectors");
-                return x;
+                bad = "ranges only allowed for vector selectors";
+                bad_pos = x->pos;
+            } else if (x->has_offset) {
+                bad = "no offset modifiers allowed before range";
+            } else if (x->at != PROMQL_AT_NONE) {
+                bad = "no @ modifiers allowed before range";
             }
-            if (x->has_offset) {
-                perr_at(p, bpos, "no offset modifiers allowed before range");
-                return x;
-            }
-            if (x->at != PROMQL_AT_NONE) {
-                perr_at(p, bpos, "no @ modifiers allowed before range");
-                return x;
-            }
-            if (range <= 0) {
-                perr_at(p, rt.pos, "duration must be greater than 0");
+            if (bad) {
+                perr_at(p, bad_pos, "%s", bad);
+                promql_expr_free(rexpr);
                 return x;
             }
             struct promql_expr *m = node_new(p, PROMQL_NODE_MATRIX, x->pos);
-            if (!m)
+            if (!m) {
+                promql_expr_free(rexpr);
                 return x;
+            }
             m->lhs = x;
             m->range_ms = range;
+            m->range_expr = rexpr;
             x = m;
         } else if (p->tok.type == PT_OFFSET) {
             size_t opos = p->tok.pos;
             next(p);
-            bool neg = false;
+            struct promql_token sign = p->tok;
+            bool signed_ = false;
             if (p->tok.type == PT_SUB || p->tok.type == PT_ADD) {
-                neg = p->tok.type == PT_SUB;
+                signed_ = true;
                 next(p);
             }
-            if (p->tok.type != PT_DURATION && p->tok.type != PT_NUMBER) {
+            if (!dur_starts(p) || p->tok.type == PT_ADD || p->tok.type == PT_SUB) {
                 unexpected(p, "offset", "number or duration");
                 return x;
             }
-            struct promql_token dt = p->tok;
-            int64_t off = dur_of_token(p, &dt);
-            next(p);
+            struct promql_expr *ox = parse_dur_primary(p, "offset");
+            if (ox && signed_ && !p->failed) {
+                struct promql_expr *u = node_new(p, PROMQL_NODE_UNARY, sign.pos);
+                if (u) {
+                    u->op = sign.type;
+                    u->lhs = ox;
+                    ox = u;
+                }
+            }
+            int64_t off = 0;
+            struct promql_expr *oexpr = NULL;
+            dur_finish(p, ox, true, &off, &oexpr);
             if (p->failed)
                 return x;
             struct promql_expr *target = x;
@@ -448,14 +682,17 @@ static struct promql_expr *parse_postfix(struct parser *p, struct promql_expr *x
                 perr_at(p, opos,
                         "offset modifier must be preceded by an instant vector selector or range "
                         "vector selector or a subquery");
+                promql_expr_free(oexpr);
                 return x;
             }
             if (target->has_offset) {
                 perr_at(p, opos, "offset may not be set multiple times");
+                promql_expr_free(oexpr);
                 return x;
             }
             target->has_offset = true;
-            target->offset_ms = neg ? -off : off;
+            target->offset_ms = off;
+            target->offset_expr = oexpr;
         } else if (p->tok.type == PT_AT) {
             size_t apos = p->tok.pos;
             next(p);
@@ -708,24 +945,47 @@ static struct promql_expr *parse_primary(struct parser *p)
         next(p);
         if (p->tok.type == PT_LPAREN) {
             const struct promql_func *f = promql_func_lookup(p->lx.q + t.pos, t.len);
-            if (!f) {
-                perr_at(p, t.pos, "unknown function with name \"%.*s\"", (int)t.len,
-                        p->lx.q + t.pos);
-                return NULL;
-            }
             x = node_new(p, PROMQL_NODE_CALL, t.pos);
             if (!x)
                 return NULL;
             x->func = f;
-            parse_args(p, &x->args, &x->nargs, false);
+            /* As upstream's grammar action, an unknown name is reported only
+             * once the call parsed: "up(" is an unclosed parenthesis. */
+            if (parse_args(p, &x->args, &x->nargs, false) == 0 && !f)
+                perr_at(p, t.pos, "unknown function with name \"%.*s\"", (int)t.len,
+                        p->lx.q + t.pos);
+            if (!f) {
+                promql_expr_free(x);
+                return NULL;
+            }
             break;
         }
         x = parse_selector(p, &t);
         break;
     }
+    case PT_START:
+    case PT_END: {
+        /* start() and end() are functions; a bare word is a metric name. */
+        struct promql_lexer save = p->lx;
+        struct promql_token nt;
+        promql_lexer_next(&save, &nt);
+        if (nt.type == PT_LPAREN) {
+            next(p);
+            x = node_new(p, PROMQL_NODE_CALL, t.pos);
+            if (!x)
+                return NULL;
+            x->func = promql_func_lookup(t.type == PT_START ? "start" : "end",
+                                         t.type == PT_START ? 5 : 3);
+            parse_args(p, &x->args, &x->nargs, false);
+            break;
+        }
+        next(p);
+        x = parse_selector(p, &t);
+        break;
+    }
     case PT_METRIC_IDENT:
     case PT_BOOL: case PT_BY: case PT_GROUP_LEFT: case PT_GROUP_RIGHT: case PT_IGNORING:
-    case PT_OFFSET: case PT_ON: case PT_WITHOUT: case PT_START: case PT_END:
+    case PT_OFFSET: case PT_ON: case PT_WITHOUT:
     case PT_LAND: case PT_LOR: case PT_LUNLESS: case PT_ATAN2:
         next(p);
         x = parse_selector(p, &t);

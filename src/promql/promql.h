@@ -66,8 +66,12 @@ struct promql_result {
     struct promql_point scalar;   /* PROMQL_VALUE_SCALAR */
     char *string;                 /* PROMQL_VALUE_STRING */
     int64_t string_t;
+    /* Annotations, as Prometheus's "warnings" and "infos" arrays: each a
+     * malloc'd text starting "PromQL warning: " or "PromQL info: ". */
     char **warnings;
     size_t nwarnings;
+    char **infos;
+    size_t ninfos;
 };
 
 /* Evaluate q at t_ms against db. On success *out is a new result the

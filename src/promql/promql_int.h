@@ -116,6 +116,13 @@ struct promql_expr {
     int64_t at_ms;
     /* MATRIX / SUBQUERY */
     int64_t range_ms, step_ms;      /* step 0: default interval */
+    /* Duration expressions (Prometheus 3's "[5m+1m]", "offset (2*2)",
+     * "[step()]"): when one uses step() or range() it is kept here and
+     * resolved into range_ms/step_ms/offset_ms when a query starts
+     * (promql_resolve_durations); constant ones are folded while parsing.
+     * Their nodes are NUMBER (seconds), PAREN, UNARY, BINARY and CALL of a
+     * duration function (step, range, min_of, max_of). */
+    struct promql_expr *range_expr, *step_expr, *offset_expr;
     /* operands: UNARY, PAREN, MATRIX, SUBQUERY use lhs; BINARY both */
     struct promql_expr *lhs, *rhs;
     enum promql_tok op;             /* UNARY, BINARY */
@@ -134,6 +141,23 @@ struct promql_expr {
     bool without, has_grouping;
     char **grouping; size_t ngrouping;
 };
+
+/* The duration functions usable only inside duration expressions. */
+const struct promql_func *promql_duration_func_lookup(const char *name, size_t n);
+/* Evaluate a duration expression to seconds; step_s and range_s are what
+ * step() and range() return. Returns 0, or BS_EINVAL with a message in err
+ * ("division by zero", "modulo by zero"). */
+int promql_duration_eval(const struct promql_expr *x, double step_s, double range_s,
+                         double *out, char *err, size_t errcap);
+/* Seconds to milliseconds as upstream (truncated toward zero). allow_neg:
+ * offsets; ranges and steps must be positive ("duration must be greater
+ * than 0"). Returns 0 or BS_EINVAL with a message in err. */
+int promql_duration_ms(double secs, bool allow_neg, int64_t *ms, char *err, size_t errcap);
+/* Resolve every duration expression of x for a query with the given step
+ * (0 for instant queries) and range (end - start), both in ms. Returns 0 or
+ * BS_EINVAL with a message in err. */
+int promql_resolve_durations(struct promql_expr *x, int64_t step_ms, int64_t range_ms, char *err,
+                             size_t errcap);
 
 /* The value type of an expression (NONE never happens for a parsed tree). */
 enum promql_value_type promql_expr_type(const struct promql_expr *x);
@@ -162,10 +186,16 @@ const struct promql_func *promql_func_lookup(const char *name, size_t n);
 
 /* ------------------------------------------------------------- evaluator */
 
+/* Delayed __name__ removal (Prometheus 3's EnableDelayedNameRemoval): an
+ * operation that would drop the metric name only sets drop_name and keeps
+ * the labels, so label_replace/label_join and "by (__name__)" still see the
+ * name. The name, together with __type__ and __unit__, is removed when the
+ * value leaves the engine (the query result, or a subquery's output). */
 struct promql_sample {
     const struct labels *ls;   /* borrowed: query- or step-lifetime */
     double v;
     int64_t t;                 /* timestamp of the sample (for timestamp()) */
+    bool drop_name;            /* remove the metadata labels at the end */
 };
 
 struct promql_mseries {
@@ -189,14 +219,26 @@ struct promql_val {
 void *promql_eval_alloc(struct promql_eval *ev, size_t n);
 /* Copy ls into step-lifetime memory. */
 const struct labels *promql_eval_labels(struct promql_eval *ev, const struct labels *ls);
-/* Labels of ls without __name__ (may return ls itself when it has none). */
+/* Labels of ls without the metadata labels __name__, __type__ and __unit__
+ * (may return ls itself when it has none). */
 const struct labels *promql_eval_drop_name(struct promql_eval *ev, const struct labels *ls);
+/* True for __name__, __type__ and __unit__. */
+bool promql_is_metadata_label(const char *name);
 /* Set the evaluation error; returns code. */
 int promql_eval_error(struct promql_eval *ev, int code, const char *fmt, ...) BS_PRINTF(3, 4);
+/* Record an annotation for the query result: a warning ("PromQL warning:
+ * ...") or an info ("PromQL info: ..."); the prefix is added here. Equal
+ * texts are kept once, at most PROMQL_MAX_ANNOTATIONS of each kind. */
+void promql_eval_annotate(struct promql_eval *ev, bool info, const char *fmt, ...)
+    BS_PRINTF(3, 4);
+#define PROMQL_MAX_ANNOTATIONS 100
 /* Periodic deadline check. */
 int promql_eval_check(struct promql_eval *ev);
-/* Query start and end (for time()-like needs). */
+/* Query start, end and step (0 for an instant query), for start(), end(),
+ * step() and range(). */
 int64_t promql_eval_start(const struct promql_eval *ev);
+int64_t promql_eval_end(const struct promql_eval *ev);
+int64_t promql_eval_step(const struct promql_eval *ev);
 
 /* Shared numeric helpers (functions.c). */
 double promql_quantile(double q, double *vals, size_t n);   /* sorts vals */

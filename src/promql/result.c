@@ -22,6 +22,9 @@ void promql_result_free(struct promql_result *r)
     for (size_t i = 0; i < r->nwarnings; i++)
         free(r->warnings[i]);
     free(r->warnings);
+    for (size_t i = 0; i < r->ninfos; i++)
+        free(r->infos[i]);
+    free(r->infos);
     free(r);
 }
 

@@ -84,6 +84,11 @@ static int storage_open(struct run *r, struct bs_error *err)
     to.dir = r->dir;
     to.retention_ms = INT64_C(100) * 365 * 24 * 3600 * 1000;
     to.wal_fsync_interval_ms = INT64_C(24) * 3600 * 1000;
+    /* Like upstream's test storage: 24h blocks, so the head accepts every
+     * load (its appendable window is half a block range), and no
+     * background compaction. */
+    to.block_range_ms = INT64_C(24) * 3600 * 1000;
+    to.compaction_interval_ms = -1;
     return tsdb_open(&r->db, &to, err);
 }
 
@@ -300,23 +305,19 @@ static bool msg_matches(const struct pt_msg *m, const char *text)
     return rc >= 0;
 }
 
-static bool is_info(const char *w)
-{
-    return strncmp(w, "PromQL info:", 12) == 0;
-}
-
-/* Annotations of one kind against the expect lines of that kind. */
+/* Annotations of one kind (the result's infos or warnings) against the
+ * expect lines of that kind. */
 static bool check_annotations(const struct promql_result *res, bool info, bool none,
                               const struct pt_msg *ms, size_t nms, bool ignore_msgs,
                               struct bs_buf *why)
 {
     const char *kind = info ? "info" : "warning";
+    char *const *list = info ? res->infos : res->warnings;
+    size_t nlist = info ? res->ninfos : res->nwarnings;
     size_t count = 0;
 
-    for (size_t i = 0; i < res->nwarnings; i++) {
-        const char *w = res->warnings[i];
-        if (is_info(w) != info)
-            continue;
+    for (size_t i = 0; i < nlist; i++) {
+        const char *w = list[i];
         count++;
         if (none) {
             bs_buf_printf(why, "unexpected %s: %s", kind, w);
@@ -338,8 +339,8 @@ static bool check_annotations(const struct promql_result *res, bool info, bool n
     }
     for (size_t k = 0; k < nms && !ignore_msgs; k++) {
         bool any = false;
-        for (size_t i = 0; i < res->nwarnings && !any; i++)
-            any = is_info(res->warnings[i]) == info && msg_matches(&ms[k], res->warnings[i]);
+        for (size_t i = 0; i < nlist && !any; i++)
+            any = msg_matches(&ms[k], list[i]);
         if (!any) {
             bs_buf_printf(why, "expected %s \"%s\" not among the annotations", kind,
                           ms[k].text ? ms[k].text : "");

@@ -98,6 +98,19 @@ static int setup(void **state)
     LOAD(0, 15000, A(3), "__name__", "h_bucket", "le", "0.2");
     LOAD(0, 15000, A(4), "__name__", "h_bucket", "le", "+Inf");
     LOAD(0, 15000, A(-3.5), "__name__", "neg", "src", "foo-bar");
+    LOAD(0, 15000, A(3), "__name__", "mt", "__type__", "counter", "__unit__", "s", "job", "j");
+    LOAD(0, 15000, A(1), "__name__", "mt_total", "job", "j");
+    LOAD(0, 15000, A(3), "__name__", "nonmono_bucket", "le", "1");
+    LOAD(0, 15000, A(2), "__name__", "nonmono_bucket", "le", "2");
+    LOAD(0, 15000, A(4), "__name__", "nonmono_bucket", "le", "+Inf");
+    LOAD(0, 15000, A(1), "__name__", "num", "i", "10");
+    LOAD(0, 15000, A(1), "__name__", "num", "i", "2");
+    LOAD(0, 15000, A(1), "__name__", "num", "i", "a");
+    LOAD(0, 15000, A(1e308), "__name__", "big", "i", "1");
+    LOAD(0, 15000, A(1.7e308), "__name__", "big", "i", "2");
+    LOAD(0, 15000, A(0), "__name__", "many", "j", "t", "k", "1");
+    LOAD(0, 15000, A(1), "__name__", "many", "j", "t", "k", "2");
+    LOAD(0, 15000, A(1), "__name__", "one", "j", "t");
     return 0;
 }
 
@@ -412,6 +425,137 @@ static void test_functions(void **state)
                  "invalid destination label name in label_replace(): 1bad");
 }
 
+/* Delayed __name__ removal: names survive until the end, so label
+ * functions and "by (__name__)" see them; __type__/__unit__ go with them. */
+static void test_delayed_names(void **state)
+{
+    (void)state;
+    expect_vec("label_replace(rate(x[1m]), \"n\", \"$1\", \"__name__\", \"(.*)\")", 60000, 1,
+               "{job=\"a\", n=\"x\"}", 2.0 / 3.0);
+    expect_vec("label_replace(rate(x[1m]), \"__name__\", \"r_$1\", \"__name__\", \"(.*)\")", 60000,
+               1, "r_x{job=\"a\"}", 2.0 / 3.0);
+    expect_vec("sum by (__name__) (a)", 0, 1, "a", 30.0);
+    expect_vec("sum by (__name__) (-a)", 0, 1, "{}", -30.0);
+    expect_error("sum by (__name__) (-{__name__=~\"a|b\"})", BS_EEXEC,
+                 "vector cannot contain metrics with the same labelset");
+    expect_vec("sum by (l) (-{__name__=~\"a|b\"})", 0, 2, "{l=\"1\"}", -11.0, "{l=\"2\"}", -22.0);
+    expect_vec("last_over_time(abs(a{l=\"1\"})[1m:])", 0, 1, "{l=\"1\"}", 10.0);
+    expect_vec("first_over_time(x[1m])", 60000, 1, "x{job=\"a\"}", 10.0);
+    expect_vec("mt * 2", 0, 1, "{job=\"j\"}", 6.0);
+    expect_vec("-mt", 0, 1, "{job=\"j\"}", -3.0);
+    expect_vec("mt + mt", 0, 1, "{job=\"j\"}", 6.0);
+    expect_vec("mt > 1", 0, 1, "mt{__type__=\"counter\", __unit__=\"s\", job=\"j\"}", 3.0);
+    /* Range query: two names that drop to the same labels merge when their
+     * points do not overlap. */
+    struct promql_result *r = NULL;
+    struct bs_error err;
+    assert_int_equal(promql_query_range(eng, db, "-gone or -lonely", 0, 60000, 15000, &r, &err), 0);
+    assert_int_equal(r->nseries, 1);
+    assert_int_equal(r->series[0].labels->n, 0);
+    assert_int_equal(r->series[0].npoints, 5);
+    promql_result_free(r);
+    /* ... and fail when they overlap. */
+    r = NULL;
+    assert_int_equal(
+        promql_query_range(eng, db, "-{__name__=~\"a|b\"}", 0, 30000, 15000, &r, &err), BS_EEXEC);
+    assert_null(r);
+    assert_string_equal(err.msg, "vector cannot contain metrics with the same labelset");
+}
+
+static void test_duration_exprs(void **state)
+{
+    (void)state;
+    expect_vec("count_over_time(x[30s+30s])", 60000, 1, "{job=\"a\"}", 4.0);
+    expect_vec("count_over_time(x[2*30])", 60000, 1, "{job=\"a\"}", 4.0);
+    expect_vec("x offset (15*2)", 60000, 1, "x{job=\"a\"}", 20.0);
+    expect_vec("x offset 30 + 1", 60000, 1, "{job=\"a\"}", 21.0);
+    expect_vec("x offset -(15)", 30000, 1, "x{job=\"a\"}", 30.0);
+    expect_scalar("step()", 60000, 0);
+    expect_scalar("start() + end()", 60000, 120);
+    expect_scalar("min_of(1, 2) + max_of(3, 4)", 0, 5);
+    expect_scalar("min_of(NaN, 2)", 0, NAN);
+    expect_vec("x offset range()", 60000, 1, "x{job=\"a\"}", 40.0);
+    expect_error("x[range()]", BS_EINVAL, "duration must be greater than 0");
+    struct promql_result *r = NULL;
+    struct bs_error err;
+    assert_int_equal(
+        promql_query_range(eng, db, "count_over_time(x[step()])", 30000, 60000, 15000, &r, &err), 0);
+    assert_int_equal(r->nseries, 1);
+    assert_int_equal(r->series[0].npoints, 3);
+    assert_true(r->series[0].points[0].v == 1);
+    promql_result_free(r);
+    assert_int_equal(promql_query_range(eng, db, "x offset step()", 30000, 60000, 15000, &r, &err),
+                     0);
+    assert_true(r->series[0].points[0].v == 10);
+    promql_result_free(r);
+    assert_int_equal(promql_query_range(eng, db, "range() + step()", 0, 60000, 15000, &r, &err), 0);
+    assert_true(r->series[0].points[0].v == 75);
+    promql_result_free(r);
+}
+
+static bool has_annotation(char **v, size_t n, const char *text)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], text) == 0)
+            return true;
+    return false;
+}
+
+static void test_annotations(void **state)
+{
+    (void)state;
+    struct promql_result *r = instant("rate(lonely[1m]) or rate(x[1m])", 60000);
+    assert_int_equal(r->nwarnings, 0);
+    assert_int_equal(r->ninfos, 1);
+    assert_string_equal(r->infos[0], "PromQL info: metric might not be a counter, name does not "
+                                     "end in _total/_sum/_count/_bucket: \"x\"");
+    promql_result_free(r);
+    r = instant("rate(mt_total[1m])", 0);
+    assert_int_equal(r->ninfos, 0);
+    promql_result_free(r);
+    r = instant("histogram_quantile(1.5, h_bucket or a)", 0);
+    assert_true(has_annotation(r->warnings, r->nwarnings,
+                               "PromQL warning: quantile value should be between 0 and 1, got 1.5"));
+    assert_true(has_annotation(r->warnings, r->nwarnings,
+                               "PromQL warning: bucket label \"le\" is missing or has a malformed "
+                               "value of \"\" for metric name \"a\""));
+    promql_result_free(r);
+    r = instant("histogram_quantile(0.5, nonmono_bucket)", 0);
+    assert_int_equal(r->ninfos, 1);
+    assert_true(strstr(r->infos[0], "needed to be fixed for monotonicity") != NULL);
+    promql_result_free(r);
+}
+
+static void test_more_functions(void **state)
+{
+    (void)state;
+    /* absent(): the first equality matcher sets a label, any later matcher
+     * on the same label removes it. */
+    expect_vec("absent(nope{job=\"a\", job=~\"b\", foo=\"bar\"})", 0, 1, "{foo=\"bar\"}", 1.0);
+    expect_vec("absent(nope{job=~\"b\", job=\"a\"})", 0, 1, "{job=\"a\"}", 1.0);
+    expect_vec("histogram_fraction(0, 0.15, h_bucket)", 0, 1, "{}", 0.5);
+    expect_vec("histogram_fraction(-Inf, +Inf, h_bucket)", 0, 1, "{}", 1.0);
+    expect_vec("histogram_fraction(0.3, 0.2, h_bucket)", 0, 1, "{}", 0.0);
+    expect_vec("mad_over_time(x[1m])", 60000, 1, "{job=\"a\"}", 10.0);
+    expect_vec("ts_of_max_over_time(x[1m])", 60000, 1, "{job=\"a\"}", 60.0);
+    expect_vec("double_exponential_smoothing(x[1m], 0.5, 0.5)", 60000, 1, "{job=\"a\"}", 40.0);
+    expect_error("double_exponential_smoothing(x[1m], 1, 0.5)", BS_EEXEC,
+                 "invalid smoothing factor. Expected: 0 < sf < 1, got: 1.000000");
+    struct promql_result *r = instant("sort_by_label(num, \"i\")", 0);
+    assert_int_equal(r->nseries, 3);
+    assert_string_equal(labels_get(r->series[0].labels, "i"), "2");
+    assert_string_equal(labels_get(r->series[1].labels, "i"), "10");
+    assert_string_equal(labels_get(r->series[2].labels, "i"), "a");
+    promql_result_free(r);
+    r = instant("sort_by_label_desc(num, \"i\")", 0);
+    assert_string_equal(labels_get(r->series[0].labels, "i"), "a");
+    promql_result_free(r);
+    /* avg of huge values: no overflow to +Inf. */
+    expect_vec("avg(big)", 0, 1, "{}", 1.35e308);
+    /* Many-to-one matching errors come before the comparison filter. */
+    expect_error("many > on(j) one", BS_EEXEC, "multiple matches for labels");
+}
+
 static void test_range_query(void **state)
 {
     (void)state;
@@ -569,6 +713,8 @@ int main(void)
         cmocka_unit_test(test_binary),     cmocka_unit_test(test_functions),
         cmocka_unit_test(test_range_query), cmocka_unit_test(test_limits),
         cmocka_unit_test(test_json),       cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_delayed_names), cmocka_unit_test(test_duration_exprs),
+        cmocka_unit_test(test_annotations), cmocka_unit_test(test_more_functions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
