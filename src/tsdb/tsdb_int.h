@@ -105,6 +105,12 @@ static inline int64_t tsdb_chunk_range_of(int64_t t)
     return tsdb_range_of(t, TSDB_CHUNK_RANGE_MS);
 }
 
+/* ---------------------------------------------------------- dense chunks */
+
+/* The compaction-time codec for long chunks (chunk_dense.c); its whole
+ * interface is in its own header. Encoding id: TSDB_CHUNK_ENC_DENSE. */
+#include "tsdb/chunk_dense.h"
+
 /* ------------------------------------------------------------- reclaim */
 
 /* Deferred freeing of head memory that readers may still point at (see
