@@ -18,6 +18,10 @@
  * Departures, all stricter or more useful than promparse, are listed atop
  * text_parse.c.
  *
+ * The same parser also reads OpenMetrics 1.0 text (application/openmetrics-
+ * text), chosen with expfmt_parser_init_format(); see the OpenMetrics
+ * section below and docs/openmetrics.md. Same entry API, same lifetimes.
+ *
  * The writer appends series lines in the same format, for /metrics and
  * /federate.
  */
@@ -62,6 +66,24 @@ enum expfmt_metric_type {
     EXPFMT_TYPE_HISTOGRAM,
     EXPFMT_TYPE_SUMMARY,
     EXPFMT_TYPE_UNTYPED,
+    EXPFMT_TYPE_GAUGEHISTOGRAM, /* OpenMetrics only, as the two below */
+    EXPFMT_TYPE_INFO,
+    EXPFMT_TYPE_STATESET,
+};
+
+/* The exposition format a parser reads. */
+enum expfmt_format {
+    EXPFMT_FORMAT_TEXT = 0,      /* text/plain; version=0.0.4 (the default) */
+    EXPFMT_FORMAT_OPENMETRICS,   /* application/openmetrics-text; version=1.0.0 */
+};
+
+/* An OpenMetrics exemplar ("# {labels} value [timestamp]" after a sample). */
+struct expfmt_exemplar {
+    const struct expfmt_label *labels;   /* in input order, names unique; NULL if none */
+    size_t nlabels;
+    double value;                /* NaN canonicalised as for samples */
+    bool has_timestamp;
+    int64_t timestamp_ms;        /* float seconds converted as for samples */
 };
 
 /* A parsed sample line. */
@@ -82,6 +104,14 @@ struct expfmt_series {
      * name itself, or for a histogram name_bucket/_sum/_count, for a
      * summary name_sum/_count. Otherwise EXPFMT_TYPE_UNKNOWN. */
     enum expfmt_metric_type type;
+    /* OpenMetrics only; zero/NULL/false for the 0.0.4 format. */
+    const char *family;          /* the metric family: TYPE/HELP/UNIT name, or for a */
+    size_t family_len;           /* sample without metadata its own name */
+    bool created;                /* family_created of a counter, histogram or summary:
+                                  * value is the creation time in seconds. Still an
+                                  * ordinary sample (see docs/openmetrics.md). */
+    bool has_exemplar;           /* only ever on counter _total and histogram _bucket */
+    struct expfmt_exemplar exemplar;     /* valid when has_exemplar */
 };
 
 /* Parser state. Public only so callers can keep it on the stack; every
@@ -109,12 +139,19 @@ struct expfmt_parser {
     const char *meta_text;       /* HELP text */
     size_t meta_text_len;
     enum expfmt_metric_type meta_type;
+    enum expfmt_format format;
+    struct expfmt_om *om;        /* owned; OpenMetrics state, private to om_parse.c */
 };
 
 /* Start parsing buf[0..len). The buffer is borrowed: it must stay unchanged
  * and alive until expfmt_parser_fini(). It need not be NUL-terminated. Never
  * fails and allocates nothing; memory is allocated lazily by next(). */
 void expfmt_parser_init(struct expfmt_parser *p, const char *buf, size_t len);
+
+/* As expfmt_parser_init(), for the given format. EXPFMT_FORMAT_TEXT is the
+ * same as expfmt_parser_init(). */
+void expfmt_parser_init_format(struct expfmt_parser *p, const char *buf, size_t len,
+                               enum expfmt_format format);
 
 /* Release the parser's memory. Pointers it handed out become invalid. Safe to
  * call on an initialised parser in any state, once. */
@@ -151,8 +188,43 @@ void expfmt_parser_type(const struct expfmt_parser *p, const char **name, size_t
  * line break; valid until the next call to next() or fini(). */
 void expfmt_parser_comment(const struct expfmt_parser *p, const char **text, size_t *text_len);
 
+/* OpenMetrics: the metric family of the current position and its UNIT
+ * (empty when it has none). A "# UNIT" line produces no entry of its own
+ * (the entry kinds are those of 0.0.4); since OpenMetrics puts all metadata
+ * before a family's samples, the unit is known at every later HELP, TYPE and
+ * SERIES entry of that family. Pointers are into the input buffer. For the
+ * 0.0.4 format both are empty. Any output pointer may be NULL. */
+void expfmt_parser_unit(const struct expfmt_parser *p, const char **family, size_t *family_len,
+                        const char **unit, size_t *unit_len);
+
 /* The 1-based line number of the entry last returned (or of the error). */
 size_t expfmt_parser_lineno(const struct expfmt_parser *p);
+
+/* ----------------------------------------------------------- OpenMetrics
+ *
+ * With EXPFMT_FORMAT_OPENMETRICS, expfmt_parser_next() reads OpenMetrics 1.0
+ * text and enforces the whole format, as the upstream parser test suite
+ * does: "# EOF" as the last line, no blank lines or comments, exact single
+ * spaces, HELP/TYPE/UNIT once each and before the family's samples, each
+ * family contiguous and its name never reused, per-type sample names
+ * (counter _total/_created, histogram _bucket/_count/_sum/_created,
+ * gaugehistogram _bucket/_gcount/_gsum, summary quantiles/_count/_sum/
+ * _created, info _info, stateset), le/quantile labels, counter-like values
+ * not negative or NaN, bucket order and +Inf, groups contiguous with
+ * timestamps that never go backwards, exemplars only on counter _total and
+ * histogram _bucket samples with at most 128 code points of label text.
+ * Timestamps are float seconds, returned as milliseconds (truncated toward
+ * zero, as Prometheus does; saturated to the int64 range).
+ *
+ * Entries: EXPFMT_HELP, EXPFMT_TYPE (any of the eight OpenMetrics types;
+ * "unknown" is EXPFMT_TYPE_UNKNOWN), EXPFMT_SERIES, and EXPFMT_EOF after
+ * "# EOF". Never EXPFMT_COMMENT. Errors are BS_EPARSE with "line N, column
+ * C: expected ..., got ..." for a line's syntax and "line N: ..." for rules
+ * that span lines; a family's cross-line rules (histogram buckets, name
+ * clashes) are checked when the family ends, so the error names the line
+ * that ended it and the family's first line. Input that ends without
+ * "# EOF", or has anything after it, fails at the end. The series lifetime
+ * rules are those above; exemplar labels live with the series labels. */
 
 /* The exposition name of a type ("counter", ..., "unknown"); never NULL. */
 const char *expfmt_metric_type_name(enum expfmt_metric_type t);

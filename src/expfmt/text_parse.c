@@ -34,6 +34,7 @@
  *    __name__ label) are rejected here rather than later in the scrape.
  */
 #include "expfmt/expfmt.h"
+#include "expfmt/expfmt_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -110,22 +111,22 @@ static const char *describe(const struct expfmt_parser *p, const char *s, char *
     return tmp;
 }
 
-static size_t column_of(const struct expfmt_parser *p, const char *s)
+size_t expfmt_lex_column(const struct expfmt_parser *p, const char *s)
 {
     return (size_t)(s - p->line) + 1;
 }
 
 /* "line N, column C: <what>, got <thing at s>". */
-static int fail_got(const struct expfmt_parser *p, struct bs_error *err, const char *s,
-                    const char *what)
+int expfmt_lex_fail_got(const struct expfmt_parser *p, struct bs_error *err, const char *s,
+                        const char *what)
 {
     char tmp[24];
     return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: %s, got %s", p->lineno,
-                        column_of(p, s), what, describe(p, s, tmp, sizeof tmp));
+                        expfmt_lex_column(p, s), what, describe(p, s, tmp, sizeof tmp));
 }
 
 /* Quote at most 64 bytes of s for a message, escaping what is unprintable. */
-static void quote_snippet(const char *s, size_t n, char *dst, size_t cap)
+void expfmt_lex_quote(const char *s, size_t n, char *dst, size_t cap)
 {
     size_t o = 0;
     bool cut = n > 64;
@@ -160,7 +161,7 @@ static const char *skip_ws(const char *s, const char *e)
 
 /* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as Go's
  * utf8.Valid. ASCII runs are skipped eight bytes at a time. */
-static bool utf8_valid(const char *str, size_t n)
+bool expfmt_lex_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str, *e = s + n;
     while (s < e) {
@@ -206,7 +207,7 @@ static bool utf8_valid(const char *str, size_t n)
 /* Make sure scratch can hold the whole current line. Called before the first
  * byte of unescaped output of a line is written, so no pointer into scratch
  * from this line exists yet when it may move. */
-static int scratch_prepare(struct expfmt_parser *p, struct bs_error *err)
+int expfmt_lex_scratch_prepare(struct expfmt_parser *p, struct bs_error *err)
 {
     if (p->scratch_lineno == p->lineno)
         return 0;
@@ -233,8 +234,8 @@ static int scratch_prepare(struct expfmt_parser *p, struct bs_error *err)
  * when there was no backslash, else into scratch) and *ps points past the
  * closing quote. Escapes are those of label values: \\ \" \n, any other
  * backslash pair kept literally. */
-static int read_quoted(struct expfmt_parser *p, const char **ps, const char **out,
-                       size_t *out_len, const char *what, struct bs_error *err)
+int expfmt_lex_read_quoted(struct expfmt_parser *p, const char **ps, const char **out,
+                           size_t *out_len, const char *what, struct bs_error *err)
 {
     const char *open = *ps, *s = open + 1, *e = p->line_end;
     const char *q = memchr(s, '"', (size_t)(e - s));
@@ -244,13 +245,13 @@ static int read_quoted(struct expfmt_parser *p, const char **ps, const char **ou
             return bs_error_set(err, BS_EPARSE,
                                 "line %zu, column %zu: %s starting here is not closed by '\"' "
                                 "before the end of the line",
-                                p->lineno, column_of(p, open), what);
+                                p->lineno, expfmt_lex_column(p, open), what);
         *out = s;
         *out_len = (size_t)(q - s);
         *ps = q + 1;
         return 0;
     }
-    int rc = scratch_prepare(p, err);
+    int rc = expfmt_lex_scratch_prepare(p, err);
     if (rc < 0)
         return rc;
     char *dst = p->scratch + p->scratch_used, *d = dst;
@@ -263,7 +264,7 @@ static int read_quoted(struct expfmt_parser *p, const char **ps, const char **ou
             return bs_error_set(err, BS_EPARSE,
                                 "line %zu, column %zu: %s starting here is not closed by '\"' "
                                 "before the end of the line",
-                                p->lineno, column_of(p, open), what);
+                                p->lineno, expfmt_lex_column(p, open), what);
         char c = *s;
         if (c == '"')
             break;
@@ -272,7 +273,7 @@ static int read_quoted(struct expfmt_parser *p, const char **ps, const char **ou
                 return bs_error_set(err, BS_EPARSE,
                                     "line %zu, column %zu: backslash at the end of the line "
                                     "inside %s",
-                                    p->lineno, column_of(p, s), what);
+                                    p->lineno, expfmt_lex_column(p, s), what);
             char n = s[1];
             if (n == '\\' || n == '"') {
                 *d++ = n;
@@ -296,18 +297,18 @@ static int read_quoted(struct expfmt_parser *p, const char **ps, const char **ou
     return 0;
 }
 
-static int check_utf8(struct expfmt_parser *p, const char *at, const char *s, size_t n,
-                      const char *what, struct bs_error *err)
+int expfmt_lex_check_utf8(struct expfmt_parser *p, const char *at, const char *s, size_t n,
+                          const char *what, struct bs_error *err)
 {
-    if (utf8_valid(s, n))
+    if (expfmt_lex_utf8_valid(s, n))
         return 0;
     char q[400];
-    quote_snippet(s, n, q, sizeof q);
+    expfmt_lex_quote(s, n, q, sizeof q);
     return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: %s \"%s\" is not valid UTF-8",
-                        p->lineno, column_of(p, at), what, q);
+                        p->lineno, expfmt_lex_column(p, at), what, q);
 }
 
-static int labels_grow(struct expfmt_parser *p, struct bs_error *err)
+int expfmt_lex_labels_grow(struct expfmt_parser *p, struct bs_error *err)
 {
     if (p->labels_cap >= EXPFMT_MAX_LABELS)
         return bs_error_set(err, BS_ELIMIT, "line %zu: series has more than %d labels",
@@ -337,17 +338,16 @@ static int label_cmp(const void *a, const void *b)
 static int dup_error(struct expfmt_parser *p, const char *name, size_t n, struct bs_error *err)
 {
     char q[400];
-    quote_snippet(name, n, q, sizeof q);
+    expfmt_lex_quote(name, n, q, sizeof q);
     return bs_error_set(err, BS_EPARSE, "line %zu: duplicate label name \"%s\"", p->lineno, q);
 }
 
-/* Reject repeated label names and a "__name__" label. Small sets compare
- * pairwise; large ones are sorted in a copy (the caller sees input order).
- * The copy lives past the used part of p->labels. */
-static int check_duplicates(struct expfmt_parser *p, struct bs_error *err)
+/* Reject repeated label names and a "__name__" label among l[0..n). Small
+ * sets compare pairwise; large ones are sorted in a copy (the caller keeps
+ * its order). */
+int expfmt_lex_check_duplicates(struct expfmt_parser *p, const struct expfmt_label *l, size_t n,
+                                struct bs_error *err)
 {
-    size_t n = p->series.nlabels;
-    const struct expfmt_label *l = p->labels;
     for (size_t i = 0; i < n; i++)
         if (l[i].name_len == 8 && memcmp(l[i].name, LABELS_METRIC_NAME, 8) == 0)
             return dup_error(p, l[i].name, l[i].name_len, err);
@@ -392,9 +392,9 @@ static int parse_labels(struct expfmt_parser *p, const char **ps, struct bs_erro
         const char *tok = s, *name;
         size_t name_len;
         if (s < e && *s == '"') {
-            if ((rc = read_quoted(p, &s, &name, &name_len, "quoted name", err)) < 0)
+            if ((rc = expfmt_lex_read_quoted(p, &s, &name, &name_len, "quoted name", err)) < 0)
                 return rc;
-            if ((rc = check_utf8(p, tok, name, name_len, "quoted name", err)) < 0)
+            if ((rc = expfmt_lex_check_utf8(p, tok, name, name_len, "quoted name", err)) < 0)
                 return rc;
             s = skip_ws(s, e);
             if (s < e && (*s == ',' || *s == '}')) {
@@ -402,11 +402,11 @@ static int parse_labels(struct expfmt_parser *p, const char **ps, struct bs_erro
                     return bs_error_set(err, BS_EPARSE,
                                         "line %zu, column %zu: metric name is already set; a "
                                         "quoted string must be followed by '=' to be a label",
-                                        p->lineno, column_of(p, tok));
+                                        p->lineno, expfmt_lex_column(p, tok));
                 if (name_len == 0)
                     return bs_error_set(err, BS_EPARSE,
                                         "line %zu, column %zu: metric name is empty",
-                                        p->lineno, column_of(p, tok));
+                                        p->lineno, expfmt_lex_column(p, tok));
                 se->name = name;
                 se->name_len = name_len;
                 if (*s++ == '}')
@@ -415,7 +415,7 @@ static int parse_labels(struct expfmt_parser *p, const char **ps, struct bs_erro
             }
             if (name_len == 0)
                 return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: label name is empty",
-                                    p->lineno, column_of(p, tok));
+                                    p->lineno, expfmt_lex_column(p, tok));
         } else if (s < e && cc_is(s, CC_LSTART)) {
             s++;
             while (s < e && cc_is(s, CC_LREST))
@@ -423,21 +423,21 @@ static int parse_labels(struct expfmt_parser *p, const char **ps, struct bs_erro
             name = tok;
             name_len = (size_t)(s - tok);
         } else {
-            return fail_got(p, err, s, "expected label name or '}'");
+            return expfmt_lex_fail_got(p, err, s, "expected label name or '}'");
         }
         s = skip_ws(s, e);
         if (s >= e || *s != '=')
-            return fail_got(p, err, s, "expected '=' after label name");
+            return expfmt_lex_fail_got(p, err, s, "expected '=' after label name");
         s = skip_ws(s + 1, e);
         if (s >= e || *s != '"')
-            return fail_got(p, err, s, "expected '\"' to start the label value");
+            return expfmt_lex_fail_got(p, err, s, "expected '\"' to start the label value");
         const char *vtok = s, *value;
         size_t value_len;
-        if ((rc = read_quoted(p, &s, &value, &value_len, "label value", err)) < 0)
+        if ((rc = expfmt_lex_read_quoted(p, &s, &value, &value_len, "label value", err)) < 0)
             return rc;
-        if ((rc = check_utf8(p, vtok, value, value_len, "label value", err)) < 0)
+        if ((rc = expfmt_lex_check_utf8(p, vtok, value, value_len, "label value", err)) < 0)
             return rc;
-        if (se->nlabels == p->labels_cap && (rc = labels_grow(p, err)) < 0)
+        if (se->nlabels == p->labels_cap && (rc = expfmt_lex_labels_grow(p, err)) < 0)
             return rc;
         struct expfmt_label *l = &p->labels[se->nlabels++];
         l->name = name;
@@ -448,7 +448,7 @@ static int parse_labels(struct expfmt_parser *p, const char **ps, struct bs_erro
         if (s < e && *s == ',') {
             s++;
         } else if (s >= e || *s != '}') {
-            return fail_got(p, err, s, "expected ',' or '}' after label value");
+            return expfmt_lex_fail_got(p, err, s, "expected ',' or '}' after label value");
         }
     }
     *ps = s;
@@ -501,7 +501,7 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
             return bs_error_set(err, BS_EPARSE,
                                 "line %zu, column %zu: metric name is missing: a series starting "
                                 "with '{' needs a quoted name inside the braces",
-                                p->lineno, column_of(p, start));
+                                p->lineno, expfmt_lex_column(p, start));
     } else if (cc_is(s, CC_MSTART)) {
         s++;
         while (s < e && cc_is(s, CC_MREST))
@@ -518,12 +518,14 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
             s = after;
         }
     } else {
-        return fail_got(p, err, s, "expected metric name, '{' or '#' at the start of a line");
+        return expfmt_lex_fail_got(p, err, s,
+                                   "expected metric name, '{' or '#' at the start of a line");
     }
     se->series_text = start;
     se->series_text_len = (size_t)(s - start);
-    se->labels = p->labels; /* only now: labels_grow() may have moved it */
-    if (se->nlabels && (rc = check_duplicates(p, err)) < 0)
+    se->labels = p->labels; /* only now: expfmt_lex_labels_grow() may have moved it */
+    if (se->nlabels &&
+        (rc = expfmt_lex_check_duplicates(p, p->labels, se->nlabels, err)) < 0)
         return rc;
 
     /* Value. */
@@ -532,7 +534,7 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
     while (s < e && !cc_is(s, CC_VEND))
         s++;
     if (s == v)
-        return fail_got(p, err, v, "expected a value after the metric");
+        return expfmt_lex_fail_got(p, err, v, "expected a value after the metric");
     size_t vlen = (size_t)(s - v);
     bool bad = false, digits_only = vlen <= 15;
     for (size_t i = 0; i < vlen && !bad; i++) {
@@ -547,9 +549,9 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
         se->value = (double)iv;
     } else if (bad || bs_float_parse(v, vlen, false, &se->value) < 0) {
         char q[400];
-        quote_snippet(v, vlen, q, sizeof q);
+        expfmt_lex_quote(v, vlen, q, sizeof q);
         return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: invalid value \"%s\"",
-                            p->lineno, column_of(p, v), q);
+                            p->lineno, expfmt_lex_column(p, v), q);
     }
     if (se->value != se->value)
         se->value = bs_float_from_bits(EXPFMT_NORMAL_NAN_BITS);
@@ -573,21 +575,24 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
             s++;
         }
         if (s == digits)
-            return fail_got(p, err, t, "expected an integer timestamp or the end of the line");
+            return expfmt_lex_fail_got(p, err, t,
+                                       "expected an integer timestamp or the end of the line");
         if (s < e && !cc_is(s, CC_WS))
-            return fail_got(p, err, s, "expected the end of the line after the timestamp");
+            return expfmt_lex_fail_got(p, err, s,
+                                       "expected the end of the line after the timestamp");
         if (overflow) {
             char q[400];
-            quote_snippet(t, (size_t)(s - t), q, sizeof q);
+            expfmt_lex_quote(t, (size_t)(s - t), q, sizeof q);
             return bs_error_set(err, BS_EPARSE,
                                 "line %zu, column %zu: timestamp \"%s\" is out of the int64 range",
-                                p->lineno, column_of(p, t), q);
+                                p->lineno, expfmt_lex_column(p, t), q);
         }
         se->has_timestamp = true;
         se->timestamp_ms = neg ? (int64_t)(0 - acc) : (int64_t)acc;
         s = skip_ws(s, e);
         if (s < e)
-            return fail_got(p, err, s, "expected the end of the line after the timestamp");
+            return expfmt_lex_fail_got(p, err, s,
+                                       "expected the end of the line after the timestamp");
     }
     se->type = series_type(p);
     return 0;
@@ -599,6 +604,8 @@ static const char *const type_names[] = {
     [EXPFMT_TYPE_UNKNOWN] = "unknown",     [EXPFMT_TYPE_COUNTER] = "counter",
     [EXPFMT_TYPE_GAUGE] = "gauge",         [EXPFMT_TYPE_HISTOGRAM] = "histogram",
     [EXPFMT_TYPE_SUMMARY] = "summary",     [EXPFMT_TYPE_UNTYPED] = "untyped",
+    [EXPFMT_TYPE_GAUGEHISTOGRAM] = "gaugehistogram",
+    [EXPFMT_TYPE_INFO] = "info",           [EXPFMT_TYPE_STATESET] = "stateset",
 };
 
 const char *expfmt_metric_type_name(enum expfmt_metric_type t)
@@ -617,7 +624,7 @@ static int unescape_help(struct expfmt_parser *p, const char *s, size_t n, struc
         p->meta_text_len = n;
         return 0;
     }
-    int rc = scratch_prepare(p, err);
+    int rc = expfmt_lex_scratch_prepare(p, err);
     if (rc < 0)
         return rc;
     char *dst = p->scratch + p->scratch_used, *d = dst;
@@ -665,15 +672,15 @@ static int parse_meta(struct expfmt_parser *p, const char *s, bool is_help, stru
     s = skip_ws(s, e);
     const char *tok = s;
     if (s < e && *s == '"') {
-        if ((rc = read_quoted(p, &s, &p->meta_name, &p->meta_name_len, "quoted metric name",
-                              err)) < 0)
+        if ((rc = expfmt_lex_read_quoted(p, &s, &p->meta_name, &p->meta_name_len,
+                                         "quoted metric name", err)) < 0)
             return rc;
-        if ((rc = check_utf8(p, tok, p->meta_name, p->meta_name_len, "quoted metric name",
-                             err)) < 0)
+        if ((rc = expfmt_lex_check_utf8(p, tok, p->meta_name, p->meta_name_len,
+                                        "quoted metric name", err)) < 0)
             return rc;
         if (p->meta_name_len == 0)
             return bs_error_set(err, BS_EPARSE, "line %zu, column %zu: metric name is empty",
-                                p->lineno, column_of(p, tok));
+                                p->lineno, expfmt_lex_column(p, tok));
     } else if (s < e && cc_is(s, CC_MSTART)) {
         s++;
         while (s < e && cc_is(s, CC_MREST))
@@ -683,18 +690,18 @@ static int parse_meta(struct expfmt_parser *p, const char *s, bool is_help, stru
     } else {
         char what[48];
         snprintf(what, sizeof what, "expected a metric name after %s", kw);
-        return fail_got(p, err, s, what);
+        return expfmt_lex_fail_got(p, err, s, what);
     }
     if (s < e && !cc_is(s, CC_WS)) {
         char what[64];
         snprintf(what, sizeof what, "expected whitespace after the metric name in %s", kw);
-        return fail_got(p, err, s, what);
+        return expfmt_lex_fail_got(p, err, s, what);
     }
     /* As promparse: the text is the rest of the line after one separator. */
     const char *text = s < e ? s + 1 : s;
     size_t tlen = (size_t)(e - text);
     if (is_help) {
-        if ((rc = check_utf8(p, text, text, tlen, "help text", err)) < 0)
+        if ((rc = expfmt_lex_check_utf8(p, text, text, tlen, "help text", err)) < 0)
             return rc;
         return unescape_help(p, text, tlen, err);
     }
@@ -705,11 +712,11 @@ static int parse_meta(struct expfmt_parser *p, const char *s, bool is_help, stru
         }
     }
     char q[400];
-    quote_snippet(text, tlen, q, sizeof q);
+    expfmt_lex_quote(text, tlen, q, sizeof q);
     return bs_error_set(err, BS_EPARSE,
                         "line %zu, column %zu: invalid metric type \"%s\"; expected counter, "
                         "gauge, histogram, summary or untyped",
-                        p->lineno, column_of(p, text), q);
+                        p->lineno, expfmt_lex_column(p, text), q);
 }
 
 /* ---------------------------------------------------------------- public */
@@ -722,8 +729,17 @@ void expfmt_parser_init(struct expfmt_parser *p, const char *buf, size_t len)
     p->len = buf ? len : 0;
 }
 
+void expfmt_parser_init_format(struct expfmt_parser *p, const char *buf, size_t len,
+                               enum expfmt_format format)
+{
+    expfmt_parser_init(p, buf, len);
+    p->format = format == EXPFMT_FORMAT_OPENMETRICS ? EXPFMT_FORMAT_OPENMETRICS
+                                                    : EXPFMT_FORMAT_TEXT;
+}
+
 void expfmt_parser_fini(struct expfmt_parser *p)
 {
+    expfmt_om_fini(p);
     free(p->labels);
     free(p->scratch);
     free(p->family);
@@ -732,6 +748,8 @@ void expfmt_parser_fini(struct expfmt_parser *p)
 
 int expfmt_parser_next(struct expfmt_parser *p, enum expfmt_entry *kind, struct bs_error *err)
 {
+    if (p->format == EXPFMT_FORMAT_OPENMETRICS)
+        return expfmt_om_next(p, kind, err);
     *kind = EXPFMT_EOF;
     for (;;) {
         if (p->pos >= p->len)
