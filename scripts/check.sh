@@ -50,6 +50,17 @@ promql_conformance() {
 }
 stage promql-conformance promql_conformance
 
+openmetrics_conformance() {
+  local out rc
+  out=$(mktemp)
+  make --no-print-directory -j"$JOBS" WERROR=1 MODE=release openmetrics-conformance 2>&1 | tee "$out" | grep -v ': ok$'
+  rc=${PIPESTATUS[0]}
+  echo "openmetrics-conformance: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -1)"
+  rm -f "$out"
+  return "$rc"
+}
+stage openmetrics-conformance openmetrics_conformance
+
 e2e() {
   local out rc p f e
   out=$(mktemp)
