@@ -46,7 +46,7 @@ ALL_LDFLAGS := -pthread $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lm
 
 # Modules, lowest layer last within each closure (static link order).
-MODULES := util labels expfmt tsdb promql config scrape http ingest ipmi cmd
+MODULES := util labels expfmt tsdb promql config scrape http ingest ipmi rules cmd
 DEPS_util :=
 DEPS_labels := util
 DEPS_expfmt := labels util
@@ -57,7 +57,8 @@ DEPS_scrape := config expfmt tsdb labels util
 DEPS_http := promql tsdb labels util
 DEPS_ingest := expfmt tsdb labels util
 DEPS_ipmi := tsdb labels util
-DEPS_cmd := http ingest ipmi scrape config promql expfmt tsdb labels util
+DEPS_rules := promql tsdb labels util
+DEPS_cmd := http ingest ipmi rules scrape config promql expfmt tsdb labels util
 
 lib_of = $(BUILD)/lib/lib$(1).a
 libs_for = $(call lib_of,$(1)) $(foreach d,$(DEPS_$(1)),$(call lib_of,$(d)))

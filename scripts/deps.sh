@@ -8,7 +8,8 @@ BUILD_PKGS="gcc make pkg-config libcurl4-openssl-dev libmicrohttpd-dev libyaml-d
   libxxhash-dev libzstd-dev zlib1g-dev libsnappy-dev libprotobuf-c-dev protobuf-c-compiler
   libfreeipmi-dev libipmimonitoring-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-requests curl prometheus
-  prometheus-node-exporter openipmi ipmitool freeipmi-tools"
+  prometheus-node-exporter openipmi ipmitool freeipmi-tools prometheus-pushgateway
+  prometheus-alertmanager influxdb python3-prometheus-client python3-influxdb"
 want=$BUILD_PKGS
 [ "${1:-}" = "--test" ] && want="$want $TEST_PKGS"
 
