@@ -65,8 +65,8 @@ static int yaml_failure(const yaml_parser_t *p, const char *name, const char *te
 
 /* Load from a heap copy of the text that becomes config->source. Takes
  * ownership of text in all cases. */
-static int load_owned(char *text, size_t len, const char *name, struct config **out,
-                      struct bs_error *err)
+static int load_owned(char *text, size_t len, const char *name, const char *base_dir,
+                      struct config **out, struct bs_error *err)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -91,7 +91,7 @@ static int load_owned(char *text, size_t len, const char *name, struct config **
         config_free(c);
         return rc;
     }
-    rc = config_decode(&doc, name, c, err);
+    rc = config_decode(&doc, name, base_dir, c, err);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     if (rc < 0) {
@@ -119,7 +119,7 @@ int config_load_string(const char *yaml, size_t len, const char *name, struct co
     if (len)
         memcpy(text, yaml, len);
     text[len] = '\0';
-    return load_owned(text, len, name, out, err);
+    return load_owned(text, len, name, NULL, out, err);
 }
 
 int config_load_default(struct config **out, struct bs_error *err)
@@ -178,7 +178,16 @@ int config_load_file(const char *path, struct config **out, struct bs_error *err
                             (unsigned)CONFIG_MAX_SIZE);
     }
     text[len] = '\0';
-    return load_owned(text, len, path, out, err);
+    /* The directory relative file names in the configuration refer to. */
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir) {
+        free(text);
+        return bs_error_set(err, BS_ENOMEM, "%s: out of memory while reading", path);
+    }
+    rc = load_owned(text, len, path, dir, out, err);
+    free(dir);
+    return rc;
 fail:
     free(text);
     fclose(f);
@@ -213,6 +222,20 @@ static void scrape_fini(struct config_scrape *s)
         free(sc->labels);
     }
     free(s->static_configs);
+    for (size_t i = 0; i < s->nrelabel_configs; i++)
+        labels_relabel_config_fini(&s->relabel_configs[i]);
+    free(s->relabel_configs);
+    for (size_t i = 0; i < s->nmetric_relabel_configs; i++)
+        labels_relabel_config_fini(&s->metric_relabel_configs[i]);
+    free(s->metric_relabel_configs);
+    struct config_http_client *h = &s->http;
+    char *strs[] = {h->username,      h->password,         h->password_file,
+                    h->auth_type,     h->auth_credentials, h->auth_credentials_file,
+                    h->proxy_url,     h->tls.ca_file,      h->tls.ca,
+                    h->tls.cert_file, h->tls.cert,         h->tls.key_file,
+                    h->tls.key,       h->tls.server_name};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        free(strs[i]);
 }
 
 void config_free(struct config *c)

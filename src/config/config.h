@@ -53,9 +53,68 @@ struct config_static_config {
     struct labels *labels;
 };
 
+/* Scrape limits (Prometheus's sample_limit, label_limit, ...). 0 means "no
+ * limit"; a job's zero values are filled from the global section. */
+struct config_limits {
+    uint64_t sample_limit;             /* samples per scrape, after metric relabeling */
+    uint64_t target_limit;             /* active targets per job, after relabeling */
+    uint64_t label_limit;              /* labels per series, __name__ included */
+    uint64_t label_name_length_limit;  /* bytes of a label name */
+    uint64_t label_value_length_limit; /* runes (UTF-8 code points) of a value */
+    int64_t body_size_limit;           /* bytes of the decoded body; <= 0: none */
+};
+
+/* TLS versions for tls_config.min_version. */
+enum config_tls_version {
+    CONFIG_TLS_DEFAULT = 0, /* not set: TLS 1.2, Go's client default */
+    CONFIG_TLS_10,
+    CONFIG_TLS_11,
+    CONFIG_TLS_12,
+    CONFIG_TLS_13,
+};
+
+/* tls_config. File names are absolute or relative to the directory of the
+ * configuration file (as Prometheus resolves them); every named file
+ * existed when the configuration was loaded. NULL means absent. ca, cert and
+ * key are inline PEM texts, the alternatives of the *_file keys. */
+struct config_tls {
+    char *ca_file;
+    char *ca;
+    char *cert_file;
+    char *cert;
+    char *key_file;
+    char *key;
+    char *server_name;         /* name for SNI and certificate verification */
+    bool insecure_skip_verify; /* default false */
+    enum config_tls_version min_version;
+    enum config_tls_version max_version; /* CONFIG_TLS_DEFAULT: no maximum */
+};
+
+/* The HTTP client settings of a job (Prometheus's HTTPClientConfig), after
+ * its Validate(): bearer_token and bearer_token_file have become an
+ * authorization of type "Bearer", as in Prometheus, so at most one of
+ * has_basic_auth and has_authorization is set. Strings are NULL when absent;
+ * file names are resolved like those of config_tls. */
+struct config_http_client {
+    bool has_basic_auth;
+    char *username;      /* basic_auth */
+    char *password;      /* basic_auth; never set together with password_file */
+    char *password_file; /* basic_auth; read (and trimmed) at every scrape */
+    bool has_authorization;
+    char *auth_type;             /* default "Bearer" */
+    char *auth_credentials;      /* never set together with auth_credentials_file */
+    char *auth_credentials_file; /* read (and trimmed) at every scrape */
+    struct config_tls tls;
+    char *proxy_url;       /* NULL: no proxy (environment variables are ignored) */
+    bool follow_redirects; /* default true */
+    bool enable_http2;     /* default true */
+};
+
 /* One scrape job, with the global defaults already applied: the interval and
  * timeout are always > 0 and timeout <= interval; metrics_path defaults to
- * "/metrics"; scheme is "http" or "https". */
+ * "/metrics"; scheme is "http" or "https". Relabel configs are compiled and
+ * validated (labels_relabel_config_init); they are immutable, so any thread
+ * may apply them. */
 struct config_scrape {
     char *job_name;
     int64_t scrape_interval_ms;
@@ -68,6 +127,12 @@ struct config_scrape {
     bool honor_timestamps; /* default true */
     struct config_static_config *static_configs;
     size_t nstatic_configs;
+    struct labels_relabel_config *relabel_configs; /* applied to targets */
+    size_t nrelabel_configs;
+    struct labels_relabel_config *metric_relabel_configs; /* applied to scraped series */
+    size_t nmetric_relabel_configs;
+    struct config_limits limits;
+    struct config_http_client http;
 };
 
 /* A loaded configuration. */
@@ -76,6 +141,7 @@ struct config {
     int64_t scrape_timeout_ms;      /* global; default 10s (capped at the interval) */
     int64_t evaluation_interval_ms; /* global; default 1m */
     struct labels *external_labels; /* labels_dup'd; never NULL, possibly empty */
+    struct config_limits limits;    /* global defaults of the job limits */
     struct config_scrape *scrape_configs;
     size_t nscrape_configs;
     char *source; /* the YAML text as loaded, NUL-terminated */
@@ -93,7 +159,9 @@ extern const char config_default_yaml[];
 
 /* Read and load the YAML file at path. On success stores a new config in
  * *out (caller frees with config_free) and returns 0; config->path is a copy
- * of path. On failure *out is left NULL and one of these is returned, with
+ * of path. Relative file names inside the configuration (tls_config,
+ * password_file, credentials_file, bearer_token_file) are resolved against
+ * the directory of path. On failure *out is left NULL and one of these is returned, with
  * err (may be NULL) describing it as "path:line:col: message":
  *   BS_ENOENT  the file does not exist;
  *   BS_EIO     it cannot be opened or read;
@@ -101,7 +169,11 @@ extern const char config_default_yaml[];
  *              CONFIG_MAX_ITEMS;
  *   BS_EPARSE  YAML syntax error, unknown key or value of the wrong type;
  *   BS_EINVAL  a value that is well-formed but not allowed (bad duration,
- *              invalid label name, duplicate job name, timeout > interval);
+ *              invalid label name, duplicate job name, timeout > interval,
+ *              an invalid relabel config, conflicting HTTP client settings
+ *              in Prometheus's words, a referenced file that does not
+ *              exist: "error checking client cert file \"x\": stat x: no
+ *              such file or directory");
  *   BS_ENOMEM  out of memory.
  * Keys known to Prometheus but not supported are logged and listed in
  * config->warnings; they never fail the load. */
@@ -110,7 +182,8 @@ int config_load_file(const char *path, struct config **out, struct bs_error *err
 /* Load YAML text yaml[0..len) (need not be NUL-terminated; borrowed, copied
  * into config->source). name is used in messages and copied into
  * config->path; NULL means "<string>". Returns and reports like
- * config_load_file(). An empty document yields the defaults with no jobs. */
+ * config_load_file(); relative file names inside stay relative to the
+ * working directory. An empty document yields the defaults with no jobs. */
 int config_load_string(const char *yaml, size_t len, const char *name, struct config **out,
                        struct bs_error *err);
 

@@ -25,10 +25,13 @@
  * "name:line:col: ". Type and value errors point at the value, unknown-key
  * errors at the key.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "config/config_int.h"
 
@@ -38,7 +41,16 @@
 
 /* ------------------------------------------------ unsupported-key table */
 
-enum section { SEC_TOP, SEC_GLOBAL, SEC_SCRAPE, SEC_STATIC };
+enum section {
+    SEC_TOP,
+    SEC_GLOBAL,
+    SEC_SCRAPE,
+    SEC_STATIC,
+    SEC_RELABEL,
+    SEC_BASIC_AUTH,
+    SEC_AUTHORIZATION,
+    SEC_TLS
+};
 
 /* Keys of Prometheus's configuration schema (2.x and 3.x) that bongsu does
  * not implement yet. They are accepted and ignored with one warning each;
@@ -62,12 +74,6 @@ static const struct unsupported_key {
     {SEC_GLOBAL, "rule_query_offset"},
     {SEC_GLOBAL, "query_log_file"},
     {SEC_GLOBAL, "scrape_failure_log_file"},
-    {SEC_GLOBAL, "body_size_limit"},
-    {SEC_GLOBAL, "sample_limit"},
-    {SEC_GLOBAL, "target_limit"},
-    {SEC_GLOBAL, "label_limit"},
-    {SEC_GLOBAL, "label_name_length_limit"},
-    {SEC_GLOBAL, "label_value_length_limit"},
     {SEC_GLOBAL, "keep_dropped_targets"},
     {SEC_GLOBAL, "metric_name_validation_scheme"},
     {SEC_GLOBAL, "metric_name_escaping_scheme"},
@@ -75,7 +81,7 @@ static const struct unsupported_key {
     {SEC_GLOBAL, "convert_classic_histograms_to_nhcb"},
     {SEC_GLOBAL, "scrape_native_histograms"},
     {SEC_GLOBAL, "extra_scrape_metrics"},
-    /* scrape job (config.ScrapeConfig): limits and protocol knobs */
+    /* scrape job (config.ScrapeConfig): protocol knobs */
     {SEC_SCRAPE, "track_timestamps_staleness"},
     {SEC_SCRAPE, "scrape_protocols"},
     {SEC_SCRAPE, "fallback_scrape_protocol"},
@@ -85,34 +91,18 @@ static const struct unsupported_key {
     {SEC_SCRAPE, "convert_classic_histograms_to_nhcb"},
     {SEC_SCRAPE, "scrape_native_histograms"},
     {SEC_SCRAPE, "enable_compression"},
-    {SEC_SCRAPE, "body_size_limit"},
-    {SEC_SCRAPE, "sample_limit"},
-    {SEC_SCRAPE, "target_limit"},
-    {SEC_SCRAPE, "label_limit"},
-    {SEC_SCRAPE, "label_name_length_limit"},
-    {SEC_SCRAPE, "label_value_length_limit"},
     {SEC_SCRAPE, "native_histogram_bucket_limit"},
     {SEC_SCRAPE, "native_histogram_min_bucket_factor"},
     {SEC_SCRAPE, "keep_dropped_targets"},
     {SEC_SCRAPE, "metric_name_validation_scheme"},
     {SEC_SCRAPE, "metric_name_escaping_scheme"},
-    /* scrape job: relabelling (changes which data is kept) */
-    {SEC_SCRAPE, "relabel_configs"},
-    {SEC_SCRAPE, "metric_relabel_configs"},
-    /* scrape job: HTTP client (config.HTTPClientConfig, inlined) */
-    {SEC_SCRAPE, "basic_auth"},
-    {SEC_SCRAPE, "authorization"},
+    /* scrape job: HTTP client settings not implemented yet */
     {SEC_SCRAPE, "oauth2"},
-    {SEC_SCRAPE, "bearer_token"},
-    {SEC_SCRAPE, "bearer_token_file"},
-    {SEC_SCRAPE, "tls_config"},
-    {SEC_SCRAPE, "proxy_url"},
     {SEC_SCRAPE, "no_proxy"},
     {SEC_SCRAPE, "proxy_from_environment"},
     {SEC_SCRAPE, "proxy_connect_header"},
-    {SEC_SCRAPE, "follow_redirects"},
-    {SEC_SCRAPE, "enable_http2"},
     {SEC_SCRAPE, "http_headers"},
+    {SEC_BASIC_AUTH, "username_file"},
     /* scrape job: service discovery other than static_configs */
     {SEC_SCRAPE, "azure_sd_configs"},
     {SEC_SCRAPE, "consul_sd_configs"},
@@ -163,6 +153,7 @@ struct job_ref {
 struct decoder {
     yaml_document_t *doc;
     const char *name;
+    const char *base_dir; /* relative file names are resolved here; NULL: as given */
     struct bs_error *err;
     struct config *cfg;
     size_t items; /* counted against CONFIG_MAX_ITEMS */
@@ -591,6 +582,632 @@ static int dec_string_list(struct decoder *d, const struct pair *p, char ***out,
     return 0;
 }
 
+/* ------------------------------------------------- numbers, sizes, files */
+
+/* yaml.v2's name of the YAML type of a plain or quoted scalar, for the
+ * "cannot unmarshal !!int `-1` into uint" messages. */
+static const char *scalar_yaml_type(const yaml_node_t *v)
+{
+    if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return "!!str";
+    const char *s = (const char *)v->data.scalar.value;
+    char *end;
+    if (*s && (strtoll(s, &end, 0), *end == '\0'))
+        return "!!int";
+    if (*s && (strtod(s, &end), *end == '\0'))
+        return "!!float";
+    return "!!str";
+}
+
+/* An unsigned integer as yaml.v2 decodes one into Go's uint/uint64
+ * (gotype names it in messages): decimal, 0x hex, 0o/0 octal, 0b binary,
+ * '_' separators, or a float whose integral part is taken. Null leaves *out
+ * unchanged. */
+static int scalar_uint(struct decoder *d, const struct pair *p, uint64_t *out, const char *gotype)
+{
+    if (node_is_null(p->value))
+        return 0;
+    if (p->value->type != YAML_SCALAR_NODE)
+        return dec_fail(d, p->value, BS_EPARSE, "expected an integer for key %.*s", MSG_TEXT_MAX,
+                        p->k);
+    const char *s = (const char *)p->value->data.scalar.value;
+    size_t len = p->value->data.scalar.length;
+    char buf[72];
+    size_t n = 0;
+    bool ok = p->value->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && len < sizeof buf;
+    for (size_t i = 0; ok && i < len; i++)
+        if (s[i] != '_')
+            buf[n++] = s[i];
+    buf[ok ? n : 0] = '\0';
+    if (ok && n > 0 && buf[0] != '-' && buf[0] != '+') {
+        char *end;
+        const char *digits = buf;
+        int base = 0;
+        if (buf[0] == '0' && (buf[1] == 'b' || buf[1] == 'B')) {
+            digits = buf + 2;
+            base = 2;
+        } else if (buf[0] == '0' && (buf[1] == 'o' || buf[1] == 'O')) {
+            digits = buf + 2;
+            base = 8;
+        }
+        errno = 0;
+        unsigned long long v = strtoull(digits, &end, base);
+        if (*digits && *end == '\0' && errno == 0) {
+            *out = (uint64_t)v;
+            return 0;
+        }
+        double f = strtod(buf, &end);
+        if (*end == '\0' && f >= 0 && f < 18446744073709551616.0) {
+            *out = (uint64_t)f;
+            return 0;
+        }
+    }
+    return dec_fail(d, p->value, BS_EPARSE, "cannot unmarshal %s `%.*s` into %s (key %.*s)",
+                    scalar_yaml_type(p->value), (int)(len > MSG_TEXT_MAX ? MSG_TEXT_MAX : len), s,
+                    gotype, MSG_TEXT_MAX, p->k);
+}
+
+/* Value of one unit of a byte size: "B", "KB".."EB" and "KiB".."EiB", all
+ * powers of 1024 (Prometheus's units.Base2Bytes); 0 when unknown. */
+static double byte_unit(const char *u, size_t n)
+{
+    static const char prefixes[] = "KMGTPE";
+    if (n == 1 && u[0] == 'B')
+        return 1;
+    const char *pp = n >= 2 ? strchr(prefixes, u[0]) : NULL;
+    if (!pp || !u[0])
+        return 0;
+    if (!((n == 2 && u[1] == 'B') || (n == 3 && u[1] == 'i' && u[2] == 'B')))
+        return 0;
+    double v = 1;
+    for (const char *q = prefixes; q <= pp; q++)
+        v *= 1024;
+    return v;
+}
+
+/* Parse a byte size as units.ParseBase2Bytes: an optional sign, then one
+ * or more "<number><unit>" terms ("1.5MB", "1GB512MB", "10KiB"), or "0".
+ * Returns 0 or fills msg with the library's message. */
+static int parse_base2_bytes(const char *orig, int64_t *out, char *msg, size_t msgcap)
+{
+    const char *s = orig;
+    bool neg = false;
+    double f = 0;
+    if (*s == '-' || *s == '+') {
+        neg = *s == '-';
+        s++;
+    }
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    if (!*s)
+        goto invalid;
+    while (*s) {
+        if (!(*s == '.' || (*s >= '0' && *s <= '9')))
+            goto invalid;
+        double g = 0;
+        bool pre = false, post = false;
+        for (; *s >= '0' && *s <= '9'; s++, pre = true)
+            g = g * 10 + (*s - '0');
+        if (*s == '.') {
+            double scale = 1;
+            for (s++; *s >= '0' && *s <= '9'; s++, post = true) {
+                scale /= 10;
+                g += (*s - '0') * scale;
+            }
+        }
+        if (!pre && !post)
+            goto invalid;
+        const char *u = s;
+        while (*s && *s != '.' && !(*s >= '0' && *s <= '9'))
+            s++;
+        double unit = byte_unit(u, (size_t)(s - u));
+        if (unit == 0) {
+            snprintf(msg, msgcap, "units: unknown unit %.*s in %s", (int)(s - u), u, orig);
+            return BS_EINVAL;
+        }
+        f += g * unit;
+    }
+    if (neg)
+        f = -f;
+    if (f < -9223372036854775808.0 || f > 9223372036854775807.0) {
+        snprintf(msg, msgcap, "units: overflow parsing unit");
+        return BS_EINVAL;
+    }
+    *out = (int64_t)f;
+    return 0;
+invalid:
+    snprintf(msg, msgcap, "units: invalid %s", orig);
+    return BS_EINVAL;
+}
+
+/* body_size_limit: a byte size with units. Null leaves *out unchanged. */
+static int scalar_bytes(struct decoder *d, const struct pair *p, int64_t *out)
+{
+    if (node_is_null(p->value))
+        return 0;
+    const char *s;
+    size_t len;
+    int rc = scalar_text(d, p->value, p->k, p->klen, &s, &len);
+    if (rc < 0)
+        return rc;
+    char msg[MSG_TEXT_MAX * 2 + 64];
+    if (len > MSG_TEXT_MAX)
+        return dec_fail(d, p->value, BS_EINVAL, "units: invalid %.*s", MSG_TEXT_MAX, s);
+    if (parse_base2_bytes(s, out, msg, sizeof msg) != 0)
+        return dec_fail(d, p->value, BS_EINVAL, "%s", msg);
+    return 0;
+}
+
+/* A file name: like scalar_dup, then made relative to the configuration's
+ * directory as Prometheus's SetDirectory does. An empty value is absent. */
+static int scalar_path(struct decoder *d, const struct pair *p, char **dst)
+{
+    char *v = NULL;
+    int rc = scalar_dup(d, p, &v);
+    if (rc < 0)
+        return rc;
+    free(*dst);
+    *dst = NULL;
+    if (!v[0]) {
+        free(v);
+        return 0;
+    }
+    if (v[0] == '/' || !d->base_dir || strcmp(d->base_dir, ".") == 0) {
+        *dst = v;
+        return 0;
+    }
+    char *joined = NULL;
+    int n = asprintf(&joined, "%s/%s", d->base_dir, v);
+    free(v);
+    if (n < 0)
+        return dec_nomem(d);
+    *dst = joined;
+    return 0;
+}
+
+/* Fail unless the file named at node at exists, as promtool words it:
+ * error checking client cert file "x": stat x: no such file or directory */
+static int check_file(struct decoder *d, const yaml_node_t *at, const char *what, const char *path)
+{
+    struct stat st;
+    if (!path || stat(path, &st) == 0)
+        return 0;
+    char e[128];
+    snprintf(e, sizeof e, "%s", strerror(errno));
+    if (e[0] >= 'A' && e[0] <= 'Z' && !(e[1] >= 'A' && e[1] <= 'Z'))
+        e[0] = (char)(e[0] - 'A' + 'a'); /* Go's wording: "no such file or directory" */
+    return dec_fail(d, at, BS_EINVAL, "error checking %s \"%.*s\": stat %.*s: %s", what,
+                    MSG_TEXT_MAX, path, MSG_TEXT_MAX, path, e);
+}
+
+/* The later of two nodes in the file (either may be NULL). */
+static const yaml_node_t *node_later(const yaml_node_t *a, const yaml_node_t *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (a->start_mark.index != b->start_mark.index)
+        return a->start_mark.index > b->start_mark.index ? a : b;
+    return a;
+}
+
+/* ---------------------------------------------------------------- limits */
+
+/* One of the limit keys of a job or of global into l; returns 1 when p is
+ * not a limit key, else 0 or an error. */
+static int dec_limit(struct decoder *d, const struct pair *p, struct config_limits *l)
+{
+    if (key_is(p, "sample_limit"))
+        return scalar_uint(d, p, &l->sample_limit, "uint");
+    if (key_is(p, "target_limit"))
+        return scalar_uint(d, p, &l->target_limit, "uint");
+    if (key_is(p, "label_limit"))
+        return scalar_uint(d, p, &l->label_limit, "uint");
+    if (key_is(p, "label_name_length_limit"))
+        return scalar_uint(d, p, &l->label_name_length_limit, "uint");
+    if (key_is(p, "label_value_length_limit"))
+        return scalar_uint(d, p, &l->label_value_length_limit, "uint");
+    if (key_is(p, "body_size_limit"))
+        return scalar_bytes(d, p, &l->body_size_limit);
+    return 1;
+}
+
+/* ------------------------------------------------------------ relabeling */
+
+static const char *const no_source_labels[1] = {NULL};
+
+/* One relabel config: a mapping decoded into a spec, then validated and
+ * compiled by the labels module; its messages get this entry's position. */
+static int dec_relabel(struct decoder *d, yaml_node_t *n, const char *kind,
+                       struct labels_relabel_config *out)
+{
+    if (node_is_null(n))
+        return dec_fail(d, n, BS_EINVAL, "empty or null %s relabeling rule in scrape config", kind);
+    if (n->type != YAML_MAPPING_NODE)
+        return dec_fail(d, n, BS_EPARSE, "expected a mapping for each relabeling rule");
+    struct labels_relabel_spec spec;
+    memset(&spec, 0, sizeof spec);
+    char *strs[6] = {0}; /* action, separator, regex, target_label, replacement */
+    char **src = NULL;
+    size_t nsrc = 0;
+    const yaml_node_t *regex_node = NULL;
+    struct pairs ps = {0};
+    int rc = map_collect(d, n, &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "source_labels")) {
+            for (size_t j = 0; j < nsrc; j++)
+                free(src[j]);
+            free(src);
+            src = NULL;
+            nsrc = 0;
+            spec.source_labels = node_is_null(p->value) ? NULL : no_source_labels;
+            rc = dec_string_list(d, p, &src, &nsrc);
+        } else if (key_is(p, "action")) {
+            if (!node_is_null(p->value))
+                rc = scalar_dup(d, p, &strs[0]);
+        } else if (key_is(p, "separator")) {
+            if (!node_is_null(p->value))
+                rc = scalar_dup(d, p, &strs[1]);
+        } else if (key_is(p, "regex")) {
+            if (!node_is_null(p->value)) {
+                rc = scalar_dup(d, p, &strs[2]);
+                regex_node = p->value;
+            }
+        } else if (key_is(p, "target_label")) {
+            if (!node_is_null(p->value))
+                rc = scalar_dup(d, p, &strs[3]);
+        } else if (key_is(p, "replacement")) {
+            if (!node_is_null(p->value))
+                rc = scalar_dup(d, p, &strs[4]);
+        } else if (key_is(p, "modulus")) {
+            rc = scalar_uint(d, p, &spec.modulus, "uint64");
+        } else {
+            rc = dec_fail(d, p->key, BS_EPARSE, "field %.*s not found in type relabel.plain",
+                          MSG_TEXT_MAX, p->k);
+        }
+    }
+    free(ps.v);
+    if (rc == 0) {
+        if (nsrc)
+            spec.source_labels = (const char *const *)src;
+        spec.nsource_labels = nsrc;
+        spec.action = strs[0];
+        spec.separator = strs[1];
+        spec.regex = strs[2];
+        spec.target_label = strs[3];
+        spec.replacement = strs[4];
+        rc = labels_relabel_config_init(out, &spec, d->err);
+        if (rc == BS_ENOMEM) {
+            rc = dec_nomem(d);
+        } else if (rc < 0) {
+            const yaml_node_t *at = rc == BS_EPARSE && regex_node ? regex_node : n;
+            bs_error_prefix(d->err, "%s:%zu:%zu", d->name, at->start_mark.line + 1,
+                            at->start_mark.column + 1);
+        }
+    }
+    for (size_t j = 0; j < nsrc; j++)
+        free(src[j]);
+    free(src);
+    for (size_t j = 0; j < 6; j++)
+        free(strs[j]);
+    return rc;
+}
+
+static int dec_relabel_list(struct decoder *d, const struct pair *p, const char *kind,
+                            struct labels_relabel_config **out, size_t *nout)
+{
+    bool is_null;
+    int rc = expect_list(d, p, &is_null);
+    for (size_t i = 0; i < *nout; i++)
+        labels_relabel_config_fini(&(*out)[i]);
+    free(*out);
+    *out = NULL;
+    *nout = 0;
+    if (rc < 0 || is_null)
+        return rc;
+    size_t n = seq_len(p->value);
+    if ((rc = dec_count(d, n, p->value)) < 0 || n == 0)
+        return rc;
+    struct labels_relabel_config *v = calloc(n, sizeof *v);
+    if (!v)
+        return dec_nomem(d);
+    *out = v;
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = dec_node(d, p->value->data.sequence.items.start[i]);
+        if (!item)
+            return dec_fail(d, p->value, BS_EPARSE, "malformed list for key %.*s", MSG_TEXT_MAX,
+                            p->k);
+        if ((rc = dec_relabel(d, item, kind, &v[i])) < 0)
+            return rc;
+        *nout = i + 1;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------- HTTP client */
+
+/* Where the HTTP client keys of one job were written, for messages. */
+struct http_nodes {
+    const yaml_node_t *basic_auth, *authorization, *oauth2, *bearer_node, *bearer_file_node;
+    const yaml_node_t *password, *password_file, *credentials, *credentials_file;
+    const yaml_node_t *tls, *ca, *ca_file, *cert, *cert_file, *key, *key_file;
+    const yaml_node_t *min_version, *max_version;
+    char *bearer_token, *bearer_token_file;
+    enum config_tls_version max_version_v;
+};
+
+static int dec_basic_auth(struct decoder *d, const struct pair *bp, struct config_http_client *h,
+                          struct http_nodes *hn)
+{
+    bool is_null;
+    int rc = expect_mapping(d, bp, &is_null);
+    if (rc < 0 || is_null)
+        return rc;
+    h->has_basic_auth = true;
+    hn->basic_auth = bp->key;
+    struct pairs ps = {0};
+    rc = map_collect(d, bp->value, &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "username")) {
+            rc = scalar_dup(d, p, &h->username);
+        } else if (key_is(p, "password")) {
+            rc = scalar_dup(d, p, &h->password);
+            hn->password = p->key;
+        } else if (key_is(p, "password_file")) {
+            rc = scalar_path(d, p, &h->password_file);
+            hn->password_file = p->value;
+        } else {
+            rc = dec_other_key(d, SEC_BASIC_AUTH, p, "config.plain");
+        }
+    }
+    free(ps.v);
+    return rc;
+}
+
+static int dec_authorization(struct decoder *d, const struct pair *ap, struct config_http_client *h,
+                             struct http_nodes *hn)
+{
+    bool is_null;
+    int rc = expect_mapping(d, ap, &is_null);
+    if (rc < 0 || is_null)
+        return rc;
+    h->has_authorization = true;
+    hn->authorization = ap->key;
+    struct pairs ps = {0};
+    rc = map_collect(d, ap->value, &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "type")) {
+            rc = scalar_dup(d, p, &h->auth_type);
+        } else if (key_is(p, "credentials")) {
+            rc = scalar_dup(d, p, &h->auth_credentials);
+            hn->credentials = p->key;
+        } else if (key_is(p, "credentials_file")) {
+            rc = scalar_path(d, p, &h->auth_credentials_file);
+            hn->credentials_file = p->value;
+        } else {
+            rc = dec_other_key(d, SEC_AUTHORIZATION, p, "config.Authorization");
+        }
+    }
+    free(ps.v);
+    return rc;
+}
+
+static int tls_version(struct decoder *d, const struct pair *p, enum config_tls_version *out)
+{
+    static const char *const names[] = {"TLS10", "TLS11", "TLS12", "TLS13"};
+    const char *s;
+    size_t len;
+    if (node_is_null(p->value))
+        return 0;
+    int rc = scalar_text(d, p->value, p->k, p->klen, &s, &len);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum config_tls_version)(CONFIG_TLS_10 + i);
+            return 0;
+        }
+    }
+    return dec_fail(d, p->value, BS_EINVAL, "unknown TLS version: %.*s",
+                    (int)(len > MSG_TEXT_MAX ? MSG_TEXT_MAX : len), s);
+}
+
+static int dec_tls(struct decoder *d, const struct pair *tp, struct config_tls *t,
+                   struct http_nodes *hn)
+{
+    bool is_null;
+    int rc = expect_mapping(d, tp, &is_null);
+    if (rc < 0 || is_null)
+        return rc;
+    hn->tls = tp->key;
+    struct pairs ps = {0};
+    rc = map_collect(d, tp->value, &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "ca_file")) {
+            rc = scalar_path(d, p, &t->ca_file);
+            hn->ca_file = p->value;
+        } else if (key_is(p, "ca")) {
+            rc = scalar_dup(d, p, &t->ca);
+            hn->ca = p->key;
+        } else if (key_is(p, "cert_file")) {
+            rc = scalar_path(d, p, &t->cert_file);
+            hn->cert_file = p->value;
+        } else if (key_is(p, "cert")) {
+            rc = scalar_dup(d, p, &t->cert);
+            hn->cert = p->key;
+        } else if (key_is(p, "key_file")) {
+            rc = scalar_path(d, p, &t->key_file);
+            hn->key_file = p->value;
+        } else if (key_is(p, "key")) {
+            rc = scalar_dup(d, p, &t->key);
+            hn->key = p->key;
+        } else if (key_is(p, "server_name")) {
+            rc = scalar_dup(d, p, &t->server_name);
+        } else if (key_is(p, "insecure_skip_verify")) {
+            rc = scalar_bool(d, p, &t->insecure_skip_verify);
+        } else if (key_is(p, "min_version")) {
+            rc = tls_version(d, p, &t->min_version);
+            hn->min_version = p->value;
+        } else if (key_is(p, "max_version")) {
+            rc = tls_version(d, p, &hn->max_version_v);
+            hn->max_version = p->value;
+        } else {
+            rc = dec_other_key(d, SEC_TLS, p, "config.plain");
+        }
+    }
+    free(ps.v);
+    /* Empty strings mean absent. */
+    char **strs[] = {&t->ca, &t->cert, &t->key, &t->server_name};
+    for (size_t i = 0; rc == 0 && i < sizeof strs / sizeof strs[0]; i++) {
+        if (*strs[i] && !**strs[i]) {
+            free(*strs[i]);
+            *strs[i] = NULL;
+        }
+    }
+    return rc;
+}
+
+/* proxy_url: Go's url.Parse accepts almost anything; what it refuses and a
+ * user plausibly writes is a missing scheme. */
+static int dec_proxy_url(struct decoder *d, const struct pair *p, struct config_http_client *h)
+{
+    int rc = scalar_dup(d, p, &h->proxy_url);
+    if (rc < 0)
+        return rc;
+    const char *u = h->proxy_url;
+    if (!u[0]) {
+        free(h->proxy_url);
+        h->proxy_url = NULL;
+        return 0;
+    }
+    if (u[0] == ':')
+        return dec_fail(d, p->value, BS_EINVAL, "parse \"%.*s\": missing protocol scheme",
+                        MSG_TEXT_MAX, u);
+    return 0;
+}
+
+/* Prometheus's HTTPClientConfig.Validate() and TLS checks, then promtool's
+ * checks that the files exist; folds bearer_token(_file) into
+ * authorization. at is the job node (fallback position). */
+static int http_finish(struct decoder *d, const yaml_node_t *at, struct config_http_client *h,
+                       struct http_nodes *hn)
+{
+    const yaml_node_t *w;
+    bool bearer = hn->bearer_token || hn->bearer_token_file;
+    const yaml_node_t *bearer_at = node_later(hn->bearer_node, hn->bearer_file_node);
+    if (hn->bearer_token && hn->bearer_token_file)
+        return dec_fail(d, bearer_at, BS_EINVAL,
+                        "at most one of bearer_token & bearer_token_file must be configured");
+    if ((h->has_basic_auth || hn->oauth2) && bearer) {
+        w = node_later(node_later(hn->basic_auth, hn->oauth2), bearer_at);
+        return dec_fail(d, w, BS_EINVAL,
+                        "at most one of basic_auth, oauth2, bearer_token & bearer_token_file "
+                        "must be configured");
+    }
+    if (h->has_basic_auth && h->password && h->password[0] && h->password_file)
+        return dec_fail(d, node_later(hn->password, hn->password_file), BS_EINVAL,
+                        "at most one of basic_auth password & password_file must be configured");
+    if (h->has_authorization) {
+        if (bearer)
+            return dec_fail(d, node_later(hn->authorization, bearer_at), BS_EINVAL,
+                            "authorization is not compatible with bearer_token & "
+                            "bearer_token_file");
+        if (h->auth_credentials && h->auth_credentials[0] && h->auth_credentials_file)
+            return dec_fail(d, node_later(hn->credentials, hn->credentials_file), BS_EINVAL,
+                            "at most one of authorization credentials & credentials_file must "
+                            "be configured");
+        /* Type: trimmed, default Bearer, never basic. */
+        const char *ty = h->auth_type ? h->auth_type : "";
+        while (*ty == ' ' || *ty == '\t' || *ty == '\n' || *ty == '\r')
+            ty++;
+        size_t tl = strlen(ty);
+        while (tl && (ty[tl - 1] == ' ' || ty[tl - 1] == '\t' || ty[tl - 1] == '\n' ||
+                      ty[tl - 1] == '\r'))
+            tl--;
+        char *nt = tl ? strndup(ty, tl) : strdup("Bearer");
+        if (!nt)
+            return dec_nomem(d);
+        free(h->auth_type);
+        h->auth_type = nt;
+        if (strcasecmp(nt, "basic") == 0)
+            return dec_fail(d, hn->authorization, BS_EINVAL,
+                            "authorization type cannot be set to \"basic\", use \"basic_auth\" "
+                            "instead");
+        if (h->has_basic_auth || hn->oauth2)
+            return dec_fail(
+                d, node_later(hn->authorization, node_later(hn->basic_auth, hn->oauth2)), BS_EINVAL,
+                "at most one of basic_auth, oauth2 & authorization must be configured");
+    } else if (bearer) {
+        h->has_authorization = true;
+        if (!(h->auth_type = strdup("Bearer")))
+            return dec_nomem(d);
+        h->auth_credentials = hn->bearer_token;
+        h->auth_credentials_file = hn->bearer_token_file;
+        hn->bearer_token = hn->bearer_token_file = NULL;
+        hn->credentials_file = hn->bearer_file_node;
+    }
+    if (h->password && !h->password[0]) {
+        free(h->password);
+        h->password = NULL;
+    }
+    if (h->auth_credentials && !h->auth_credentials[0]) {
+        free(h->auth_credentials);
+        h->auth_credentials = NULL;
+    }
+
+    struct config_tls *t = &h->tls;
+    if (t->ca && t->ca_file)
+        return dec_fail(d, node_later(hn->ca, hn->ca_file), BS_EINVAL,
+                        "at most one of ca and ca_file must be configured");
+    if (t->cert && t->cert_file)
+        return dec_fail(d, node_later(hn->cert, hn->cert_file), BS_EINVAL,
+                        "at most one of cert and cert_file must be configured");
+    if (t->key && t->key_file)
+        return dec_fail(d, node_later(hn->key, hn->key_file), BS_EINVAL,
+                        "at most one of key and key_file must be configured");
+    if (t->cert_file && !t->key_file && !t->key)
+        return dec_fail(d, hn->cert_file, BS_EINVAL,
+                        "client cert file \"%.*s\" specified without client key file", MSG_TEXT_MAX,
+                        t->cert_file);
+    if (t->key_file && !t->cert_file && !t->cert)
+        return dec_fail(d, hn->key_file, BS_EINVAL,
+                        "client key file \"%.*s\" specified without client cert file", MSG_TEXT_MAX,
+                        t->key_file);
+    if ((t->cert || t->cert_file) && !(t->key || t->key_file))
+        return dec_fail(d, hn->tls, BS_EINVAL,
+                        "exactly one of key or key_file must be configured when a client "
+                        "certificate is configured");
+    if ((t->key || t->key_file) && !(t->cert || t->cert_file))
+        return dec_fail(d, hn->tls, BS_EINVAL,
+                        "exactly one of cert or cert_file must be configured when a client key "
+                        "is configured");
+    if (hn->max_version_v && t->min_version > hn->max_version_v)
+        return dec_fail(d, hn->max_version, BS_EINVAL,
+                        "tls_config.max_version must be greater than or equal to "
+                        "tls_config.min_version if both are specified");
+    t->max_version = hn->max_version_v;
+
+    int rc;
+    const yaml_node_t *cred_at = hn->credentials_file ? hn->credentials_file : at;
+    if ((rc = check_file(d, hn->password_file ? hn->password_file : at, "basic auth password file",
+                         h->password_file)) < 0 ||
+        (rc = check_file(d, cred_at, "authorization credentials or bearer token file",
+                         h->auth_credentials_file)) < 0 ||
+        (rc = check_file(d, hn->ca_file ? hn->ca_file : at, "CA file", t->ca_file)) < 0 ||
+        (rc = check_file(d, hn->cert_file ? hn->cert_file : at, "client cert file", t->cert_file)) <
+            0 ||
+        (rc = check_file(d, hn->key_file ? hn->key_file : at, "client key file", t->key_file)) < 0)
+        return rc;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- global */
 
 struct global_set {
@@ -619,7 +1236,7 @@ static int dec_global(struct decoder *d, const struct pair *gp, struct global_se
             rc = scalar_duration(d, p, &c->evaluation_interval_ms);
         } else if (key_is(p, "external_labels")) {
             rc = dec_labels(d, p, &c->external_labels);
-        } else {
+        } else if ((rc = dec_limit(d, p, &c->limits)) > 0) {
             rc = dec_other_key(d, SEC_GLOBAL, p, "config.GlobalConfig");
         }
     }
@@ -653,7 +1270,10 @@ static int global_finish(struct decoder *d, const struct global_set *gs)
 
 /* -------------------------------------------------------- static_configs */
 
-static int dec_static(struct decoder *d, yaml_node_t *n, struct config_static_config *sc)
+/* check_urls: refuse targets with '/' (Prometheus checks this only when the
+ * job has no relabel_configs, which could still fix such targets). */
+static int dec_static(struct decoder *d, yaml_node_t *n, struct config_static_config *sc,
+                      bool check_urls)
 {
     if (node_is_null(n))
         return dec_fail(d, n, BS_EINVAL, "empty or null section in static_configs");
@@ -665,7 +1285,7 @@ static int dec_static(struct decoder *d, yaml_node_t *n, struct config_static_co
         const struct pair *p = &ps.v[i];
         if (key_is(p, "targets")) {
             rc = dec_string_list(d, p, &sc->targets, &sc->ntargets);
-            for (size_t t = 0; rc == 0 && t < sc->ntargets; t++)
+            for (size_t t = 0; rc == 0 && check_urls && t < sc->ntargets; t++)
                 if (strchr(sc->targets[t], '/'))
                     rc = dec_fail(d, dec_node(d, p->value->data.sequence.items.start[t]), BS_EINVAL,
                                   "\"%.*s\" is not a valid hostname", MSG_TEXT_MAX, sc->targets[t]);
@@ -718,7 +1338,8 @@ done:
     return rc;
 }
 
-static int dec_static_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+static int dec_static_list(struct decoder *d, const struct pair *p, struct config_scrape *sc,
+                           bool check_urls)
 {
     bool is_null;
     int rc = expect_list(d, p, &is_null);
@@ -734,7 +1355,7 @@ static int dec_static_list(struct decoder *d, const struct pair *p, struct confi
         yaml_node_t *item = dec_node(d, p->value->data.sequence.items.start[i]);
         if (!item)
             return dec_fail(d, p->value, BS_EPARSE, "malformed list for key static_configs");
-        if ((rc = dec_static(d, item, &sc->static_configs[i])) < 0)
+        if ((rc = dec_static(d, item, &sc->static_configs[i], check_urls)) < 0)
             return rc;
     }
     return 0;
@@ -752,9 +1373,19 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
     if (!(sc->metrics_path = strdup("/metrics")) || !(sc->scheme = strdup("http")))
         return dec_nomem(d);
     const yaml_node_t *timeout_node = NULL, *scheme_node = NULL;
+    struct http_nodes hn;
+    memset(&hn, 0, sizeof hn);
+    sc->http.follow_redirects = true;
+    sc->http.enable_http2 = true;
     ref->node = n;
     struct pairs ps = {0};
     int rc = map_collect(d, n, &ps);
+    /* Targets that look like URLs are an error only without relabeling. */
+    bool check_urls = true;
+    for (size_t i = 0; i < ps.n; i++)
+        if (key_is(&ps.v[i], "relabel_configs") && ps.v[i].value->type == YAML_SEQUENCE_NODE &&
+            seq_len(ps.v[i].value) > 0)
+            check_urls = false;
     for (size_t i = 0; i < ps.n && rc == 0; i++) {
         const struct pair *p = &ps.v[i];
         if (key_is(p, "job_name")) {
@@ -780,12 +1411,45 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
         } else if (key_is(p, "honor_timestamps")) {
             rc = scalar_bool(d, p, &sc->honor_timestamps);
         } else if (key_is(p, "static_configs")) {
-            rc = dec_static_list(d, p, sc);
-        } else {
+            rc = dec_static_list(d, p, sc, check_urls);
+        } else if (key_is(p, "relabel_configs")) {
+            rc = dec_relabel_list(d, p, "target", &sc->relabel_configs, &sc->nrelabel_configs);
+        } else if (key_is(p, "metric_relabel_configs")) {
+            rc = dec_relabel_list(d, p, "metric", &sc->metric_relabel_configs,
+                                  &sc->nmetric_relabel_configs);
+        } else if (key_is(p, "basic_auth")) {
+            rc = dec_basic_auth(d, p, &sc->http, &hn);
+        } else if (key_is(p, "authorization")) {
+            rc = dec_authorization(d, p, &sc->http, &hn);
+        } else if (key_is(p, "bearer_token")) {
+            rc = scalar_dup(d, p, &hn.bearer_token);
+            if (rc == 0 && !hn.bearer_token[0]) {
+                free(hn.bearer_token);
+                hn.bearer_token = NULL;
+            }
+            hn.bearer_node = p->key;
+        } else if (key_is(p, "bearer_token_file")) {
+            rc = scalar_path(d, p, &hn.bearer_token_file);
+            hn.bearer_file_node = p->value;
+        } else if (key_is(p, "tls_config")) {
+            rc = dec_tls(d, p, &sc->http.tls, &hn);
+        } else if (key_is(p, "proxy_url")) {
+            rc = dec_proxy_url(d, p, &sc->http);
+        } else if (key_is(p, "follow_redirects")) {
+            rc = scalar_bool(d, p, &sc->http.follow_redirects);
+        } else if (key_is(p, "enable_http2")) {
+            rc = scalar_bool(d, p, &sc->http.enable_http2);
+        } else if ((rc = dec_limit(d, p, &sc->limits)) > 0) {
+            if (key_is(p, "oauth2") && !node_is_null(p->value))
+                hn.oauth2 = p->key;
             rc = dec_other_key(d, SEC_SCRAPE, p, "config.ScrapeConfig");
         }
     }
     free(ps.v);
+    if (rc == 0 && sc->job_name && sc->job_name[0])
+        rc = http_finish(d, n, &sc->http, &hn);
+    free(hn.bearer_token);
+    free(hn.bearer_token_file);
     if (rc < 0)
         return rc;
     if (!sc->job_name || !sc->job_name[0])
@@ -808,6 +1472,21 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
         sc->scrape_timeout_ms = c->scrape_timeout_ms > sc->scrape_interval_ms
                                     ? sc->scrape_interval_ms
                                     : c->scrape_timeout_ms;
+    /* Limits not set on the job come from the global section. */
+    struct config_limits *l = &sc->limits;
+    const struct config_limits *g = &c->limits;
+    if (!l->sample_limit)
+        l->sample_limit = g->sample_limit;
+    if (!l->target_limit)
+        l->target_limit = g->target_limit;
+    if (!l->label_limit)
+        l->label_limit = g->label_limit;
+    if (!l->label_name_length_limit)
+        l->label_name_length_limit = g->label_name_length_limit;
+    if (!l->label_value_length_limit)
+        l->label_value_length_limit = g->label_value_length_limit;
+    if (!l->body_size_limit)
+        l->body_size_limit = g->body_size_limit;
     return 0;
 }
 
@@ -906,9 +1585,10 @@ static int emit_warnings(struct decoder *d)
 
 /* ------------------------------------------------------------- top level */
 
-int config_decode(yaml_document_t *doc, const char *name, struct config *cfg, struct bs_error *err)
+int config_decode(yaml_document_t *doc, const char *name, const char *base_dir, struct config *cfg,
+                  struct bs_error *err)
 {
-    struct decoder d = {.doc = doc, .name = name, .err = err, .cfg = cfg};
+    struct decoder d = {.doc = doc, .name = name, .base_dir = base_dir, .err = err, .cfg = cfg};
     struct global_set gs = {0};
     struct pairs ps = {0};
     int rc = 0;

@@ -12,10 +12,13 @@
 #include "config/config.h"
 
 /* Fill cfg (zeroed by the caller, with source and path already set) from the
- * parsed document doc. name prefixes every message. On failure returns a
+ * parsed document doc. name prefixes every message. Relative file names
+ * in the configuration are resolved against base_dir (NULL: left as
+ * written). On failure returns a
  * negative BS_* code with err set; cfg may then be partly filled and must be
  * released with config_free(). Warnings for known-but-unsupported keys are
  * stored in cfg->warnings and logged only when decoding succeeds. */
-int config_decode(yaml_document_t *doc, const char *name, struct config *cfg, struct bs_error *err);
+int config_decode(yaml_document_t *doc, const char *name, const char *base_dir, struct config *cfg,
+                  struct bs_error *err);
 
 #endif

@@ -84,26 +84,77 @@ static bool same_target(const struct scrape_target *a, const struct scrape_targe
     return a->key_len == b->key_len && memcmp(a->key, b->key, a->key_len) == 0;
 }
 
+static void dropped_free(struct scrape_dropped *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].pool);
+        free(v[i].discovered);
+    }
+    free(v);
+}
+
 int scrape_manager_apply_config(struct scrape_manager *m, const struct config *cfg,
                                 struct bs_error *err)
 {
     struct scrape_target **nt = NULL;
     size_t n = 0, cap = 0;
+    struct scrape_dropped *nd = NULL;
+    size_t ndropped = 0, dcap = 0;
+    /* Per job: where its targets start in nt, and its target_limit error. */
+    size_t *job_start = NULL;
+    char(*forced)[sizeof(((struct scrape_target *)0)->forced_error)] = NULL;
     int rc = 0;
 
+    if (cfg->nscrape_configs) {
+        job_start = calloc(cfg->nscrape_configs + 1, sizeof(*job_start));
+        forced = calloc(cfg->nscrape_configs, sizeof(*forced));
+        if (!job_start || !forced) {
+            rc = bs_error_set(err, BS_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+
     /* Build the new set completely before touching the running one, so a
-     * bad configuration changes nothing. */
+     * failure changes nothing. */
     for (size_t i = 0; i < cfg->nscrape_configs; i++) {
         const struct config_scrape *sc = &cfg->scrape_configs[i];
+        struct scrape_job *job;
+        job_start[i] = n;
+        if ((rc = scrape_job_new(sc, &job, err)) != 0)
+            goto fail;
         for (size_t j = 0; j < sc->nstatic_configs; j++) {
             const struct config_static_config *st = &sc->static_configs[j];
             for (size_t k = 0; k < st->ntargets; k++) {
                 struct scrape_target *t;
-                rc = scrape_target_new(sc, st, st->targets[k], &t, err);
-                if (rc != 0)
+                struct labels *dropped;
+                struct bs_error terr;
+                bs_error_clear(&terr);
+                rc = scrape_target_new(job, sc, st, st->targets[k], &t, &dropped, &terr);
+                if (rc == BS_EINVAL) {
+                    /* As Prometheus: log, skip the target, go on. */
+                    BS_ERROR(SCRAPE_COMPONENT,
+                             "creating target failed: job %s, instance %zu in group %zu (%s): %s",
+                             sc->job_name, k, j, st->targets[k], terr.msg);
+                    rc = 0;
+                    continue;
+                }
+                if (rc != 0) {
+                    bs_error_set(err, rc, "job \"%s\", target \"%s\": %s", sc->job_name,
+                                 st->targets[k], terr.msg);
+                    scrape_job_unref(job);
                     goto fail;
+                }
+                if (dropped) {
+                    if (ndropped == dcap) {
+                        dcap = dcap ? dcap * 2 : 16;
+                        nd = bs_xrealloc(nd, dcap * sizeof(*nd));
+                    }
+                    nd[ndropped].pool = bs_xstrdup(sc->job_name);
+                    nd[ndropped++].discovered = dropped;
+                    continue;
+                }
                 bool dup = false;
-                for (size_t x = 0; x < n && !dup; x++)
+                for (size_t x = job_start[i]; x < n && !dup; x++)
                     dup = same_target(nt[x], t);
                 if (dup) { /* Prometheus deduplicates identical targets too */
                     scrape_target_free(t);
@@ -116,7 +167,15 @@ int scrape_manager_apply_config(struct scrape_manager *m, const struct config *c
                 nt[n++] = t;
             }
         }
+        scrape_job_unref(job);
+        size_t active = n - job_start[i];
+        if (sc->limits.target_limit && active > sc->limits.target_limit)
+            snprintf(forced[i], sizeof(forced[i]),
+                     "target_limit exceeded (number of targets: %zu, limit: %llu)", active,
+                     (unsigned long long)sc->limits.target_limit);
     }
+    if (job_start)
+        job_start[cfg->nscrape_configs] = n;
 
     if (!m->thread_started) {
         if (pthread_create(&m->thread, NULL, scrape_loop_run, m) != 0) {
@@ -145,15 +204,28 @@ int scrape_manager_apply_config(struct scrape_manager *m, const struct config *c
             m->removed[m->nremoved++] = old;
         }
     }
+    /* The target_limit verdict is recomputed for every target, kept or new,
+     * as Prometheus does on each sync. */
+    for (size_t i = 0; i < cfg->nscrape_configs; i++)
+        for (size_t x = job_start[i]; x < job_start[i + 1]; x++)
+            memcpy(nt[x]->forced_error, forced[i], sizeof(forced[i]));
     free(m->targets);
     m->targets = nt;
     m->ntargets = n;
+    dropped_free(m->dropped, m->ndropped);
+    m->dropped = nd;
+    m->ndropped = ndropped;
     pthread_mutex_unlock(&m->mu);
     curl_multi_wakeup(m->multi);
+    free(job_start);
+    free(forced);
     return 0;
 
 fail:
     targets_free(nt, n);
+    dropped_free(nd, ndropped);
+    free(job_start);
+    free(forced);
     return rc;
 }
 
@@ -171,6 +243,7 @@ void scrape_manager_free(struct scrape_manager *m)
     /* The thread detached every easy handle from the multi handle on exit. */
     targets_free(m->targets, m->ntargets);
     targets_free(m->removed, m->nremoved);
+    dropped_free(m->dropped, m->ndropped);
     curl_multi_cleanup(m->multi);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -210,8 +283,9 @@ static int json_target(struct bs_buf *b, const struct scrape_target *t)
     else
         snprintf(when, sizeof(when), "0001-01-01T00:00:00Z"); /* Go's zero time */
     bs_float_format(t->last_duration_s, dur);
-    bs_duration_format(t->interval_ms, ibuf, sizeof(ibuf));
-    bs_duration_format(t->timeout_ms, tbuf, sizeof(tbuf));
+    /* As Prometheus: the label values, as written. */
+    snprintf(ibuf, sizeof(ibuf), "%s", labels_get(t->full, "__scrape_interval__"));
+    snprintf(tbuf, sizeof(tbuf), "%s", labels_get(t->full, "__scrape_timeout__"));
     const char *health = t->health == SCRAPE_HEALTH_UP     ? "up"
                          : t->health == SCRAPE_HEALTH_DOWN ? "down"
                                                            : "unknown";
@@ -260,6 +334,34 @@ int scrape_manager_targets_json(struct scrape_manager *m, const char *state, str
         free(v);
     }
     if (rc == 0)
-        rc = bs_buf_puts(out, "],\"droppedTargets\":[]}");
+        rc = bs_buf_puts(out, "],\"droppedTargets\":[");
+    if (rc == 0 && (any || strcasecmp(state, "dropped") == 0)) {
+        pthread_mutex_lock(&m->mu);
+        /* Sorted by pool, configuration order within a pool; each object
+         * holds only discoveredLabels, as in Prometheus 2.42. */
+        size_t n = m->ndropped;
+        size_t *ord = n ? malloc(n * sizeof(*ord)) : NULL;
+        if (n && !ord)
+            rc = BS_ENOMEM;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            size_t j = i;
+            while (j > 0 && strcmp(m->dropped[ord[j - 1]].pool, m->dropped[i].pool) > 0) {
+                ord[j] = ord[j - 1];
+                j--;
+            }
+            ord[j] = i;
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = bs_buf_puts(out, i ? ",{\"discoveredLabels\":" : "{\"discoveredLabels\":");
+            if (rc == 0)
+                rc = labels_format_json(m->dropped[ord[i]].discovered, out);
+            if (rc == 0)
+                rc = bs_buf_putc(out, '}');
+        }
+        pthread_mutex_unlock(&m->mu);
+        free(ord);
+    }
+    if (rc == 0)
+        rc = bs_buf_puts(out, "]}");
     return rc;
 }

@@ -22,8 +22,8 @@
 #include "tsdb/tsdb.h"
 #include "util/util.h"
 
-/* Default cap on a decoded scrape body; a bigger body fails the scrape with
- * "body size limit exceeded" (Prometheus's body_size_limit). */
+/* Default cap on a decoded scrape body, for jobs without body_size_limit; a
+ * body reaching it fails the scrape with "body size limit exceeded". */
 #define SCRAPE_DEFAULT_BODY_SIZE_LIMIT ((size_t)64 << 20)
 
 struct scrape_manager;
@@ -34,23 +34,29 @@ struct scrape_manager;
  * be initialised. Release with scrape_manager_free(). */
 struct scrape_manager *scrape_manager_new(struct tsdb *db);
 
-/* Cap the decoded body of every later scrape at limit bytes (0 restores
- * SCRAPE_DEFAULT_BODY_SIZE_LIMIT). Takes effect from the next scrape. */
+/* Cap the decoded body of every later scrape of jobs without their own
+ * body_size_limit at limit bytes (0 restores SCRAPE_DEFAULT_BODY_SIZE_LIMIT).
+ * Takes effect from the next scrape. */
 void scrape_manager_set_body_size_limit(struct scrape_manager *m, size_t limit);
 
 /* Make the set of targets that of cfg. cfg is borrowed only for the call:
  * the manager copies what it needs, so cfg may be freed afterwards.
  *
+ * Targets are built as Prometheus's PopulateLabels does (relabel_configs,
+ * default ports, checks; see src/scrape/target.c). Those relabeling drops
+ * are listed as dropped targets; those whose relabeled labels are unusable
+ * are logged and skipped, as Prometheus does, without failing the call.
+ * target_limit is evaluated per job on every call.
+ *
  * The first call starts the scrape thread. Every call diffs the targets:
- * a target whose job, URL, labels, interval, timeout and honor_* settings
- * are unchanged keeps running with its state (schedule, scrape cache, last
- * status); new targets start at their hash-derived offset within their
- * interval; removed targets stop, and every series they wrote (including
- * the synthetic ones) gets a staleness marker.
+ * a target whose job, URL, labels, interval, timeout, honor_* settings and
+ * job settings (metric relabeling, limits, HTTP client) are unchanged keeps
+ * running with its state (schedule, scrape cache, last status); new targets
+ * start at their hash-derived offset within their interval; removed targets
+ * stop, and every series they wrote (including the synthetic ones) gets a
+ * staleness marker.
  *
  * Returns 0, or on failure leaves the running set unchanged and returns
- *   BS_EINVAL  a target cannot be scraped (unsupported scheme, empty or
- *              malformed address); err names the job and the target;
  *   BS_ENOMEM  out of memory;
  *   BS_EIO     the scrape thread or libcurl could not be started. */
 int scrape_manager_apply_config(struct scrape_manager *m, const struct config *cfg,
@@ -68,7 +74,7 @@ void scrape_manager_free(struct scrape_manager *m);
  *     "globalUrl":"http://h:p/metrics","lastError":"",
  *     "lastScrape":"2026-11-26T18:00:00.123Z","lastScrapeDuration":0.0123,
  *     "health":"up","scrapeInterval":"15s","scrapeTimeout":"10s"}],
- *    "droppedTargets":[]}
+ *    "droppedTargets":[{"discoveredLabels":{...}}]}
  * Targets are grouped by pool name (sorted), in configuration order within a
  * pool. state is "active", "dropped", "any" or NULL (= any), compared
  * ignoring case; an unknown state yields two empty lists, as in Prometheus.

@@ -9,6 +9,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config/config.h"
@@ -19,18 +20,22 @@
 #include "util/util.h"
 
 #define SCRAPE_COMPONENT "scrape"
+/* Largest credentials or password file read for a scrape. */
+#define SCRAPE_SECRET_FILE_MAX ((size_t)1 << 16)
 
 /* ---------------------------------------------------------- scrape cache */
 
 /* One series of a target, keyed by its raw series text (name and label
  * block as exposed). Holds the tsdb ref and the final label set, so a series
- * seen again costs a hash lookup and no label building. */
+ * seen again costs a hash lookup and no label building; a series that
+ * metric_relabel_configs dropped is cached too (ls NULL), so it costs a
+ * lookup and no relabeling. */
 struct scrape_cache_entry {
     struct scrape_cache_entry *next; /* bucket chain */
     uint64_t hash;                   /* bs_hash64 of text */
     char *text;                      /* owned copy of the series text */
     size_t len;
-    struct labels *ls;  /* owned (labels_dup), final labels */
+    struct labels *ls;  /* owned (labels_dup), final labels; NULL: dropped */
     tsdb_ref ref;       /* 0 when not known */
     uint64_t last_seen; /* scrape iteration that last saw it */
     bool explicit_ts;   /* last seen with an honored timestamp */
@@ -51,8 +56,9 @@ void scrape_cache_fini(struct scrape_cache *c);
 struct scrape_cache_entry *scrape_cache_get(struct scrape_cache *c, const char *text, size_t len,
                                             uint64_t h);
 /* Insert a new entry that takes ownership of ls (freed with the entry, also
- * on failure). Returns the entry, or NULL when out of memory. The caller
- * checked with scrape_cache_get that the text is absent. */
+ * on failure; NULL records a dropped series). Returns the entry, or NULL
+ * when out of memory. The caller checked with scrape_cache_get that the
+ * text is absent. */
 struct scrape_cache_entry *scrape_cache_put(struct scrape_cache *c, const char *text, size_t len,
                                             uint64_t h, struct labels *ls);
 /* Free every entry whose last_seen is not iter. */
@@ -71,6 +77,30 @@ void scrape_cache_evict(struct scrape_cache *c, uint64_t iter);
 int scrape_labels_merge(struct labels_builder *lb, const struct expfmt_series *s,
                         const struct labels *target, bool honor_labels, struct labels *out,
                         struct bs_error *err);
+
+/* ------------------------------------------------------------------- job */
+
+/* What a job's configuration gives all its targets (job.c). Immutable after
+ * scrape_job_new and shared by reference count, so any thread may read it
+ * and targets of one job share one compiled set of regexes. */
+struct scrape_job {
+    atomic_size_t refs;
+    char *name;
+    struct labels_relabel_config *mrc; /* metric_relabel_configs, compiled copies */
+    size_t nmrc;
+    struct config_limits limits;
+    struct config_http_client http; /* deep copy of the job's settings */
+    char *fingerprint;              /* every setting above, serialised */
+    size_t fingerprint_len;
+};
+
+/* Copy what the targets of sc need. Returns 0 with *out holding one
+ * reference, or BS_ENOMEM (err set). */
+int scrape_job_new(const struct config_scrape *sc, struct scrape_job **out, struct bs_error *err);
+/* Take another reference; returns j. */
+struct scrape_job *scrape_job_ref(struct scrape_job *j);
+/* Drop a reference; the last one frees the job. NULL is allowed. */
+void scrape_job_unref(struct scrape_job *j);
 
 /* ---------------------------------------------------------------- target */
 
@@ -97,6 +127,8 @@ struct scrape_target {
     size_t key_len;
     char *pool; /* job name */
     char *url;
+    struct scrape_job *job;                        /* one reference, shared settings */
+    struct labels *full;                           /* after relabeling, "__" labels included */
     struct labels *labels;                         /* target labels (job, instance, ...) */
     struct labels *discovered;                     /* labels before relabeling */
     struct labels *report_ls[SCRAPE_REPORT_COUNT]; /* target labels + __name__ */
@@ -111,7 +143,11 @@ struct scrape_target {
     bool in_flight;
     CURL *easy;
     struct curl_slist *headers;
-    struct bs_buf body; /* max = body size limit of the scrape */
+    bool headers_dynamic;          /* credentials come from a file: rebuilt per scrape */
+    char *connect_url;             /* URL actually requested (tls server_name), or NULL */
+    struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for connect_url */
+    struct bs_buf body;            /* max = body size limit of the scrape */
+    size_t body_limit;             /* a body of this many bytes or more fails the scrape */
     bool body_limit_hit;
     long http_status;
     char reason[96]; /* reason phrase of the last status line */
@@ -130,18 +166,28 @@ struct scrape_target {
     int64_t last_ts; /* timestamp of the last scrape */
 
     /* guarded by the manager's mutex */
+    char forced_error[160]; /* non-empty: fail every scrape with it (target_limit) */
     enum scrape_health health;
     char last_error[512];
     int64_t last_scrape_ms; /* wall clock; 0 = never */
     double last_duration_s;
 };
 
-/* Build the target for one address of a static config of job sc. On success
- * *out is a new target owned by the caller (scrape_target_free). Fails with
- * BS_EINVAL (err names job and address) for an unusable address or scheme,
- * or BS_ENOMEM. */
-int scrape_target_new(const struct config_scrape *sc, const struct config_static_config *st,
-                      const char *address, struct scrape_target **out, struct bs_error *err);
+/* Build the target for one address of a static config of job sc, as
+ * Prometheus's PopulateLabels does: discovered labels, relabel_configs,
+ * default port, checks of address, interval and timeout, instance. job is
+ * sc's scrape_job (the target takes a reference). Outcomes:
+ *   0, *out set       an active target owned by the caller;
+ *   0, *dropped set   relabeling dropped the target; *dropped holds its
+ *                     discovered labels (labels_dup, caller frees);
+ *   BS_EINVAL         the relabeled labels are unusable ("no address",
+ *                     "scrape interval cannot be 0", ...); err has
+ *                     Prometheus's message; Prometheus logs and skips such
+ *                     a target;
+ *   BS_ENOMEM. */
+int scrape_target_new(struct scrape_job *job, const struct config_scrape *sc,
+                      const struct config_static_config *st, const char *address,
+                      struct scrape_target **out, struct labels **dropped, struct bs_error *err);
 /* Free a target and everything it owns. The easy handle must no longer be
  * attached to a multi handle. NULL is allowed. */
 void scrape_target_free(struct scrape_target *t);
@@ -168,12 +214,20 @@ struct scrape_metrics {
 };
 extern struct scrape_metrics scrape_metrics;
 
+/* A target that relabel_configs dropped, for /api/v1/targets. */
+struct scrape_dropped {
+    char *pool;
+    struct labels *discovered; /* labels_dup */
+};
+
 struct scrape_manager {
     struct tsdb *db;
     pthread_mutex_t mu;
     /* guarded by mu */
     struct scrape_target **targets; /* active, owned, config order */
     size_t ntargets;
+    struct scrape_dropped *dropped; /* owned, config order */
+    size_t ndropped;
     struct scrape_target **removed; /* awaiting the thread's cleanup, owned */
     size_t nremoved, removed_cap;
     bool stopping;

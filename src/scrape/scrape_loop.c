@@ -24,11 +24,15 @@
  *      is stored.
  *   2. Pass two parses again (the parser is zero-copy, so this is cheap)
  *      and appends each sample through one appender. The scrape cache maps
- *      the raw series text to the tsdb ref and the final labels, so a
- *      series seen before costs one hash lookup; only new series have their
- *      labels merged with the target's (honor_labels, exported_*).
- *      Per-sample rejections (out of order, duplicate, out of bounds) are
- *      counted and do not fail the scrape.
+ *      the raw series text to the tsdb ref and the final labels, or to
+ *      "dropped", so a series seen before costs one hash lookup; only new
+ *      series have their labels merged with the target's (honor_labels,
+ *      exported_*), run through metric_relabel_configs and checked against
+ *      the label limits. sample_limit counts what relabeling kept; past it
+ *      nothing more is appended but counting goes on, and the scrape fails
+ *      (as every limit does: rollback, up=0, staleness, Prometheus's
+ *      message in lastError). Per-sample rejections (out of order,
+ *      duplicate, out of bounds) are counted and do not fail the scrape.
  *   3. Staleness: the series of the previous successful scrape that this
  *      one did not see get a stale marker at this scrape's timestamp. A
  *      failed scrape marks every previous series stale. Series exposed with
@@ -39,6 +43,14 @@
  *   5. One commit. If it fails, the scrape failed: a second, small batch
  *      writes up=0 and the staleness markers, and the cache is dropped since
  *      its refs may name series that never became visible.
+ * Before a transfer starts: a target_limit verdict of the job fails the
+ * scrape without a request; credentials files are re-read (their contents
+ * may change between scrapes); the job's HTTP client and TLS settings were
+ * put on the easy handle when it was created (target_setup_easy, which
+ * also explains how tls_config.server_name is done with libcurl). The body
+ * limit is enforced in the write callback, which ends the transfer as soon
+ * as the body reaches it.
+ *
  * Parse work per scrape is bounded by the body size limit; parsing happens
  * on this thread for now, which delays other targets' starts by at most
  * that much but never their transfers' deadlines.
@@ -47,6 +59,8 @@
  * and its synthetic series get stale markers ("end of run"). On shutdown no
  * markers are written, as in Prometheus.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +86,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     struct scrape_target *t = ud;
     size_t len = size * n;
+    /* Prometheus reads through io.LimitReader(limit) and fails when it got
+     * limit bytes: a body of exactly the limit fails too. Returning short
+     * ends the transfer here, without reading the rest. */
+    if (t->body_limit && len >= t->body_limit - t->body.len) {
+        t->body_limit_hit = true;
+        return 0;
+    }
     int rc = bs_buf_append(&t->body, p, len);
     if (rc != 0) {
         if (rc == BS_ELIMIT)
@@ -159,42 +180,268 @@ static const char *status_text(long code)
 
 /* ------------------------------------------------------------ transfers */
 
-/* Create and configure t's easy handle; 0 or BS_ENOMEM. */
-static int target_setup_easy(struct scrape_target *t)
+/* Read a credentials file as Prometheus does at every request: whole, with
+ * surrounding white space trimmed. Returns a heap string, or NULL with
+ * errmsg set ("unable to read <what> <path>: open <path>: <reason>"). */
+static char *read_secret_file(const char *path, const char *what, char *errmsg, size_t cap)
 {
+    FILE *f = fopen(path, "rb");
+    char e[128];
+    if (!f) {
+        snprintf(e, sizeof(e), "%s", strerror(errno));
+        if (e[0] >= 'A' && e[0] <= 'Z' && !(e[1] >= 'A' && e[1] <= 'Z'))
+            e[0] = (char)(e[0] - 'A' + 'a'); /* Go's wording */
+        snprintf(errmsg, cap, "unable to read %s %s: open %s: %s", what, path, path, e);
+        return NULL;
+    }
+    struct bs_buf b;
+    bs_buf_init(&b, SCRAPE_SECRET_FILE_MAX);
+    char chunk[4096];
+    size_t r;
+    int rc = 0;
+    while (rc == 0 && (r = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = bs_buf_append(&b, chunk, r);
+    bool bad = ferror(f) || rc != 0;
+    fclose(f);
+    if (bad) {
+        snprintf(errmsg, cap, "unable to read %s %s: %s", what, path,
+                 rc == BS_ELIMIT ? "file too large" : "read error");
+        bs_buf_fini(&b);
+        return NULL;
+    }
+    char *s = b.data ? b.data : "";
+    size_t len = b.len;
+    while (len && strchr(" \t\r\n\v\f", s[len - 1]))
+        len--;
+    size_t off = 0;
+    while (off < len && strchr(" \t\r\n\v\f", s[off]))
+        off++;
+    char *out = strndup(s + off, len - off);
+    bs_buf_fini(&b);
+    if (!out)
+        snprintf(errmsg, cap, "unable to read %s %s: out of memory", what, path);
+    return out;
+}
+
+/* (Re)build the request headers and credentials of t from its job: the
+ * fixed headers, Authorization (credentials read from their file now, if
+ * that is where they live), Host when tls server_name redirects the
+ * connection, and basic auth. 0, or an error with errmsg set. */
+static int target_setup_auth(struct scrape_target *t, char *errmsg, size_t cap)
+{
+    const struct config_http_client *h = &t->job->http;
     char hdr[BS_FLOAT_FMT_MAX + 64], secs[BS_FLOAT_FMT_MAX];
-    CURL *e = curl_easy_init();
-    if (!e)
-        return BS_ENOMEM;
+    struct curl_slist *l = NULL, *n;
+    char *cred = NULL, *pass = NULL;
+    int rc = 0;
+
     bs_float_format((double)t->timeout_ms / 1000.0, secs);
     snprintf(hdr, sizeof(hdr), "X-Prometheus-Scrape-Timeout-Seconds: %s", secs);
-    struct curl_slist *h =
-        curl_slist_append(NULL, "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1");
-    struct curl_slist *h2 = h ? curl_slist_append(h, hdr) : NULL;
-    if (!h2) {
-        curl_slist_free_all(h);
-        curl_easy_cleanup(e);
+    if (!(l = curl_slist_append(NULL, "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1")) ||
+        !(n = curl_slist_append(l, hdr)))
+        goto nomem;
+    if (h->has_authorization) {
+        if (h->auth_credentials_file) {
+            cred = read_secret_file(h->auth_credentials_file, "authorization credentials file",
+                                    errmsg, cap);
+            if (!cred) {
+                rc = BS_EIO;
+                goto fail;
+            }
+        }
+        const char *c = cred ? cred : h->auth_credentials ? h->auth_credentials : "";
+        size_t need = strlen(h->auth_type) + strlen(c) + 32;
+        char *a = malloc(need);
+        if (!a)
+            goto nomem;
+        snprintf(a, need, "Authorization: %s %s", h->auth_type, c);
+        n = curl_slist_append(l, a);
+        free(a);
+        if (!n)
+            goto nomem;
+    }
+    if (t->connect_url) {
+        const char *addr = labels_get(t->full, "__address__");
+        size_t need = strlen(addr) + 8;
+        char *a = malloc(need);
+        if (!a)
+            goto nomem;
+        snprintf(a, need, "Host: %s", addr);
+        n = curl_slist_append(l, a);
+        free(a);
+        if (!n)
+            goto nomem;
+    }
+    if (h->has_basic_auth) {
+        if (h->password_file) {
+            pass = read_secret_file(h->password_file, "basic auth password file", errmsg, cap);
+            if (!pass) {
+                rc = BS_EIO;
+                goto fail;
+            }
+        }
+        curl_easy_setopt(t->easy, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(t->easy, CURLOPT_USERNAME, h->username ? h->username : "");
+        curl_easy_setopt(t->easy, CURLOPT_PASSWORD, pass ? pass : h->password ? h->password : "");
+    }
+    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, l);
+    curl_slist_free_all(t->headers);
+    t->headers = l;
+    free(cred);
+    free(pass);
+    return 0;
+nomem:
+    snprintf(errmsg, cap, "out of memory");
+    rc = BS_ENOMEM;
+fail:
+    curl_slist_free_all(l);
+    free(cred);
+    free(pass);
+    return rc;
+}
+
+/* tls_config.server_name. Go sets it as the SNI name and the name the
+ * certificate must match, while still connecting to __address__ and
+ * sending Host: __address__. libcurl takes both names from the URL, so the
+ * request goes to https://<server_name>:<port>/..., CURLOPT_CONNECT_TO
+ * sends the connection to the real address, and a Host header restores
+ * the address Go would send. Returns 0, or BS_ENOMEM. */
+static int target_setup_server_name(struct scrape_target *t, struct curl_slist **connect_to)
+{
+    const struct config_tls *tls = &t->job->http.tls;
+    const char *scheme = labels_get(t->full, "__scheme__");
+    *connect_to = NULL;
+    if (!tls->server_name || !scheme || strcmp(scheme, "https") != 0)
+        return 0;
+    const char *addr = labels_get(t->full, "__address__");
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (addr[0] == '[' && colon < strchr(addr, ']')))
+        return 0; /* no port: cannot happen after PopulateLabels */
+    const char *port = colon + 1;
+    const char *sn = tls->server_name;
+    bool v6 = strchr(sn, ':') != NULL;
+    size_t hostlen = (size_t)(colon - addr);
+    const char *rest = t->url + strlen(scheme) + 3 + strlen(addr); /* path and query */
+    size_t need = strlen(sn) + strlen(port) + strlen(rest) + 16;
+    char *u = malloc(need);
+    size_t cneed = strlen(sn) + hostlen + 2 * strlen(port) + 8;
+    char *c = malloc(cneed);
+    if (!u || !c) {
+        free(u);
+        free(c);
         return BS_ENOMEM;
     }
-    t->headers = h2;
-    curl_easy_setopt(e, CURLOPT_URL, t->url);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    snprintf(u, need, "https://%s%s%s:%s%s", v6 ? "[" : "", sn, v6 ? "]" : "", port, rest);
+    snprintf(c, cneed, "%s%s%s:%s:%.*s:%s", v6 ? "[" : "", sn, v6 ? "]" : "", port, (int)hostlen,
+             addr, port);
+    *connect_to = curl_slist_append(NULL, c);
+    free(c);
+    if (!*connect_to) {
+        free(u);
+        return BS_ENOMEM;
+    }
+    t->connect_url = u;
+    return 0;
+}
+
+static long tls_version_opt(enum config_tls_version v, bool max)
+{
+    switch (v) {
+    case CONFIG_TLS_10:
+        return max ? CURL_SSLVERSION_MAX_TLSv1_0 : CURL_SSLVERSION_TLSv1_0;
+    case CONFIG_TLS_11:
+        return max ? CURL_SSLVERSION_MAX_TLSv1_1 : CURL_SSLVERSION_TLSv1_1;
+    case CONFIG_TLS_12:
+        return max ? CURL_SSLVERSION_MAX_TLSv1_2 : CURL_SSLVERSION_TLSv1_2;
+    case CONFIG_TLS_13:
+        return max ? CURL_SSLVERSION_MAX_TLSv1_3 : CURL_SSLVERSION_TLSv1_3;
+    default:
+        /* Go's client default minimum is TLS 1.2; no maximum. */
+        return max ? CURL_SSLVERSION_MAX_DEFAULT : CURL_SSLVERSION_TLSv1_2;
+    }
+}
+
+static void set_blob(CURL *e, CURLoption opt, const char *pem)
+{
+    struct curl_blob blob = {(void *)(uintptr_t)pem, strlen(pem), CURL_BLOB_COPY};
+    curl_easy_setopt(e, opt, &blob);
+}
+
+/* Create and configure t's easy handle from the target and its job's HTTP
+ * client settings. 0, or an error with errmsg set. */
+static int target_setup_easy(struct scrape_target *t, char *errmsg, size_t cap)
+{
+    const struct config_http_client *h = &t->job->http;
+    const struct config_tls *tls = &h->tls;
+    struct curl_slist *connect_to = NULL;
+    CURL *e = curl_easy_init();
+    if (!e || target_setup_server_name(t, &connect_to) != 0) {
+        if (e)
+            curl_easy_cleanup(e);
+        snprintf(errmsg, cap, "out of memory");
+        return BS_ENOMEM;
+    }
+    t->easy = e;
+    int rc = target_setup_auth(t, errmsg, cap);
+    if (rc != 0 && rc != BS_EIO) {
+        curl_slist_free_all(connect_to);
+        curl_easy_cleanup(e);
+        t->easy = NULL;
+        return rc;
+    }
+    t->headers_dynamic = h->auth_credentials_file || h->password_file;
+    curl_easy_setopt(e, CURLOPT_URL, t->connect_url ? t->connect_url : t->url);
+    if (connect_to) {
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to);
+        t->connect_to = connect_to;
+    }
     curl_easy_setopt(e, CURLOPT_USERAGENT, "bongsu/" BS_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, h->follow_redirects ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
+    /* HTTP/2 only through TLS ALPN, as Go's transport does it. */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     h->enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+    /* Prometheus ignores the proxy environment variables: "" disables them. */
+    curl_easy_setopt(e, CURLOPT_PROXY, h->proxy_url ? h->proxy_url : "");
+    curl_easy_setopt(e, CURLOPT_SSLVERSION,
+                     tls_version_opt(tls->min_version, false) |
+                         tls_version_opt(tls->max_version, true));
+    if (tls->ca_file || tls->ca) {
+        /* Only the configured CA, as Go's RootCAs; no system store. */
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        if (tls->ca_file)
+            curl_easy_setopt(e, CURLOPT_CAINFO, tls->ca_file);
+        else
+            set_blob(e, CURLOPT_CAINFO_BLOB, tls->ca);
+#if LIBCURL_VERSION_NUM >= 0x075700
+        /* Re-read the CA file for new connections, so a renewed CA is used. */
+        curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, 0L);
+#endif
+    }
+    if (tls->cert_file)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, tls->cert_file);
+    else if (tls->cert)
+        set_blob(e, CURLOPT_SSLCERT_BLOB, tls->cert);
+    if (tls->key_file)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, tls->key_file);
+    else if (tls->key)
+        set_blob(e, CURLOPT_SSLKEY_BLOB, tls->key);
+    if (tls->insecure_skip_verify) {
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_err);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-    t->easy = e;
-    return 0;
+    return rc;
 }
 
 /* First scrape at the next wall-clock instant in the target's phase. */
@@ -218,7 +465,9 @@ static void scrape_start(struct loop *L, struct scrape_target *t, int64_t now)
         t->next_ms += ((now - t->next_ms) / iv + 1) * iv;
 
     bs_buf_reset(&t->body);
-    t->body.max = L->body_limit;
+    int64_t jl = t->job->limits.body_size_limit;
+    t->body_limit = jl > 0 ? (size_t)jl : L->body_limit;
+    t->body.max = t->body_limit;
     t->body_limit_hit = false;
     t->reason[0] = '\0';
     t->curl_err[0] = '\0';
@@ -226,9 +475,29 @@ static void scrape_start(struct loop *L, struct scrape_target *t, int64_t now)
     t->start_mono_ns = bs_monotonic_ns();
     bs_metric_add(scrape_metrics.scrapes, 1);
 
-    char errmsg[512];
-    if (!t->easy && target_setup_easy(t) != 0) {
-        snprintf(errmsg, sizeof(errmsg), "Get \"%s\": out of memory", t->url);
+    char errmsg[512], why[400];
+    /* target_limit: fail without a request, as Prometheus's forced error. */
+    pthread_mutex_lock(&L->m->mu);
+    snprintf(errmsg, sizeof(errmsg), "%s", t->forced_error);
+    pthread_mutex_unlock(&L->m->mu);
+    if (errmsg[0]) {
+        scrape_process(L, t, false, errmsg);
+        return;
+    }
+    const char *scheme = labels_get(t->full, "__scheme__");
+    if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(errmsg, sizeof(errmsg), "Get \"%s\": unsupported protocol scheme \"%s\"", t->url,
+                 scheme ? scheme : "");
+        scrape_process(L, t, false, errmsg);
+        return;
+    }
+    int src = 0;
+    if (!t->easy)
+        src = target_setup_easy(t, why, sizeof(why));
+    else if (t->headers_dynamic)
+        src = target_setup_auth(t, why, sizeof(why));
+    if (src != 0) {
+        snprintf(errmsg, sizeof(errmsg), "Get \"%s\": %s", t->url, why);
         scrape_process(L, t, false, errmsg);
         return;
     }
@@ -335,37 +604,200 @@ static void cur_push(struct scrape_target *t, struct scrape_cache_entry *e)
     t->cur[t->ncur++] = e;
 }
 
-/* Pass two: append every sample of the (valid) body. Returns 0, or an error
- * with errmsg set; the caller then rolls the appender back. */
-static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appender *app,
-                       int64_t ts, uint64_t *nadded, char *errmsg)
+/* Byte length of the first max runes of s[0..n) (Go's %.50s). */
+static size_t rune_prefix(const char *s, size_t n, size_t max)
 {
+    size_t runes = 0, i = 0;
+    for (; i < n; i++) {
+        if (((unsigned char)s[i] & 0xc0) != 0x80) {
+            if (runes == max)
+                break;
+            runes++;
+        }
+    }
+    return i;
+}
+
+static size_t rune_count(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Go's %.50q: the first 50 runes, double-quoted with Go's escapes
+ * (printable UTF-8 kept as is). */
+static void go_quote50(const char *s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = rune_prefix(s, strlen(s), 50), o = 0;
+    if (cap < 8)
+        return;
+    out[o++] = '"';
+    for (size_t i = 0; i < n && o + 6 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        switch (c) {
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        default:
+            break;
+        }
+        if (esc) {
+            out[o++] = esc[0];
+            out[o++] = esc[1];
+        } else if (c < 0x20 || c == 0x7f) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+/* Prometheus's verifyLabelLimits on a final series label set. 0, or
+ * BS_ELIMIT with Prometheus's message in errmsg. */
+static int check_label_limits(const struct labels *ls, const struct config_limits *lim,
+                              char *errmsg)
+{
+    const char *met = labels_get(ls, LABELS_METRIC_NAME);
+    if (!met)
+        met = "";
+    int ml = (int)rune_prefix(met, strlen(met), 50);
+    if (lim->label_limit && ls->n > lim->label_limit) {
+        snprintf(errmsg, 512,
+                 "label_limit exceeded (metric: %.*s, number of labels: %zu, limit: %llu)", ml, met,
+                 ls->n, (unsigned long long)lim->label_limit);
+        return BS_ELIMIT;
+    }
+    for (size_t i = 0; i < ls->n && (lim->label_name_length_limit || lim->label_value_length_limit);
+         i++) {
+        const char *name = ls->v[i].name, *value = ls->v[i].value;
+        int nl = (int)rune_prefix(name, strlen(name), 50);
+        size_t len = strlen(name);
+        if (lim->label_name_length_limit && len > lim->label_name_length_limit) {
+            snprintf(errmsg, 512,
+                     "label_name_length_limit exceeded (metric: %.*s, label name: %.*s, length: "
+                     "%zu, limit: %llu)",
+                     ml, met, nl, name, len, (unsigned long long)lim->label_name_length_limit);
+            return BS_ELIMIT;
+        }
+        len = rune_count(value);
+        if (lim->label_value_length_limit && len > lim->label_value_length_limit) {
+            char q[220];
+            go_quote50(value, q, sizeof(q));
+            snprintf(errmsg, 512,
+                     "label_value_length_limit exceeded (metric: %.*s, label name: %.*s, value: "
+                     "%s, length: %zu, limit: %llu)",
+                     ml, met, nl, name, q, len, (unsigned long long)lim->label_value_length_limit);
+            return BS_ELIMIT;
+        }
+    }
+    return 0;
+}
+
+/* What pass two counted, reported in the synthetic series. */
+struct append_counts {
+    uint64_t seen;  /* series lines looked at (scrape_samples_scraped on a limit error) */
+    uint64_t post;  /* samples left after metric relabeling */
+    uint64_t added; /* series new to the cache and stored */
+};
+
+/* Pass two: append every sample of the (valid) body. A series new to the
+ * cache has its labels merged with the target's, then metric_relabel_configs
+ * applied and the label limits checked; the outcome (final labels, or
+ * "dropped") is cached under the series text, so later scrapes skip all of
+ * that. Samples past sample_limit are not appended, but parsing goes on so
+ * the counts are complete, as in Prometheus. Returns 0, or an error with
+ * errmsg set (BS_ELIMIT for a limit); the caller then rolls back. */
+static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appender *app,
+                       int64_t ts, struct append_counts *cnt, char *errmsg)
+{
+    const struct scrape_job *job = t->job;
+    const struct config_limits *lim = &job->limits;
     struct expfmt_parser p;
     struct bs_error err;
     enum expfmt_entry kind;
+    uint64_t nlimited = 0; /* non-stale samples counted against sample_limit */
+    bool over_limit = false;
     int rc;
     bs_error_clear(&err);
-    *nadded = 0;
+    memset(cnt, 0, sizeof(*cnt));
     expfmt_parser_init(&p, t->body.data ? t->body.data : "", t->body.len);
     while ((rc = expfmt_parser_next(&p, &kind, &err)) == 0 && kind != EXPFMT_EOF) {
         if (kind != EXPFMT_SERIES)
             continue;
         const struct expfmt_series *s = expfmt_parser_series(&p);
+        cnt->seen++;
         uint64_t h = bs_hash64(s->series_text, s->series_text_len);
         struct scrape_cache_entry *e =
             scrape_cache_get(&t->cache, s->series_text, s->series_text_len, h);
+        bool is_new = false;
         if (!e) {
             struct labels view;
             rc = scrape_labels_merge(&L->lb, s, t->labels, t->honor_labels, &view, &err);
             if (rc != 0)
                 break;
-            struct labels *ls = labels_dup(&view);
-            e = ls ? scrape_cache_put(&t->cache, s->series_text, s->series_text_len, h, ls) : NULL;
+            bool keep = true;
+            if (job->nmrc) {
+                rc = labels_relabel_apply_builder(job->mrc, job->nmrc, &L->lb, &keep);
+                if (rc == 0 && keep)
+                    rc = labels_builder_labels(&L->lb, &view, &err);
+                if (rc != 0) {
+                    bs_error_set(&err, rc, "metric relabeling: %s", bs_strerror(rc));
+                    break;
+                }
+                if (keep && view.n == 0)
+                    keep = false; /* relabeled to nothing: dropped */
+                if (keep && !labels_get(&view, LABELS_METRIC_NAME)) {
+                    rc = bs_error_set(&err, BS_EINVAL, "missing metric name (__name__ label)");
+                    break;
+                }
+            }
+            if (keep && (rc = check_label_limits(&view, lim, errmsg)) != 0) {
+                expfmt_parser_fini(&p);
+                return rc;
+            }
+            struct labels *ls = NULL;
+            if (keep && !(ls = labels_dup(&view))) {
+                rc = bs_error_set(&err, BS_ENOMEM, "out of memory caching series");
+                break;
+            }
+            e = scrape_cache_put(&t->cache, s->series_text, s->series_text_len, h, ls);
             if (!e) {
                 rc = bs_error_set(&err, BS_ENOMEM, "out of memory caching series");
                 break;
             }
-            (*nadded)++;
+            is_new = true;
+        }
+        if (!e->ls) { /* dropped by metric_relabel_configs */
+            e->last_seen = t->iter;
+            continue;
+        }
+        cnt->post++;
+        if (lim->sample_limit && !bs_is_stale_nan(s->value) && ++nlimited > lim->sample_limit) {
+            /* Over the limit: not stored, but keep counting. */
+            over_limit = true;
+            e->last_seen = t->iter;
+            continue;
         }
         bool honored = t->honor_timestamps && s->has_timestamp;
         rc = add_cached(app, &e->ref, e->ls, honored ? s->timestamp_ms : ts, s->value);
@@ -374,6 +806,8 @@ static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appe
                          bs_strerror(rc));
             break;
         }
+        if (is_new && rc == 0 && !over_limit)
+            cnt->added++;
         rc = 0;
         if (e->last_seen != t->iter) {
             e->last_seen = t->iter;
@@ -383,9 +817,15 @@ static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appe
         }
     }
     expfmt_parser_fini(&p);
-    if (rc != 0)
+    if (rc != 0) {
         snprintf(errmsg, 512, "%s", err.msg[0] ? err.msg : bs_strerror(rc));
-    return rc;
+        return rc;
+    }
+    if (over_limit) {
+        snprintf(errmsg, 512, "sample limit exceeded");
+        return BS_ELIMIT;
+    }
+    return 0;
 }
 
 /* Stale markers for the previous scrape's series; all of them, or only those
@@ -401,13 +841,13 @@ static void append_stale(struct scrape_target *t, struct tsdb_appender *app, int
 }
 
 static void append_report(struct scrape_target *t, struct tsdb_appender *app, int64_t ts, bool up,
-                          double duration, uint64_t nsamples, uint64_t nadded)
+                          double duration, uint64_t nsamples, uint64_t npost, uint64_t nadded)
 {
     double v[SCRAPE_REPORT_COUNT] = {
         [SCRAPE_REPORT_UP] = up ? 1 : 0,
         [SCRAPE_REPORT_DURATION] = duration,
         [SCRAPE_REPORT_SAMPLES] = (double)nsamples,
-        [SCRAPE_REPORT_POST_RELABEL] = (double)nsamples,
+        [SCRAPE_REPORT_POST_RELABEL] = (double)npost,
         [SCRAPE_REPORT_SERIES_ADDED] = (double)nadded,
     };
     for (size_t i = 0; i < SCRAPE_REPORT_COUNT; i++)
@@ -433,8 +873,10 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
 {
     struct tsdb *db = L->m->db;
     int64_t ts = t->start_wall_ms;
-    uint64_t nsamples = 0, nadded = 0;
+    uint64_t nsamples = 0;
+    struct append_counts cnt = {0, 0, 0};
     bool ok = fetched, cache_suspect = false;
+    bool limit_failed = false; /* a limit failed the scrape: report the counts */
     struct bs_error err;
     bs_error_clear(&err);
 
@@ -448,7 +890,11 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
     if (ok)
         ok = body_validate(&t->body, &nsamples, errmsg) == 0;
     struct tsdb_appender *app = tsdb_appender_new(db);
-    if (app && ok && body_append(L, t, app, ts, &nadded, errmsg) != 0) {
+    int arc = 0;
+    if (app && ok && (arc = body_append(L, t, app, ts, &cnt, errmsg)) != 0) {
+        limit_failed = arc == BS_ELIMIT;
+        if (limit_failed && strcmp(errmsg, "sample limit exceeded") != 0)
+            nsamples = cnt.seen; /* label limits stop the scrape where they hit */
         tsdb_appender_rollback(app);
         app = tsdb_appender_new(db);
         ok = false;
@@ -462,7 +908,9 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
     } else {
         append_stale(t, app, ts, !ok);
         double dur = (double)(bs_monotonic_ns() - t->start_mono_ns) / 1e9;
-        append_report(t, app, ts, ok, dur, ok ? nsamples : 0, ok ? nadded : 0);
+        bool counts = ok || limit_failed;
+        append_report(t, app, ts, ok, dur, counts ? nsamples : 0, counts ? cnt.post : 0,
+                      counts ? cnt.added : 0);
         if (tsdb_appender_commit(app, &err) != 0) {
             if (ok)
                 snprintf(errmsg, 512, "%s", err.msg[0] ? err.msg : bs_strerror(err.code));
@@ -474,7 +922,7 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
             app = tsdb_appender_new(db);
             if (app) {
                 append_stale(t, app, ts, true);
-                append_report(t, app, ts, false, dur, 0, 0);
+                append_report(t, app, ts, false, dur, 0, 0, 0);
                 bs_error_clear(&err);
                 if (tsdb_appender_commit(app, &err) != 0) {
                     BS_ERROR(SCRAPE_COMPONENT, "cannot store the scrape report of %s: %s", t->url,

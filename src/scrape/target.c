@@ -4,14 +4,28 @@
  * becomes a scrape target with Prometheus's label semantics, and how a
  * scraped series' labels are merged with the target's.
  *
- * Discovered labels are built as Prometheus's PopulateLabels does before
- * relabeling: __address__ from the target (it wins over a static label of
- * the same name), then the static config's labels, then job,
- * __scrape_interval__, __scrape_timeout__, __metrics_path__, __scheme__ and
- * __param_<name> only where a static label did not already set them. So a
- * static label "__metrics_path__" or "__scheme__" changes the scrape URL,
- * as it does in Prometheus. Target labels are the discovered labels without
- * the "__" ones, plus instance = __address__ unless a static label set it.
+ * Targets follow Prometheus 2.42's PopulateLabels step by step:
+ *  1. Discovered labels: __address__ from the target (it wins over a static
+ *     label of the same name), then the static config's labels, then job,
+ *     __scrape_interval__, __scrape_timeout__, __metrics_path__ and
+ *     __scheme__ where no static label set them, then __param_<name> = the
+ *     first value of each of the job's params (always: a static label of
+ *     that name is overwritten, as in Prometheus).
+ *  2. relabel_configs run over them. A dropped target keeps only its
+ *     discovered labels, for droppedTargets in /api/v1/targets.
+ *  3. Checks, each failing the target with Prometheus's message (it is
+ *     logged and skipped, not dropped): __address__ must be set; a missing
+ *     port becomes :80 or :443 after the scheme; the address must not hold
+ *     '/'; __scrape_interval__ and __scrape_timeout__ must parse, be
+ *     non-zero, and the timeout must not exceed the interval.
+ *  4. __meta_* labels are deleted, instance defaults to __address__, and
+ *     every value must be valid UTF-8.
+ * The result ("full") keeps the other "__" labels: the URL is built from
+ * __scheme__, __address__, __metrics_path__ and the __param_* labels (which
+ * override the job's first value of that parameter), and the interval and
+ * timeout come from their labels. Target labels are full without the "__"
+ * ones. An unsupported scheme is not checked here: like Prometheus, such a
+ * target is active and each scrape fails.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +245,7 @@ void scrape_target_free(struct scrape_target *t)
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
+    curl_slist_free_all(t->connect_to);
     bs_buf_fini(&t->body);
     scrape_cache_fini(&t->cache);
     free(t->prev);
@@ -238,21 +253,92 @@ void scrape_target_free(struct scrape_target *t)
     free(t->key);
     free(t->pool);
     free(t->url);
+    free(t->connect_url);
+    free(t->full);
     free(t->labels);
     free(t->discovered);
     for (size_t i = 0; i < SCRAPE_REPORT_COUNT; i++)
         free(t->report_ls[i]);
+    scrape_job_unref(t->job);
     free(t);
 }
 
-static bool address_valid(const char *a)
+/* Would Go's net.SplitHostPort accept s[0..n)? */
+static bool split_host_port_ok(const char *s, size_t n)
 {
-    if (!*a)
-        return false;
-    for (const char *p = a; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c <= ' ' || c == '/' || c == '?' || c == '#' || c == '@' || c == 0x7f)
+    const char *colon = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ':')
+            colon = s + i;
+    if (!colon)
+        return false; /* missing port */
+    size_t i = (size_t)(colon - s), j = 0, k = 0;
+    if (n > 0 && s[0] == '[') {
+        const char *end = memchr(s, ']', n);
+        if (!end)
             return false;
+        size_t e = (size_t)(end - s);
+        if (e + 1 != i)
+            return false; /* missing port or too many colons */
+        j = 1;
+        k = e + 1;
+    } else {
+        if (memchr(s, ':', i))
+            return false; /* too many colons */
+    }
+    if (memchr(s + j, '[', n - j) || memchr(s + k, ']', n - k))
+        return false;
+    return true;
+}
+
+/* PopulateLabels's addPort: the address has no port and adding one makes
+ * it valid. */
+static bool address_needs_port(const char *a)
+{
+    size_t n = strlen(a);
+    if (split_host_port_ok(a, n))
+        return false;
+    char *tmp = malloc(n + 6);
+    if (!tmp)
+        return false;
+    memcpy(tmp, a, n);
+    memcpy(tmp + n, ":1234", 6);
+    bool ok = split_host_port_ok(tmp, n + 5);
+    free(tmp);
+    return ok;
+}
+
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t len;
+        uint32_t cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i < len; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += len;
     }
     return true;
 }
@@ -271,8 +357,23 @@ static int key_field(struct bs_buf *b, const char *s)
     return bs_buf_append(b, s, strlen(s) + 1); /* NUL-separated */
 }
 
-int scrape_target_new(const struct config_scrape *sc, const struct config_static_config *st,
-                      const char *address, struct scrape_target **out, struct bs_error *err)
+/* model.ParseDuration on a label value, with Prometheus's messages. */
+static int label_duration(const char *v, const char *what, int64_t *ms, struct bs_error *err)
+{
+    if (!v || !*v)
+        return bs_error_set(err, BS_EINVAL, "error parsing scrape %s: empty duration string", what);
+    if (bs_duration_parse(v, strlen(v), ms, NULL) != 0 || *ms < 0)
+        return bs_error_set(err, BS_EINVAL,
+                            "error parsing scrape %s: not a valid duration string: \"%s\"", what,
+                            v);
+    if (*ms == 0)
+        return bs_error_set(err, BS_EINVAL, "scrape %s cannot be 0", what);
+    return 0;
+}
+
+int scrape_target_new(struct scrape_job *job, const struct config_scrape *sc,
+                      const struct config_static_config *st, const char *address,
+                      struct scrape_target **out, struct labels **dropped, struct bs_error *err)
 {
     struct labels_builder lb;
     struct labels view;
@@ -281,11 +382,7 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
     int rc = 0;
 
     *out = NULL;
-    if (!address_valid(address))
-        return bs_error_set(err, BS_EINVAL,
-                            "job \"%s\": target \"%s\" is not a valid host:port address",
-                            sc->job_name, address);
-
+    *dropped = NULL;
     struct scrape_target *t = calloc(1, sizeof(*t));
     if (!t)
         return bs_error_set(err, BS_ENOMEM, "out of memory");
@@ -293,14 +390,13 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
     bs_buf_init(&tmp, 0);
     bs_buf_init(&t->body, SCRAPE_DEFAULT_BODY_SIZE_LIMIT);
     scrape_cache_init(&t->cache);
-    t->interval_ms = sc->scrape_interval_ms;
-    t->timeout_ms = sc->scrape_timeout_ms;
+    t->job = scrape_job_ref(job);
     t->honor_labels = sc->honor_labels;
     t->honor_timestamps = sc->honor_timestamps;
-    bs_duration_format(t->interval_ms, ibuf, sizeof(ibuf));
-    bs_duration_format(t->timeout_ms, tbuf, sizeof(tbuf));
+    bs_duration_format(sc->scrape_interval_ms, ibuf, sizeof(ibuf));
+    bs_duration_format(sc->scrape_timeout_ms, tbuf, sizeof(tbuf));
 
-    /* Discovered labels. */
+    /* 1. Discovered labels. */
     rc = labels_builder_set_str(&lb, "__address__", address);
     for (size_t i = 0; rc == 0 && st && st->labels && i < st->labels->n; i++)
         rc = set_absent(&lb, st->labels->v[i].name, st->labels->v[i].value);
@@ -320,7 +416,7 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
         bs_buf_reset(&tmp);
         rc = bs_buf_printf(&tmp, PARAM_PREFIX "%s", sc->params[i].name);
         if (rc == 0)
-            rc = set_absent(&lb, tmp.data, sc->params[i].values[0]);
+            rc = labels_builder_set_str(&lb, tmp.data, sc->params[i].values[0]);
     }
     if (rc == 0)
         rc = labels_builder_labels(&lb, &view, err);
@@ -332,24 +428,98 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
         goto fail;
     }
 
-    /* URL. */
-    const char *scheme = labels_get(t->discovered, "__scheme__");
-    const char *path = labels_get(t->discovered, "__metrics_path__");
-    if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        rc = bs_error_set(err, BS_EINVAL,
-                          "job \"%s\", target \"%s\": scheme \"%s\" is not supported "
-                          "(use http or https)",
-                          sc->job_name, address, scheme ? scheme : "");
+    /* 2. Relabeling. */
+    bool keep = true;
+    rc = labels_relabel_apply(sc->relabel_configs, sc->nrelabel_configs, t->discovered, &lb, &keep);
+    if (rc != 0)
+        goto fail;
+    if (!keep) {
+        *dropped = t->discovered;
+        t->discovered = NULL;
+        goto done;
+    }
+
+    /* 3. Checks. */
+    const char *addr = labels_builder_get(&lb, "__address__");
+    if (!addr || !*addr) {
+        rc = bs_error_set(err, BS_EINVAL, "no address");
         goto fail;
     }
+    if (address_needs_port(addr)) {
+        const char *scheme = labels_builder_get(&lb, "__scheme__");
+        const char *port;
+        if (!scheme || !*scheme || strcmp(scheme, "http") == 0) {
+            port = ":80";
+        } else if (strcmp(scheme, "https") == 0) {
+            port = ":443";
+        } else {
+            /* Prometheus names the job's scheme here, not the label's. */
+            rc = bs_error_set(err, BS_EINVAL, "invalid scheme: \"%s\"", sc->scheme);
+            goto fail;
+        }
+        bs_buf_reset(&tmp);
+        if ((rc = bs_buf_printf(&tmp, "%s%s", addr, port)) != 0 ||
+            (rc = labels_builder_set_str(&lb, "__address__", tmp.data)) != 0)
+            goto fail;
+        addr = labels_builder_get(&lb, "__address__");
+    }
+    if (strchr(addr, '/')) {
+        rc = bs_error_set(err, BS_EINVAL, "\"%s\" is not a valid hostname", addr);
+        goto fail;
+    }
+    const char *iv = labels_builder_get(&lb, "__scrape_interval__");
+    const char *tv = labels_builder_get(&lb, "__scrape_timeout__");
+    if ((rc = label_duration(iv, "interval", &t->interval_ms, err)) != 0 ||
+        (rc = label_duration(tv, "timeout", &t->timeout_ms, err)) != 0)
+        goto fail;
+    if (t->timeout_ms > t->interval_ms) {
+        rc = bs_error_set(err, BS_EINVAL,
+                          "scrape timeout cannot be greater than scrape interval (\"%s\" > \"%s\")",
+                          tv, iv);
+        goto fail;
+    }
+
+    /* 4. Meta labels go, instance defaults to the address. */
+    if ((rc = labels_builder_labels(&lb, &view, err)) != 0)
+        goto fail;
+    bs_buf_reset(&tmp); /* the names to delete, NUL-separated */
+    for (size_t i = 0; rc == 0 && i < view.n; i++)
+        if (strncmp(view.v[i].name, "__meta_", 7) == 0)
+            rc = key_field(&tmp, view.v[i].name);
+    if (rc != 0)
+        goto fail;
+    for (size_t off = 0; off < tmp.len; off += strlen(tmp.data + off) + 1)
+        labels_builder_del(&lb, tmp.data + off);
+    addr = labels_builder_get(&lb, "__address__");
     bs_buf_reset(&tmp);
-    rc = bs_buf_printf(&tmp, "%s://%s%s%s", scheme, address, (path && *path == '/') ? "" : "/",
-                       path ? path : "");
+    if ((rc = bs_buf_puts(&tmp, addr)) != 0 || (rc = set_absent(&lb, "instance", tmp.data)) != 0 ||
+        (rc = labels_builder_labels(&lb, &view, err)) != 0)
+        goto fail;
+    for (size_t i = 0; i < view.n; i++) {
+        if (!utf8_valid(view.v[i].value)) {
+            rc = bs_error_set(err, BS_EINVAL, "invalid label value for \"%s\": \"%s\"",
+                              view.v[i].name, view.v[i].value);
+            goto fail;
+        }
+    }
+    t->full = labels_dup(&view);
+    if (!t->full) {
+        rc = BS_ENOMEM;
+        goto fail;
+    }
+
+    /* URL: scheme://address/path?params, as Target.URL() builds it. */
+    const char *scheme = labels_get(t->full, "__scheme__");
+    const char *path = labels_get(t->full, "__metrics_path__");
+    addr = labels_get(t->full, "__address__");
+    bs_buf_reset(&tmp);
+    rc = bs_buf_printf(&tmp, "%s%s%s%s%s", scheme ? scheme : "", scheme ? "://" : "//", addr,
+                       (path && *path == '/') ? "" : "/", path ? path : "");
     if (rc == 0) {
         size_t before = tmp.len;
         rc = bs_buf_putc(&tmp, '?');
         if (rc == 0)
-            rc = scrape_url_query(sc->params, sc->nparams, t->discovered, &tmp);
+            rc = scrape_url_query(sc->params, sc->nparams, t->full, &tmp);
         if (rc == 0 && tmp.len == before + 1) {
             tmp.len = before; /* no parameters: drop the '?' */
             tmp.data[before] = '\0';
@@ -360,14 +530,12 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
     t->url = bs_xstrdup(tmp.data);
     t->pool = bs_xstrdup(sc->job_name);
 
-    /* Target labels: no "__" labels, instance defaults to the address. */
+    /* Target labels: no "__" labels. */
     labels_builder_reset(&lb);
-    for (size_t i = 0; rc == 0 && i < t->discovered->n; i++) {
-        if (strncmp(t->discovered->v[i].name, "__", 2) != 0)
-            rc = labels_builder_set_str(&lb, t->discovered->v[i].name, t->discovered->v[i].value);
+    for (size_t i = 0; rc == 0 && i < t->full->n; i++) {
+        if (strncmp(t->full->v[i].name, "__", 2) != 0)
+            rc = labels_builder_set_str(&lb, t->full->v[i].name, t->full->v[i].value);
     }
-    if (rc == 0)
-        rc = set_absent(&lb, "instance", address);
     if (rc == 0)
         rc = labels_builder_labels(&lb, &view, err);
     if (rc != 0)
@@ -398,9 +566,11 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
     if (rc == 0)
         rc = labels_format(t->labels, &tmp);
     if (rc == 0)
-        rc =
-            bs_buf_printf(&tmp, "%c%lld %lld %d %d", '\0', (long long)t->interval_ms,
-                          (long long)t->timeout_ms, (int)t->honor_labels, (int)t->honor_timestamps);
+        rc = bs_buf_printf(&tmp, "%c%lld %lld %d %d%c", '\0', (long long)t->interval_ms,
+                           (long long)t->timeout_ms, (int)t->honor_labels, (int)t->honor_timestamps,
+                           '\0');
+    if (rc == 0)
+        rc = bs_buf_append(&tmp, job->fingerprint, job->fingerprint_len);
     if (rc != 0)
         goto fail;
     t->key_len = tmp.len;
@@ -415,10 +585,15 @@ int scrape_target_new(const struct config_scrape *sc, const struct config_static
     *out = t;
     return 0;
 
+done:
+    labels_builder_fini(&lb);
+    bs_buf_fini(&tmp);
+    scrape_target_free(t);
+    return 0;
+
 fail:
     if (rc != BS_EINVAL)
-        bs_error_set(err, rc, "job \"%s\", target \"%s\": %s", sc->job_name, address,
-                     bs_strerror(rc));
+        bs_error_set(err, rc, "%s", bs_strerror(rc));
     labels_builder_fini(&lb);
     bs_buf_fini(&tmp);
     scrape_target_free(t);

@@ -336,11 +336,11 @@ static void test_unsupported_keys(void **state)
                                "  query_log_file: q.log\n"
                                "scrape_configs:\n"
                                "  - job_name: a\n"
-                               "    relabel_configs:\n"
-                               "      - action: drop\n"
-                               "    tls_config: {insecure_skip_verify: true}\n"
+                               "    http_headers:\n"
+                               "      X-A: {values: [b]}\n"
+                               "    oauth2: {client_id: x}\n"
                                "  - job_name: b\n"
-                               "    relabel_configs: []\n"
+                               "    http_headers: {}\n"
                                "remote_write:\n"
                                "  - url: http://x/api/v1/write\n");
     assert_int_equal(c->nscrape_configs, 2);
@@ -349,16 +349,16 @@ static void test_unsupported_keys(void **state)
                                         "ignored");
     assert_string_equal(c->warnings[1], "t.yml:3:3: key query_log_file is not supported yet and "
                                         "is ignored");
-    assert_string_equal(c->warnings[2], "t.yml:6:5: key relabel_configs is not supported yet and "
+    assert_string_equal(c->warnings[2], "t.yml:6:5: key http_headers is not supported yet and "
                                         "is ignored (2 occurrences)");
-    assert_string_equal(c->warnings[3], "t.yml:8:5: key tls_config is not supported yet and is "
+    assert_string_equal(c->warnings[3], "t.yml:8:5: key oauth2 is not supported yet and is "
                                         "ignored");
     assert_string_equal(c->warnings[4], "t.yml:11:1: key remote_write is not supported yet and is "
                                         "ignored");
     config_free(c);
     /* A key of another section's table is still unknown here. */
-    load_fails("relabel_configs: []\n", BS_EPARSE,
-               "t.yml:1:1: field relabel_configs not found in type config.Config");
+    load_fails("http_headers: []\n", BS_EPARSE,
+               "t.yml:1:1: field http_headers not found in type config.Config");
 }
 
 static void test_anchors_and_merge_keys(void **state)
@@ -491,12 +491,282 @@ static void test_anchor_prometheus_yml(void **state)
     assert_string_equal(ipmi->static_configs[0].targets[0], "127.0.0.1:9623");
     const struct config_scrape *node = config_scrape_find(c, "node");
     assert_int_equal(node->scrape_timeout_ms, 4000);
-    /* alerting, rule_files, relabel_configs */
-    assert_int_equal(c->nwarnings, 3);
+    /* alerting, rule_files; relabel_configs are decoded now */
+    assert_int_equal(c->nwarnings, 2);
     assert_non_null(strstr(c->warnings[0], "key alerting is not supported yet"));
     assert_non_null(strstr(c->warnings[1], "key rule_files is not supported yet"));
-    assert_non_null(strstr(c->warnings[2], "key relabel_configs is not supported yet"));
+    size_t nrelabel = 0;
+    for (size_t i = 0; i < c->nscrape_configs; i++)
+        nrelabel += c->scrape_configs[i].nrelabel_configs;
+    assert_true(nrelabel > 0);
     config_free(c);
+}
+
+
+static void test_relabel_configs(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("scrape_configs:\n"
+                               "  - job_name: a\n"
+                               "    static_configs: [{targets: ['http://x/probe']}]\n"
+                               "    relabel_configs:\n"
+                               "      - source_labels: [__address__]\n"
+                               "        target_label: __param_target\n"
+                               "      - {action: HashMod, source_labels: [a, b], separator: '',\n"
+                               "         modulus: 0x10, target_label: shard}\n"
+                               "      - {action: labeldrop, regex: 'tmp_.*'}\n"
+                               "    metric_relabel_configs:\n"
+                               "      - {action: drop, source_labels: [__name__], regex: 'go_.*'}\n");
+    const struct config_scrape *s = &c->scrape_configs[0];
+    assert_int_equal(s->nrelabel_configs, 3);
+    assert_int_equal(s->relabel_configs[0].action, LABELS_RELABEL_REPLACE);
+    assert_string_equal(s->relabel_configs[0].source_labels[0], "__address__");
+    assert_string_equal(s->relabel_configs[0].regex, "(.*)");
+    assert_string_equal(s->relabel_configs[0].replacement, "$1");
+    assert_int_equal(s->relabel_configs[1].action, LABELS_RELABEL_HASHMOD);
+    assert_int_equal(s->relabel_configs[1].modulus, 16);
+    assert_string_equal(s->relabel_configs[1].separator, "");
+    assert_int_equal(s->relabel_configs[2].action, LABELS_RELABEL_LABELDROP);
+    assert_int_equal(s->nmetric_relabel_configs, 1);
+    assert_string_equal(s->metric_relabel_configs[0].regex, "go_.*");
+    /* Relabeling may fix URL-like targets, so they are allowed here. */
+    assert_string_equal(s->static_configs[0].targets[0], "http://x/probe");
+    config_free(c);
+
+    const char *pre = "scrape_configs:\n  - job_name: a\n    relabel_configs:\n";
+    struct {
+        const char *rules;
+        int code;
+        const char *msg;
+    } bad[] = {
+        {"      -\n", BS_EINVAL, "t.yml:4:8: empty or null target relabeling rule in scrape config"},
+        {"      - action: replace\n", BS_EINVAL,
+         "t.yml:4:9: relabel configuration for replace action requires 'target_label' value"},
+        {"      - {action: bogus}\n", BS_EINVAL, "t.yml:4:9: unknown relabel action \"bogus\""},
+        {"      - {action: hashmod, target_label: x}\n", BS_EINVAL,
+         "t.yml:4:9: relabel configuration for hashmod requires non-zero modulus"},
+        {"      - {action: labeldrop, regex: x, source_labels: []}\n", BS_EINVAL,
+         "t.yml:4:9: labeldrop action requires only 'regex', and no other fields"},
+        {"      - {source_labels: ['a-b'], target_label: x}\n", BS_EINVAL,
+         "t.yml:4:9: \"a-b\" is not a valid label name"},
+        {"      - {regex: '(', target_label: x}\n", BS_EPARSE, NULL},
+        {"      - {modulus: x}\n", BS_EPARSE,
+         "t.yml:4:19: cannot unmarshal !!str `x` into uint64 (key modulus)"},
+        {"      - {foo: 1}\n", BS_EPARSE, "t.yml:4:10: field foo not found in type relabel.plain"},
+        {"      - {source_labels: a, target_label: x}\n", BS_EPARSE,
+         "t.yml:4:25: expected a list for key source_labels"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char y[512];
+        snprintf(y, sizeof y, "%s%s", pre, bad[i].rules);
+        struct config *cc = (struct config *)1;
+        struct bs_error err = {0};
+        int rc = config_load_string(y, strlen(y), "t.yml", &cc, &err);
+        if (rc != bad[i].code || (bad[i].msg && strcmp(err.msg, bad[i].msg) != 0))
+            fail_msg("case %zu: rc %d, %s", i, rc, err.msg);
+        if (!bad[i].msg)
+            assert_non_null(strstr(err.msg, "t.yml:4:17: error parsing regexp: "));
+        assert_null(cc);
+    }
+    load_fails("scrape_configs:\n  - job_name: a\n    metric_relabel_configs: [~]\n", BS_EINVAL,
+               "t.yml:3:30: empty or null metric relabeling rule in scrape config");
+    /* Without relabel_configs a URL-like target is still refused. */
+    load_fails("scrape_configs:\n  - job_name: a\n    relabel_configs: []\n"
+               "    static_configs: [{targets: ['http://x/']}]\n",
+               BS_EINVAL, "t.yml:4:33: \"http://x/\" is not a valid hostname");
+}
+
+static void test_limits_keys(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("global:\n"
+                               "  sample_limit: 1000\n"
+                               "  body_size_limit: 10MB\n"
+                               "  label_limit: 30\n"
+                               "scrape_configs:\n"
+                               "  - job_name: a\n"
+                               "    sample_limit: 5\n"
+                               "    target_limit: 2\n"
+                               "    label_name_length_limit: 1_000\n"
+                               "    label_value_length_limit: 200\n"
+                               "    body_size_limit: 1.5KiB\n"
+                               "  - job_name: b\n"
+                               "    body_size_limit: 1GB512MB\n"
+                               "  - job_name: c\n");
+    const struct config_limits *l = &c->scrape_configs[0].limits;
+    assert_int_equal(l->sample_limit, 5);
+    assert_int_equal(l->target_limit, 2);
+    assert_int_equal(l->label_limit, 30); /* from global */
+    assert_int_equal(l->label_name_length_limit, 1000);
+    assert_int_equal(l->label_value_length_limit, 200);
+    assert_int_equal(l->body_size_limit, 1536);
+    assert_int_equal(c->scrape_configs[1].limits.body_size_limit, (1 << 30) + (512 << 20));
+    assert_int_equal(c->scrape_configs[2].limits.sample_limit, 1000);
+    assert_int_equal(c->scrape_configs[2].limits.body_size_limit, 10 << 20);
+    assert_int_equal(c->scrape_configs[2].limits.target_limit, 0);
+    config_free(c);
+    /* Messages as Prometheus's units and yaml libraries word them. */
+    load_fails("scrape_configs:\n  - job_name: a\n    body_size_limit: 1000\n", BS_EINVAL,
+               "t.yml:3:22: units: unknown unit  in 1000");
+    load_fails("scrape_configs:\n  - job_name: a\n    body_size_limit: 10XB\n", BS_EINVAL,
+               "t.yml:3:22: units: unknown unit XB in 10XB");
+    load_fails("scrape_configs:\n  - job_name: a\n    body_size_limit: MB\n", BS_EINVAL,
+               "t.yml:3:22: units: invalid MB");
+    load_fails("scrape_configs:\n  - job_name: a\n    sample_limit: -1\n", BS_EPARSE,
+               "t.yml:3:19: cannot unmarshal !!int `-1` into uint (key sample_limit)");
+    load_fails("scrape_configs:\n  - job_name: a\n    label_limit: \"5\"\n", BS_EPARSE,
+               "t.yml:3:18: cannot unmarshal !!str `5` into uint (key label_limit)");
+    load_fails("global:\n  target_limit: lots\n", BS_EPARSE,
+               "t.yml:2:17: cannot unmarshal !!str `lots` into uint (key target_limit)");
+}
+
+static void test_http_client(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bongsu-test-http-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *files[] = {"tok", "pw", "ca.crt", "c.crt", "c.key"};
+    char path[256];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("x\n", f);
+        fclose(f);
+    }
+    /* From a file: relative names are resolved against its directory. */
+    snprintf(path, sizeof path, "%s/prometheus.yml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("scrape_configs:\n"
+          "  - job_name: basic\n"
+          "    basic_auth: {username: u, password_file: pw}\n"
+          "    follow_redirects: false\n"
+          "    enable_http2: false\n"
+          "    proxy_url: http://proxy:3128\n"
+          "    tls_config:\n"
+          "      ca_file: ca.crt\n"
+          "      cert_file: c.crt\n"
+          "      key_file: c.key\n"
+          "      server_name: example.com\n"
+          "      insecure_skip_verify: true\n"
+          "      min_version: TLS13\n"
+          "  - job_name: bearer\n"
+          "    bearer_token_file: tok\n"
+          "  - job_name: bearer_inline\n"
+          "    bearer_token: secret\n"
+          "  - job_name: authz\n"
+          "    authorization: {type: '  Token ', credentials: c}\n"
+          "  - job_name: authz_default\n"
+          "    authorization: {credentials_file: /dev/null}\n"
+          "  - job_name: plain\n",
+          f);
+    fclose(f);
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    if (config_load_file(path, &c, &err) != 0)
+        fail_msg("load: %s", err.msg);
+    const struct config_http_client *h = &config_scrape_find(c, "basic")->http;
+    char want[300];
+    assert_true(h->has_basic_auth);
+    assert_false(h->has_authorization);
+    assert_string_equal(h->username, "u");
+    assert_null(h->password);
+    snprintf(want, sizeof want, "%s/pw", dir);
+    assert_string_equal(h->password_file, want);
+    assert_false(h->follow_redirects);
+    assert_false(h->enable_http2);
+    assert_string_equal(h->proxy_url, "http://proxy:3128");
+    snprintf(want, sizeof want, "%s/ca.crt", dir);
+    assert_string_equal(h->tls.ca_file, want);
+    snprintf(want, sizeof want, "%s/c.key", dir);
+    assert_string_equal(h->tls.key_file, want);
+    assert_string_equal(h->tls.server_name, "example.com");
+    assert_true(h->tls.insecure_skip_verify);
+    assert_int_equal(h->tls.min_version, CONFIG_TLS_13);
+    h = &config_scrape_find(c, "bearer")->http;
+    assert_true(h->has_authorization);
+    assert_string_equal(h->auth_type, "Bearer");
+    snprintf(want, sizeof want, "%s/tok", dir);
+    assert_string_equal(h->auth_credentials_file, want);
+    h = &config_scrape_find(c, "bearer_inline")->http;
+    assert_string_equal(h->auth_type, "Bearer");
+    assert_string_equal(h->auth_credentials, "secret");
+    h = &config_scrape_find(c, "authz")->http;
+    assert_string_equal(h->auth_type, "Token");
+    assert_string_equal(h->auth_credentials, "c");
+    assert_string_equal(config_scrape_find(c, "authz_default")->http.auth_type, "Bearer");
+    h = &config_scrape_find(c, "plain")->http;
+    assert_false(h->has_basic_auth || h->has_authorization);
+    assert_true(h->follow_redirects && h->enable_http2);
+    assert_null(h->proxy_url);
+    assert_int_equal(h->tls.min_version, CONFIG_TLS_DEFAULT);
+    config_free(c);
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/prometheus.yml", dir);
+    unlink(path);
+    rmdir(dir);
+
+    /* Prometheus's validation messages. */
+    const char *j = "scrape_configs:\n  - job_name: a\n";
+    struct {
+        const char *body;
+        const char *msg;
+    } bad[] = {
+        {"    bearer_token: x\n    bearer_token_file: /dev/null\n",
+         "t.yml:4:24: at most one of bearer_token & bearer_token_file must be configured"},
+        {"    basic_auth: {username: u}\n    bearer_token: x\n",
+         "t.yml:4:5: at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be "
+         "configured"},
+        {"    basic_auth: {username: u, password: p, password_file: /dev/null}\n",
+         "t.yml:3:59: at most one of basic_auth password & password_file must be configured"},
+        {"    authorization: {credentials: x}\n    bearer_token: y\n",
+         "t.yml:4:5: authorization is not compatible with bearer_token & bearer_token_file"},
+        {"    authorization: {type: basic, credentials: x}\n",
+         "t.yml:3:5: authorization type cannot be set to \"basic\", use \"basic_auth\" instead"},
+        {"    authorization: {credentials: x}\n    basic_auth: {username: u}\n",
+         "t.yml:4:5: at most one of basic_auth, oauth2 & authorization must be configured"},
+        {"    authorization: {credentials: x, credentials_file: /dev/null}\n",
+         "t.yml:3:55: at most one of authorization credentials & credentials_file must be "
+         "configured"},
+        {"    tls_config: {min_version: TLS14}\n", "t.yml:3:31: unknown TLS version: TLS14"},
+        {"    tls_config: {cert_file: /dev/null}\n",
+         "t.yml:3:29: client cert file \"/dev/null\" specified without client key file"},
+        {"    tls_config: {key_file: /dev/null}\n",
+         "t.yml:3:28: client key file \"/dev/null\" specified without client cert file"},
+        {"    tls_config: {ca_file: /nonexistent/ca.crt}\n",
+         "t.yml:3:27: error checking CA file \"/nonexistent/ca.crt\": stat /nonexistent/ca.crt: "
+         "no such file or directory"},
+        {"    tls_config: {cert_file: /nope/c, key_file: /dev/null}\n",
+         "t.yml:3:29: error checking client cert file \"/nope/c\": stat /nope/c: no such file or "
+         "directory"},
+        {"    bearer_token_file: nope\n",
+         "t.yml:3:24: error checking authorization credentials or bearer token file \"nope\": "
+         "stat nope: no such file or directory"},
+        {"    basic_auth: {username: u, password_file: /nope}\n",
+         "t.yml:3:46: error checking basic auth password file \"/nope\": stat /nope: no such file "
+         "or directory"},
+        {"    proxy_url: \"::x\"\n", "t.yml:3:16: parse \"::x\": missing protocol scheme"},
+        {"    tls_config: {foo: 1}\n", "t.yml:3:18: field foo not found in type config.plain"},
+        {"    basic_auth: {foo: 1}\n", "t.yml:3:18: field foo not found in type config.plain"},
+        {"    authorization: {foo: 1}\n",
+         "t.yml:3:21: field foo not found in type config.Authorization"},
+        {"    follow_redirects: maybe\n",
+         "t.yml:3:23: expected a boolean for key follow_redirects, got \"maybe\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char y[512];
+        snprintf(y, sizeof y, "%s%s", j, bad[i].body);
+        struct config *cc = (struct config *)1;
+        struct bs_error e = {0};
+        int rc = config_load_string(y, strlen(y), "t.yml", &cc, &e);
+        if (rc >= 0 || strcmp(e.msg, bad[i].msg) != 0)
+            fail_msg("case %zu: rc %d, %s", i, rc, e.msg);
+        assert_null(cc);
+    }
 }
 
 int main(void)
@@ -518,6 +788,9 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_anchor_prometheus_yml),
+        cmocka_unit_test(test_relabel_configs),
+        cmocka_unit_test(test_limits_keys),
+        cmocka_unit_test(test_http_client),
     };
     return cmocka_run_group_tests(tests, 0, NULL);
 }

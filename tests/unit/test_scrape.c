@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <cmocka.h>
@@ -57,6 +59,7 @@ struct server {
     int hits_valid;
     int bad_headers;        /* requests lacking a header Prometheus sends */
     char last_query[256];
+    char last_auth[256];    /* Authorization header of the last /auth request */
     int64_t ts_explicit;    /* the explicit timestamp served by /valid */
     struct conn c[MAXCONN];
 };
@@ -156,6 +159,20 @@ static void handle(struct server *s, struct conn *c)
             big[i] = (i % 64 == 63) ? '\n' : '#';
         respond(c, 200, "OK", "", big, n, 0);
         free(big);
+    } else if (strcmp(path, "/auth") == 0) {
+        /* Accepts u:p (basic), "Bearer tok" and "Custom cred". */
+        char auth[256] = "";
+        const char *h = strcasestr(c->in, "\r\nAuthorization: ");
+        if (h)
+            sscanf(h + 17, "%255[^\r]", auth);
+        snprintf(s->last_auth, sizeof(s->last_auth), "%s", auth);
+        if (strcmp(auth, "Basic dTpw") == 0 || strcmp(auth, "Bearer tok") == 0 ||
+            strcmp(auth, "Custom cred") == 0)
+            respond(c, 200, "OK", "", "auth_ok 1\n", 10, 0);
+        else
+            respond(c, 401, "Unauthorized", "", "no\n", 3, 0);
+    } else if (strcmp(path, "/redirect") == 0) {
+        respond(c, 302, "Found", "Location: /auth\r\n", "", 0, 0);
     } else if (strcmp(path, "/params") == 0) {
         snprintf(s->last_query, sizeof(s->last_query), "%s", q);
         respond(c, 200, "OK", "", "p 1\n", 4, 0);
@@ -890,20 +907,548 @@ static void test_targets_json_unknown(void **state)
     assert_string_equal(j, want);
     free(j);
 
-    /* A bad config changes nothing. */
-    struct config *c = NULL;
-    struct bs_error err;
-    const char *bad = "scrape_configs:\n"
-                      "  - job_name: x\n"
-                      "    static_configs: [{targets: ['h:1'], labels: {__scheme__: ftp}}]\n";
-    assert_int_equal(config_load_string(bad, strlen(bad), "bad.yml", &c, &err), 0);
-    assert_int_equal(scrape_manager_apply_config(f.m, c, &err), BS_EINVAL);
-    assert_non_null(strstr(err.msg, "scheme \"ftp\""));
-    config_free(c);
+    /* As in Prometheus, a target whose labels are unusable after
+     * relabeling is skipped (and logged), the others are applied; a target
+     * relabeling drops is listed with its discovered labels. */
+    const char *next = "scrape_configs:\n"
+                       "  - job_name: x\n"
+                       "    scrape_interval: 1h\n"
+                       "    static_configs:\n"
+                       "      - targets: ['h:1']\n"
+                       "        labels: {__scrape_timeout__: 2h}\n"
+                       "      - targets: ['h:2', 'dropme:3']\n"
+                       "    relabel_configs:\n"
+                       "      - {source_labels: [__address__], regex: 'dropme:.*', action: drop}\n";
+    apply(&f, next, 0);
     j = targets_json(&f, NULL);
-    assert_non_null(strstr(j, "\"scrapePool\":\"later\""));
+    assert_null(strstr(j, "\"scrapePool\":\"later\""));
+    assert_null(strstr(j, "h:1"));
+    assert_non_null(strstr(j, "\"scrapeUrl\":\"http://h:2/metrics\""));
+    assert_non_null(strstr(j, "\"droppedTargets\":[{\"discoveredLabels\":{\"__address__\":"
+                              "\"dropme:3\",\"__metrics_path__\":\"/metrics\",\"__scheme__\":"
+                              "\"http\",\"__scrape_interval__\":\"1h\",\"__scrape_timeout__\":"
+                              "\"10s\",\"job\":\"x\"}}]}"));
+    free(j);
+    j = targets_json(&f, "active");
+    assert_non_null(strstr(j, "\"droppedTargets\":[]}"));
     free(j);
     fixture_close(&f);
+}
+
+
+/* ------------------------------------------------ relabeling, limits, auth */
+
+/* Wait (at most 10 s) until pool's health is health; fails otherwise. */
+static void wait_health(struct fixture *f, const char *pool, const char *health)
+{
+    int64_t deadline = now_ms() + 10000;
+    while (!pool_health_is(f, pool, health)) {
+        if (now_ms() > deadline) {
+            char *j = targets_json(f, NULL);
+            fail_msg("pool %s never became %s: %s", pool, health, j);
+        }
+        bs_sleep_ms(20);
+    }
+}
+
+static void expect_last_error(struct fixture *f, const char *pool, const char *want)
+{
+    char *j = targets_json(f, NULL);
+    char v[512];
+    if (!target_field(j, pool, "lastError", v, sizeof(v)))
+        fail_msg("no target in pool %s", pool);
+    if (strcmp(v, want) != 0)
+        fail_msg("pool %s: lastError \"%s\", want \"%s\"", pool, v, want);
+    free(j);
+}
+
+/* The value of the newest sample of the one series matching name and job. */
+static double last_value(struct fixture *f, const char *name, const char *job)
+{
+    struct result r;
+    query(f->db, &r, "__name__", name, "job", job, NULL);
+    if (r.n != 1 || r.s[0].n == 0)
+        fail_msg("%s{job=%s}: %zu series", name, job, r.n);
+    double v = r.s[0].v[r.s[0].n - 1];
+    result_free(&r);
+    return v;
+}
+
+static void test_scrape_relabeling(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f);
+    int p = f.srv->port;
+    const char *yaml =
+        "global: {scrape_interval: 200ms, scrape_timeout: 150ms}\n"
+        "scrape_configs:\n"
+        "  - job_name: rl\n"
+        "    params: {x: ['1']}\n"
+        "    static_configs:\n"
+        "      - targets: ['127.0.0.1:%d', 'dropme:1']\n"
+        "        labels: {__meta_zone: z1}\n"
+        "    relabel_configs:\n"
+        "      - {source_labels: [__address__], regex: 'dropme.*', action: drop}\n"
+        "      - {source_labels: [__meta_zone], target_label: zone}\n"
+        "      - {target_label: __metrics_path__, replacement: /params}\n"
+        "      - {target_label: __param_x, replacement: over}\n"
+        "  - job_name: mrl\n"
+        "    metrics_path: /valid\n"
+        "    honor_timestamps: false\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "    metric_relabel_configs:\n"
+        "      - {source_labels: [path], regex: y, action: drop}\n"
+        "      - {source_labels: [__name__], regex: test_ts, target_label: __name__,\n"
+        "         replacement: renamed_ts}\n"
+        "      - {regex: exported_instance, action: labeldrop}\n";
+    apply(&f, yaml, p, p);
+    wait_health(&f, "rl", "up");
+    wait_health(&f, "mrl", "up");
+    int64_t deadline = now_ms() + 5000;
+    while (server_get(f.srv, &f.srv->hits_valid) < 3 && now_ms() < deadline)
+        bs_sleep_ms(20);
+    bs_sleep_ms(50);
+
+    /* Target relabeling: URL from the relabeled __metrics_path__ and
+     * __param_x, zone copied from a __meta_ label that is then gone. */
+    char *j = targets_json(&f, NULL);
+    char v[512], want[512];
+    assert_true(target_field(j, "rl", "scrapeUrl", v, sizeof(v)));
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d/params?x=over", p);
+    assert_string_equal(v, want);
+    snprintf(want, sizeof(want),
+             "\"labels\":{\"instance\":\"127.0.0.1:%d\",\"job\":\"rl\",\"zone\":\"z1\"}", p);
+    assert_non_null(strstr(j, want));
+    assert_non_null(strstr(j, "\"droppedTargets\":[{\"discoveredLabels\":{\"__address__\":"
+                              "\"dropme:1\",\"__meta_zone\":\"z1\",\"__metrics_path__\":"
+                              "\"/metrics\",\"__param_x\":\"1\",\"__scheme__\":\"http\","));
+    free(j);
+    pthread_mutex_lock(&f.srv->mu);
+    assert_string_equal(f.srv->last_query, "x=over");
+    pthread_mutex_unlock(&f.srv->mu);
+    struct result r;
+    query(f.db, &r, "__name__", "p", "job", "rl", NULL);
+    assert_int_equal(r.n, 1);
+    snprintf(want, sizeof(want), "p{instance=\"127.0.0.1:%d\", job=\"rl\", zone=\"z1\"}", p);
+    assert_string_equal(r.s[0].labels, want);
+    result_free(&r);
+
+    /* Metric relabeling: path="y" dropped, test_ts renamed,
+     * exported_instance removed; the counts say so. */
+    query(f.db, &r, "__name__", "test_metric", "job", "mrl", NULL);
+    assert_int_equal(r.n, 1);
+    snprintf(want, sizeof(want),
+             "test_metric{exported_job=\"scraped\", instance=\"127.0.0.1:%d\", job=\"mrl\", "
+             "path=\"x\"}",
+             p);
+    assert_string_equal(r.s[0].labels, want);
+    size_t n = r.s[0].n;
+    result_free(&r);
+    query(f.db, &r, "__name__", "test_ts", "job", "mrl", NULL);
+    assert_int_equal(r.n, 0);
+    query(f.db, &r, "__name__", "renamed_ts", "job", "mrl", NULL);
+    assert_int_equal(r.n, 1);
+    assert_true(r.s[0].n >= n - 1 && r.s[0].n <= n + 1);
+    result_free(&r);
+    assert_true(last_value(&f, "scrape_samples_scraped", "mrl") == 3);
+    assert_true(last_value(&f, "scrape_samples_post_metric_relabeling", "mrl") == 2);
+    query(f.db, &r, "__name__", "scrape_series_added", "job", "mrl", NULL);
+    assert_true(r.s[0].n >= 2);
+    assert_true(r.s[0].v[0] == 2);
+    for (size_t k = 1; k < r.s[0].n; k++)
+        assert_true(r.s[0].v[k] == 0); /* the cached verdict, dropped ones included */
+    result_free(&r);
+    fixture_close(&f);
+}
+
+static void test_scrape_limits(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f);
+    int p = f.srv->port;
+    /* /valid exposes 3 samples; its first series ends up with 6 labels:
+     * __name__, exported_instance, exported_job, instance, job, path. */
+    const char *yaml =
+        "global: {scrape_interval: 200ms, scrape_timeout: 150ms, label_limit: 50}\n"
+        "scrape_configs:\n"
+        "  - job_name: sl\n"
+        "    metrics_path: /valid\n"
+        "    sample_limit: 2\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: sl_ok\n"
+        "    metrics_path: /valid\n"
+        "    sample_limit: 3\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: ll\n"
+        "    metrics_path: /valid\n"
+        "    label_limit: 5\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: lnl\n"
+        "    metrics_path: /valid\n"
+        "    label_name_length_limit: 10\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: lvl\n"
+        "    metrics_path: /valid\n"
+        "    label_value_length_limit: 5\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: bsl\n"
+        "    metrics_path: /valid\n"
+        "    body_size_limit: 100B\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: bsl_big\n"
+        "    metrics_path: /big\n"
+        "    body_size_limit: 1KiB\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: tl\n"
+        "    metrics_path: /valid\n"
+        "    target_limit: 1\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d', 'localhost:%d']}]\n";
+    apply(&f, yaml, p, p, p, p, p, p, p, p, p);
+    const char *down[] = {"sl", "ll", "lnl", "lvl", "bsl", "bsl_big", "tl"};
+    for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++)
+        wait_health(&f, down[i], "down");
+    wait_health(&f, "sl_ok", "up");
+
+    expect_last_error(&f, "sl", "sample limit exceeded");
+    expect_last_error(&f, "ll",
+                      "label_limit exceeded (metric: test_metric, number of labels: 6, limit: 5)");
+    expect_last_error(&f, "lnl",
+                      "label_name_length_limit exceeded (metric: test_metric, label name: "
+                      "exported_instance, length: 17, limit: 10)");
+    expect_last_error(&f, "lvl",
+                      "label_value_length_limit exceeded (metric: test_metric, label name: "
+                      "__name__, value: \"test_metric\", length: 11, limit: 5)");
+    expect_last_error(&f, "bsl", "body size limit exceeded");
+    expect_last_error(&f, "bsl_big", "body size limit exceeded");
+    expect_last_error(&f, "tl", "target_limit exceeded (number of targets: 2, limit: 1)");
+
+    /* A failed scrape stores nothing of the body; up is 0; the sample limit
+     * reports the full counts, as Prometheus does. */
+    struct result r;
+    const char *nothing[] = {"sl", "ll", "lnl", "lvl", "bsl"};
+    for (size_t i = 0; i < sizeof(nothing) / sizeof(nothing[0]); i++) {
+        query(f.db, &r, "__name__", "test_metric", "job", nothing[i], NULL);
+        if (r.n != 0)
+            fail_msg("job %s stored test_metric", nothing[i]);
+        assert_true(last_value(&f, "up", nothing[i]) == 0);
+    }
+    assert_true(last_value(&f, "scrape_samples_scraped", "sl") == 3);
+    assert_true(last_value(&f, "scrape_samples_post_metric_relabeling", "sl") == 3);
+    assert_true(last_value(&f, "scrape_samples_scraped", "ll") == 1);
+    query(f.db, &r, "__name__", "test_metric", "job", "sl_ok", NULL);
+    assert_int_equal(r.n, 2);
+    result_free(&r);
+    query(f.db, &r, "__name__", "up", "job", "tl", NULL);
+    assert_int_equal(r.n, 2); /* both targets fail, none is scraped */
+    for (size_t i = 0; i < r.n; i++)
+        assert_true(r.s[i].v[r.s[i].n - 1] == 0);
+    result_free(&r);
+    query(f.db, &r, "__name__", "test_metric", "job", "tl", NULL);
+    assert_int_equal(r.n, 0);
+    fixture_close(&f);
+}
+
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+    char *path = NULL;
+    assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    return path;
+}
+
+static void test_scrape_auth(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_open(&f);
+    int p = f.srv->port;
+    char *pw = write_file(f.dir, "pw", "p\n");
+    char *cred = write_file(f.dir, "cred", "wrong\n");
+    char *gone = write_file(f.dir, "gone", "tok");
+    const char *yaml =
+        "global: {scrape_interval: 200ms, scrape_timeout: 150ms}\n"
+        "scrape_configs:\n"
+        "  - job_name: basic\n"
+        "    metrics_path: /auth\n"
+        "    basic_auth: {username: u, password: p}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: basic_file\n"
+        "    metrics_path: /auth\n"
+        "    basic_auth: {username: u, password_file: %s}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: bearer\n"
+        "    metrics_path: /auth\n"
+        "    bearer_token: tok\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: custom\n"
+        "    metrics_path: /auth\n"
+        "    authorization: {type: Custom, credentials: cred}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: cred_file\n"
+        "    metrics_path: /auth\n"
+        "    authorization: {credentials_file: %s}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: gone_file\n"
+        "    metrics_path: /auth\n"
+        "    bearer_token_file: %s\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: wrong\n"
+        "    metrics_path: /auth\n"
+        "    basic_auth: {username: u, password: bad}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: redirect\n"
+        "    metrics_path: /redirect\n"
+        "    bearer_token: tok\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: no_redirect\n"
+        "    metrics_path: /redirect\n"
+        "    follow_redirects: false\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n";
+    char yaml_text[4096];
+    snprintf(yaml_text, sizeof(yaml_text), yaml, p, pw, p, p, p, cred, p, gone, p, p, p, p);
+    struct config *c = NULL;
+    struct bs_error err;
+    if (config_load_string(yaml_text, strlen(yaml_text), "auth.yml", &c, &err) != 0)
+        fail_msg("config: %s", err.msg);
+    unlink(gone); /* existed at load time, gone at scrape time */
+    assert_int_equal(scrape_manager_apply_config(f.m, c, &err), 0);
+    config_free(c);
+
+    const char *up[] = {"basic", "basic_file", "bearer", "custom", "redirect"};
+    for (size_t i = 0; i < sizeof(up) / sizeof(up[0]); i++)
+        wait_health(&f, up[i], "up");
+    wait_health(&f, "cred_file", "down");
+    wait_health(&f, "wrong", "down");
+    wait_health(&f, "gone_file", "down");
+    wait_health(&f, "no_redirect", "down");
+    expect_last_error(&f, "cred_file", "server returned HTTP status 401 Unauthorized");
+    expect_last_error(&f, "wrong", "server returned HTTP status 401 Unauthorized");
+    expect_last_error(&f, "no_redirect", "server returned HTTP status 302 Found");
+    char want[512];
+    snprintf(want, sizeof(want),
+             "Get \"http://127.0.0.1:%d/auth\": unable to read authorization credentials file "
+             "%s: open %s: no such file or directory",
+             p, gone, gone);
+    expect_last_error(&f, "gone_file", want);
+    /* The credentials file is read at every scrape: fixing it heals. */
+    free(write_file(f.dir, "cred", "  tok\n"));
+    wait_health(&f, "cred_file", "up");
+    assert_true(last_value(&f, "auth_ok", "cred_file") == 1);
+    free(pw);
+    free(cred);
+    free(gone);
+    fixture_close(&f);
+}
+
+
+/* ----------------------------------------------------------------- TLS */
+
+/* The TLS peer is a Python http.server wrapped in ssl (the system
+ * /usr/bin/python3), started as a child process: it requires a client
+ * certificate signed by the test CA, speaks at most TLS 1.2, and answers
+ * with a series naming the client certificate's CN, the SNI name and the
+ * Host header it received. The CA, server and client certificates are made
+ * at test time with the openssl command (EC P-256, one day). */
+static const char tls_server_py[] =
+    "import http.server, ssl, sys\n"
+    "d = sys.argv[1]\n"
+    "ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+    "ctx.load_cert_chain(d + '/srv.crt', d + '/srv.key')\n"
+    "ctx.load_verify_locations(d + '/ca.crt')\n"
+    "ctx.verify_mode = ssl.CERT_REQUIRED\n"
+    "ctx.maximum_version = ssl.TLSVersion.TLSv1_2\n"
+    "def sni(sock, name, c):\n"
+    "    sock.sni = name or ''\n"
+    "ctx.sni_callback = sni\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "    def do_GET(self):\n"
+    "        subj = dict(x[0] for x in self.connection.getpeercert()['subject'])\n"
+    "        body = 'tls_metric{client=\"%s\",sni=\"%s\",host=\"%s\"} 1\\n' % (\n"
+    "            subj.get('commonName', ''), getattr(self.connection, 'sni', ''),\n"
+    "            self.headers.get('Host', ''))\n"
+    "        b = body.encode()\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Type', 'text/plain; version=0.0.4')\n"
+    "        self.send_header('Content-Length', str(len(b)))\n"
+    "        self.end_headers()\n"
+    "        self.wfile.write(b)\n"
+    "class S(http.server.ThreadingHTTPServer):\n"
+    "    daemon_threads = True\n"
+    "    def finish_request(self, request, addr):\n"
+    "        request.settimeout(5)\n"
+    "        try:\n"
+    "            conn = ctx.wrap_socket(request, server_side=True)\n"
+    "        except Exception:\n"
+    "            return\n"
+    "        self.RequestHandlerClass(conn, addr, self)\n"
+    "srv = S(('127.0.0.1', 0), H)\n"
+    "print(srv.server_address[1], flush=True)\n"
+    "srv.serve_forever()\n";
+
+static void run_sh(const char *dir, const char *cmd)
+{
+    char full[2048];
+    snprintf(full, sizeof(full), "cd '%s' && { %s ; } >/dev/null 2>&1", dir, cmd);
+    if (system(full) != 0)
+        fail_msg("command failed: %s", cmd);
+}
+
+static void make_certs(const char *dir)
+{
+    const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 %s -keyout ca.key -out ca.crt -days 1 -subj /CN=bongsu-test-ca",
+             ec);
+    run_sh(dir, cmd);
+    run_sh(dir, "printf 'subjectAltName=DNS:bongsu.test\\nextendedKeyUsage=serverAuth\\n' > srv.ext"
+                " && printf 'extendedKeyUsage=clientAuth\\n' > cli.ext");
+    snprintf(cmd, sizeof(cmd),
+             "openssl req %s -keyout srv.key -out srv.csr -subj /CN=bongsu.test && "
+             "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out srv.crt -days 1 -extfile srv.ext",
+             ec);
+    run_sh(dir, cmd);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req %s -keyout cli.key -out cli.csr -subj /CN=scraper && "
+             "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out cli.crt -days 1 -extfile cli.ext",
+             ec);
+    run_sh(dir, cmd);
+}
+
+/* Start the Python TLS server; returns its pid, *port its port. */
+static pid_t tls_server_start(const char *dir, int *port)
+{
+    char *py = write_file(dir, "server.py", tls_server_py);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/usr/bin/python3", "python3", py, dir, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char buf[32] = "";
+    size_t n = 0;
+    while (n + 1 < sizeof(buf)) {
+        ssize_t r = read(fds[0], buf + n, 1);
+        if (r <= 0 || buf[n] == '\n')
+            break;
+        n++;
+    }
+    buf[n] = '\0';
+    close(fds[0]);
+    free(py);
+    *port = atoi(buf);
+    if (*port <= 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("the TLS test server did not start");
+    }
+    return pid;
+}
+
+static void test_scrape_tls(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/openssl", X_OK) != 0 || access("/usr/bin/python3", X_OK) != 0)
+        skip(); /* the apt packages openssl and python3 provide them */
+    struct fixture f;
+    fixture_open(&f);
+    make_certs(f.dir);
+    int port;
+    pid_t pid = tls_server_start(f.dir, &port);
+    const char *d = f.dir;
+    char yaml[4096];
+    snprintf(
+        yaml, sizeof(yaml),
+        "global: {scrape_interval: 200ms, scrape_timeout: 150ms}\n"
+        "scrape_configs:\n"
+        "  - job_name: tls_ok\n"
+        "    scheme: https\n"
+        "    tls_config: {ca_file: %s/ca.crt, cert_file: %s/cli.crt, key_file: %s/cli.key,\n"
+        "                 server_name: bongsu.test}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: tls_no_client_cert\n"
+        "    scheme: https\n"
+        "    tls_config: {ca_file: %s/ca.crt, server_name: bongsu.test}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: tls_no_server_name\n"
+        "    scheme: https\n"
+        "    tls_config: {ca_file: %s/ca.crt, cert_file: %s/cli.crt, key_file: %s/cli.key}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: tls_unknown_ca\n"
+        "    scheme: https\n"
+        "    tls_config: {ca_file: %s/cli.crt, cert_file: %s/cli.crt, key_file: %s/cli.key,\n"
+        "                 server_name: bongsu.test}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: tls_insecure\n"
+        "    scheme: https\n"
+        "    tls_config: {insecure_skip_verify: true, cert_file: %s/cli.crt,\n"
+        "                 key_file: %s/cli.key}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n"
+        "  - job_name: tls_min13\n"
+        "    scheme: https\n"
+        "    tls_config: {ca_file: %s/ca.crt, cert_file: %s/cli.crt, key_file: %s/cli.key,\n"
+        "                 server_name: bongsu.test, min_version: TLS13}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n",
+        d, d, d, port, d, port, d, d, d, port, d, d, d, port, d, d, port, d, d, d, port);
+    struct config *c = NULL;
+    struct bs_error err;
+    if (config_load_string(yaml, strlen(yaml), "tls.yml", &c, &err) != 0)
+        fail_msg("config: %s", err.msg);
+    assert_int_equal(scrape_manager_apply_config(f.m, c, &err), 0);
+    config_free(c);
+
+    wait_health(&f, "tls_ok", "up");
+    wait_health(&f, "tls_insecure", "up");
+    const char *down[] = {"tls_no_client_cert", "tls_no_server_name", "tls_unknown_ca",
+                          "tls_min13"};
+    char want[256];
+    snprintf(want, sizeof(want), "Get \"https://127.0.0.1:%d/metrics\": ", port);
+    for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++) {
+        wait_health(&f, down[i], "down");
+        char *j = targets_json(&f, NULL);
+        char v[512];
+        assert_true(target_field(j, down[i], "lastError", v, sizeof(v)));
+        if (strncmp(v, want, strlen(want)) != 0 || strlen(v) <= strlen(want))
+            fail_msg("%s: lastError %s", down[i], v);
+        free(j);
+    }
+    /* The client certificate was presented, SNI carried server_name, and
+     * Host still names the target's address, as with Go. */
+    struct result r;
+    query(f.db, &r, "__name__", "tls_metric", "job", "tls_ok", NULL);
+    assert_int_equal(r.n, 1);
+    char lbl[512];
+    snprintf(lbl, sizeof(lbl),
+             "tls_metric{client=\"scraper\", host=\"127.0.0.1:%d\", instance=\"127.0.0.1:%d\", "
+             "job=\"tls_ok\", sni=\"bongsu.test\"}",
+             port, port);
+    assert_string_equal(r.s[0].labels, lbl);
+    result_free(&r);
+    char *j = targets_json(&f, NULL);
+    char v[256];
+    assert_true(target_field(j, "tls_ok", "scrapeUrl", v, sizeof(v)));
+    snprintf(want, sizeof(want), "https://127.0.0.1:%d/metrics", port);
+    assert_string_equal(v, want);
+    free(j);
+
+    fixture_close(&f); /* removes the certificates too */
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
 }
 
 int main(void)
@@ -913,6 +1458,10 @@ int main(void)
         cmocka_unit_test(test_scrape_end_to_end),
         cmocka_unit_test(test_scrape_staleness),
         cmocka_unit_test(test_targets_json_unknown),
+        cmocka_unit_test(test_scrape_relabeling),
+        cmocka_unit_test(test_scrape_limits),
+        cmocka_unit_test(test_scrape_auth),
+        cmocka_unit_test(test_scrape_tls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
