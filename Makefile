@@ -74,10 +74,12 @@ $(call lib_of,$(1)): $$(OBJS_$(1)) $(BUILD)/empty.o
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rules,$(m))))
 
-PROGRAMS := $(BUILD)/bongsu
+PROGRAMS := $(BUILD)/bongsu $(if $(wildcard src/cmd/bongsutool_main.c),$(BUILD)/bongsutool)
+$(BUILD)/bongsutool: $(BUILD)/src/cmd/bongsutool_main.o $(call libs_for,cmd)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
-$(BUILD)/src/cmd/bongsu_main.o: ALL_CFLAGS += -DBS_REVISION='"$(GIT_REV)"' -DBS_BRANCH='"$(GIT_BRANCH)"' \
+$(BUILD)/src/cmd/bongsu_main.o $(BUILD)/src/cmd/bongsutool_main.o: ALL_CFLAGS += -DBS_REVISION='"$(GIT_REV)"' -DBS_BRANCH='"$(GIT_BRANCH)"' \
 	-DBS_BUILD_USER='"$(shell id -un)@$(shell hostname)"' -DBS_BUILD_DATE='"$(shell date -u +%Y%m%d-%H:%M:%S)"'
 $(BUILD)/bongsu: $(BUILD)/src/cmd/bongsu_main.o $(call libs_for,cmd)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
