@@ -468,7 +468,8 @@ int tsdb_block_series(struct tsdb_block *b, uint64_t id, struct bs_arena *arena,
     return 0;
 }
 
-int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **out, size_t *outlen)
+int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **out, size_t *outlen,
+                     uint8_t *enc)
 {
     uint64_t seg = ref >> 32, off = ref & UINT32_MAX;
     if (seg == 0 || seg > b->nsegs)
@@ -478,7 +479,7 @@ int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **out, si
         return BS_ECORRUPT;
     const uint8_t *p = m->p + off;
     size_t avail = m->len - (size_t)off;
-    if (p[0] != TSDB_CHUNK_ENC_XOR)
+    if (p[0] != TSDB_CHUNK_ENC_XOR && p[0] != TSDB_CHUNK_ENC_DENSE)
         return BS_ECORRUPT;
     uint64_t len;
     size_t k = bs_get_uvarint(p + 1, avail - 1, &len);
@@ -489,6 +490,8 @@ int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **out, si
         return BS_ECORRUPT;
     *out = data;
     *outlen = (size_t)len;
+    if (enc)
+        *enc = p[0];
     return 0;
 }
 

@@ -11,6 +11,12 @@
  * next open deletes; a crash after it leaves a complete block. Nothing in
  * a block is modified after the rename.
  *
+ * Streaming. The writer (tsdb_block_writer_*) takes series one at a time
+ * in label order and writes their chunks to the segments at once, keeping
+ * only labels (borrowed) and chunk references for the index; a merge of
+ * large blocks therefore never holds more than one series' chunks in
+ * memory. tsdb_block_write() sorts an array of series and streams it.
+ *
  * Layout decisions. Series are sorted by labels before anything is
  * written, so the chunks of one series are adjacent in the segments, and
  * series ids (file offset / 16 of the series entry) increase in label
@@ -84,7 +90,8 @@ bool tsdb_ulid_valid(const char *s)
 
 struct fwriter {
     int fd;
-    const char *path;
+    const char *path; /* for messages; NULL = the writer's own copy */
+    char pathbuf[4300];
     uint64_t off;
     uint8_t *buf;
     size_t len;
@@ -100,7 +107,8 @@ static int errno_code(int e)
 static int fw_open(struct fwriter *w, const char *path, struct bs_error *err)
 {
     memset(w, 0, sizeof(*w));
-    w->path = path;
+    snprintf(w->pathbuf, sizeof(w->pathbuf), "%s", path);
+    w->path = w->pathbuf;
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
         int e = errno;
@@ -292,58 +300,157 @@ static int cmp_triple(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* -------------------------------------------------------------- chunks */
+/* -------------------------------------------------------------- writer */
 
-/* Write every chunk into dir/chunks/NNNNNN; refs[k] gets the ref of the
- * k-th chunk in series order. */
-static int write_chunks(const char *dir, struct tsdb_bw_series *series, size_t n, uint64_t *refs,
-                        struct bs_error *err)
+/* One series as the index will list it: labels (borrowed until commit or
+ * abort) and its chunks in w->chunks[first .. first + n). */
+struct wr_series {
+    const struct labels *ls;
+    size_t first, n;
+};
+
+struct wr_chunk {
+    int64_t mint, maxt;
+    uint64_t ref; /* segment << 32 | offset */
+};
+
+struct tsdb_block_writer {
+    char *parent;
+    char tmp[4096];   /* parent/<ulid>.tmp */
+    char final[4096]; /* parent/<ulid> */
+    char ulid[TSDB_ULID_LEN + 1];
+    struct fwriter seg; /* current chunk segment; fd -1 before the first */
+    uint32_t segno;
+    struct wr_series *series;
+    size_t nseries, series_cap;
+    struct wr_chunk *chunks;
+    size_t nchunks, chunks_cap;
+    uint64_t num_samples;
+    const struct labels *last_ls; /* to check the order of add() */
+};
+
+int tsdb_block_writer_new(const char *parent, struct tsdb_block_writer **out, struct bs_error *err)
 {
-    char path[4200];
-    struct fwriter w = {.fd = -1};
-    uint32_t seg = 0;
-    size_t k = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        for (size_t j = 0; j < series[i].n && rc == 0; j++) {
-            const struct tsdb_bw_chunk *c = &series[i].chunks[j];
-            uint8_t hdr[11];
-            hdr[0] = TSDB_CHUNK_ENC_XOR;
-            size_t hl = 1 + bs_put_uvarint(hdr + 1, c->len);
-            uint64_t rec = hl + c->len + 4;
-            if (w.fd < 0 || w.off + rec > TSDB_BLOCK_SEGMENT_MAX) {
-                if (w.fd >= 0 && (rc = fw_close(&w, err)) != 0)
-                    break;
-                seg++;
-                snprintf(path, sizeof(path), "%s/chunks/%06u", dir, seg);
-                if ((rc = fw_open(&w, path, err)) != 0)
-                    break;
-                uint8_t fh[8] = {0};
-                bs_put_be32(fh, TSDB_CHUNKS_MAGIC);
-                fh[4] = 1;
-                if ((rc = fw_write(&w, fh, 8, err)) != 0)
-                    break;
-            }
-            refs[k++] = ((uint64_t)seg << 32) | w.off;
-            uint32_t crc = bs_crc32c(bs_crc32c(0, hdr, hl), c->data, c->len);
-            rc = fw_write(&w, hdr, hl, err);
-            if (rc == 0)
-                rc = fw_write(&w, c->data, c->len, err);
-            if (rc == 0)
-                rc = fw_u32(&w, crc, err);
+    *out = NULL;
+    struct tsdb_block_writer *w = bs_xcalloc(1, sizeof(*w));
+    w->seg.fd = -1;
+    tsdb_ulid_new(w->ulid);
+    char chunks[4200];
+    if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s/%s.tmp", parent, w->ulid) >= sizeof(w->tmp) ||
+        (size_t)snprintf(w->final, sizeof(w->final), "%s/%s", parent, w->ulid) >=
+            sizeof(w->final)) {
+        free(w);
+        return bs_error_set(err, BS_EINVAL, "block path under %s is too long", parent);
+    }
+    snprintf(chunks, sizeof(chunks), "%s/chunks", w->tmp);
+    if (mkdir(w->tmp, 0755) != 0 || mkdir(chunks, 0755) != 0) {
+        int e = errno;
+        tsdb_rmdir_all(w->tmp);
+        free(w);
+        return bs_error_set(err, errno_code(e), "cannot create %s: %s", chunks, strerror(e));
+    }
+    w->parent = bs_xstrdup(parent);
+    *out = w;
+    return 0;
+}
+
+const char *tsdb_block_writer_ulid(const struct tsdb_block_writer *w)
+{
+    return w->ulid;
+}
+
+static void writer_free(struct tsdb_block_writer *w)
+{
+    fw_abort(&w->seg);
+    free(w->series);
+    free(w->chunks);
+    free(w->parent);
+    free(w);
+}
+
+void tsdb_block_writer_abort(struct tsdb_block_writer *w)
+{
+    if (!w)
+        return;
+    fw_abort(&w->seg);
+    tsdb_rmdir_all(w->tmp);
+    writer_free(w);
+}
+
+/* Append one chunk record to the current segment (starting a new one when
+ * it would pass TSDB_BLOCK_SEGMENT_MAX); *ref gets its address. */
+static int write_chunk(struct tsdb_block_writer *w, const struct tsdb_bw_chunk *c, uint64_t *ref,
+                       struct bs_error *err)
+{
+    uint8_t hdr[11];
+    hdr[0] = c->enc ? c->enc : TSDB_CHUNK_ENC_XOR;
+    size_t hl = 1 + bs_put_uvarint(hdr + 1, c->len);
+    uint64_t rec = hl + c->len + 4;
+    int rc;
+    if (rec + 8 > TSDB_BLOCK_SEGMENT_MAX)
+        return bs_error_set(err, BS_ELIMIT, "a chunk of %u bytes does not fit a segment", c->len);
+    if (w->seg.fd < 0 || w->seg.off + rec > TSDB_BLOCK_SEGMENT_MAX) {
+        if (w->seg.fd >= 0 && (rc = fw_close(&w->seg, err)) != 0)
+            return rc;
+        char path[4300];
+        w->segno++;
+        snprintf(path, sizeof(path), "%s/chunks/%06u", w->tmp, w->segno);
+        if ((rc = fw_open(&w->seg, path, err)) != 0)
+            return rc;
+        uint8_t fh[8] = {0};
+        bs_put_be32(fh, TSDB_CHUNKS_MAGIC);
+        fh[4] = 1;
+        if ((rc = fw_write(&w->seg, fh, 8, err)) != 0)
+            return rc;
+    }
+    *ref = ((uint64_t)w->segno << 32) | w->seg.off;
+    uint32_t crc = bs_crc32c(bs_crc32c(0, hdr, hl), c->data, c->len);
+    rc = fw_write(&w->seg, hdr, hl, err);
+    if (rc == 0)
+        rc = fw_write(&w->seg, c->data, c->len, err);
+    if (rc == 0)
+        rc = fw_u32(&w->seg, crc, err);
+    return rc;
+}
+
+int tsdb_block_writer_add(struct tsdb_block_writer *w, const struct labels *ls,
+                          const struct tsdb_bw_chunk *chunks, size_t n, struct bs_error *err)
+{
+    if (n == 0)
+        return 0;
+    if (w->last_ls && labels_cmp(w->last_ls, ls) >= 0)
+        return bs_error_set(err, BS_EINVAL, "block writer: series added out of label order");
+    if (w->nseries == w->series_cap) {
+        w->series_cap = w->series_cap ? w->series_cap * 2 : 256;
+        w->series = bs_xrealloc(w->series, w->series_cap * sizeof(*w->series));
+    }
+    if (w->nchunks + n > w->chunks_cap) {
+        size_t ncap = w->chunks_cap ? w->chunks_cap : 1024;
+        while (ncap < w->nchunks + n)
+            ncap *= 2;
+        w->chunks = bs_xrealloc(w->chunks, ncap * sizeof(*w->chunks));
+        w->chunks_cap = ncap;
+    }
+    size_t first = w->nchunks;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ref;
+        int rc = write_chunk(w, &chunks[i], &ref, err);
+        if (rc) {
+            w->nchunks = first;
+            return rc;
         }
+        w->chunks[w->nchunks++] = (struct wr_chunk){chunks[i].mint, chunks[i].maxt, ref};
+        w->num_samples += chunks[i].nsamples;
     }
-    if (rc) {
-        fw_abort(&w);
-        return rc;
-    }
-    return w.fd >= 0 ? fw_close(&w, err) : 0;
+    w->series[w->nseries++] = (struct wr_series){ls, first, n};
+    w->last_ls = ls;
+    return 0;
 }
 
 /* --------------------------------------------------------------- index */
 
-static int write_index(const char *dir, struct tsdb_bw_series *series, size_t n,
-                       const uint64_t *refs, struct bs_error *err)
+static int write_index(const char *dir, const struct wr_series *series, size_t n,
+                       const struct wr_chunk *chunks, struct bs_error *err)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/index", dir);
@@ -414,7 +521,6 @@ static int write_index(const char *dir, struct tsdb_bw_series *series, size_t n,
     if (rc == 0)
         rc = fw_pad(&w, 16, err);
     toc[1] = w.off;
-    size_t k = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = fw_pad(&w, 16, err);
         if (rc)
@@ -436,19 +542,19 @@ static int write_index(const char *dir, struct tsdb_bw_series *series, size_t n,
         mb_uvarint(&mb, series[i].n);
         int64_t prev_maxt = 0;
         uint64_t prev_ref = 0;
-        for (size_t j = 0; j < series[i].n; j++, k++) {
-            const struct tsdb_bw_chunk *c = &series[i].chunks[j];
+        for (size_t j = 0; j < series[i].n; j++) {
+            const struct wr_chunk *c = &chunks[series[i].first + j];
             if (j == 0) {
                 mb_varint(&mb, c->mint);
                 mb_uvarint(&mb, (uint64_t)c->maxt - (uint64_t)c->mint);
-                mb_uvarint(&mb, refs[k]);
+                mb_uvarint(&mb, c->ref);
             } else {
                 mb_varint(&mb, (int64_t)((uint64_t)c->mint - (uint64_t)prev_maxt));
                 mb_uvarint(&mb, (uint64_t)c->maxt - (uint64_t)c->mint);
-                mb_varint(&mb, (int64_t)(refs[k] - prev_ref));
+                mb_varint(&mb, (int64_t)(c->ref - prev_ref));
             }
             prev_maxt = c->maxt;
-            prev_ref = refs[k];
+            prev_ref = c->ref;
         }
         uint8_t lb[10];
         size_t ll = bs_put_uvarint(lb, mb.len);
@@ -563,30 +669,18 @@ int tsdb_block_meta_write(const char *blockdir, const struct tsdb_block_meta *m,
 
 /* --------------------------------------------------------------- block */
 
-int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
-                     struct tsdb_bw_series *series, size_t n, struct bs_error *err)
+int tsdb_block_writer_commit(struct tsdb_block_writer *w, struct tsdb_block_meta *meta,
+                             struct bs_error *err)
 {
-    char tmp[4096], final[4096], chunks[4200];
-    tsdb_ulid_new(meta->ulid);
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s.tmp", parent, meta->ulid) >= sizeof(tmp) ||
-        (size_t)snprintf(final, sizeof(final), "%s/%s", parent, meta->ulid) >= sizeof(final))
-        return bs_error_set(err, BS_EINVAL, "block path under %s is too long", parent);
-    snprintf(chunks, sizeof(chunks), "%s/chunks", tmp);
-    if (n > 1)
-        qsort(series, n, sizeof(*series), cmp_bw_series);
-    size_t nchunks = 0;
-    meta->num_samples = 0;
-    for (size_t i = 0; i < n; i++) {
-        nchunks += series[i].n;
-        for (size_t j = 0; j < series[i].n; j++)
-            meta->num_samples += series[i].chunks[j].nsamples;
-    }
-    meta->num_series = n;
-    meta->num_chunks = nchunks;
+    char chunks[4200];
+    snprintf(chunks, sizeof(chunks), "%s/chunks", w->tmp);
+    memcpy(meta->ulid, w->ulid, sizeof(meta->ulid));
+    meta->num_samples = w->num_samples;
+    meta->num_series = w->nseries;
+    meta->num_chunks = w->nchunks;
     meta->version = TSDB_BLOCK_VERSION;
     if (meta->level <= 0)
         meta->level = 1;
-
     char self[1][TSDB_ULID_LEN + 1];
     bool own_source = meta->nsources == 0;
     if (own_source) { /* a block cut from the head is its own source */
@@ -594,50 +688,49 @@ int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
         meta->sources = self;
         meta->nsources = 1;
     }
-    uint64_t *refs = malloc((nchunks + 1) * sizeof(*refs));
-    if (!refs) {
-        if (own_source) {
-            meta->sources = NULL;
-            meta->nsources = 0;
-        }
-        return bs_error_set(err, BS_ENOMEM, "out of memory writing a block in %s", parent);
-    }
-    int rc = 0;
-    if (mkdir(tmp, 0755) != 0 || mkdir(chunks, 0755) != 0) {
-        int e = errno;
-        rc = bs_error_set(err, errno_code(e), "cannot create %s: %s", chunks, strerror(e));
-        goto fail;
-    }
-    rc = write_chunks(tmp, series, n, refs, err);
+    int rc = w->seg.fd >= 0 ? fw_close(&w->seg, err) : 0;
     if (rc == 0)
-        rc = write_index(tmp, series, n, refs, err);
+        rc = write_index(w->tmp, w->series, w->nseries, w->chunks, err);
     if (rc == 0)
-        rc = tsdb_block_meta_write(tmp, meta, err);
+        rc = tsdb_block_meta_write(w->tmp, meta, err);
     if (own_source) {
         meta->sources = NULL;
         meta->nsources = 0;
     }
-    if (rc)
-        goto fail;
-    int e = tsdb_fsync_dir(chunks);
-    if (e == 0)
-        e = tsdb_fsync_dir(tmp);
-    if (e == 0 && rename(tmp, final) != 0)
-        e = errno;
-    if (e == 0)
-        e = tsdb_fsync_dir(parent);
-    if (e) {
-        rc = bs_error_set(err, errno_code(e), "cannot commit block %s: %s", final, strerror(e));
-        goto fail;
+    if (rc == 0) {
+        int e = tsdb_fsync_dir(chunks);
+        if (e == 0)
+            e = tsdb_fsync_dir(w->tmp);
+        if (e == 0 && rename(w->tmp, w->final) != 0)
+            e = errno;
+        if (e == 0)
+            e = tsdb_fsync_dir(w->parent);
+        if (e)
+            rc = bs_error_set(err, errno_code(e), "cannot commit block %s: %s", w->final,
+                              strerror(e));
     }
-    free(refs);
+    if (rc) {
+        tsdb_block_writer_abort(w);
+        return rc;
+    }
+    writer_free(w);
     return 0;
-fail:
-    if (own_source) {
-        meta->sources = NULL;
-        meta->nsources = 0;
+}
+
+int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
+                     struct tsdb_bw_series *series, size_t n, struct bs_error *err)
+{
+    if (n > 1)
+        qsort(series, n, sizeof(*series), cmp_bw_series);
+    struct tsdb_block_writer *w;
+    int rc = tsdb_block_writer_new(parent, &w, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = tsdb_block_writer_add(w, series[i].ls, series[i].chunks, series[i].n, err);
+    if (rc) {
+        tsdb_block_writer_abort(w);
+        return rc;
     }
-    free(refs);
-    tsdb_rmdir_all(tmp);
-    return rc;
+    return tsdb_block_writer_commit(w, meta, err);
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Blocks at open, head compaction, retention and the compactor thread.
+ * Blocks at open, head compaction, block merges, retention and the
+ * compactor thread.
  *
  * Head compaction. When the head spans more than 1.5 block ranges, its
  * oldest range [mint, mint + range) (aligned to multiples of the range,
@@ -30,11 +31,34 @@
  * crash after 4 or during 5 leaves a complete or a discarded checkpoint;
  * either way replay reconstructs the same head.
  *
+ * Block merges (levels). After head compaction, adjacent blocks are
+ * merged into larger ones with Prometheus's leveled plan (plan_merge):
+ * ranges of block_range x 3^k up to the maximum block range, aligned
+ * windows, the newest block left alone. A merge streams the series of its
+ * sources in label order into a block writer, re-encoding each series'
+ * samples as long dense chunks (recode_series, the one place where the
+ * encoding is chosen). Its steps, in this order:
+ *
+ *   1. Write the new block (block_write.c: *.tmp, fsync, rename). Sources
+ *      are untouched; a failure (ENOSPC included) removes the .tmp
+ *      directory and the next pass retries.
+ *   2. Replace the sources by the new block in db->blocks, in one step
+ *      under blocks_mu. A querier created before keeps its references to
+ *      the sources; one created after sees the new block only.
+ *   3. Delete the sources (rename to .tmp, then remove).
+ *
+ * A crash between 1 and 3 leaves the sources next to the new block: at
+ * open, a block whose compaction sources are all listed by a block with
+ * more sources is superseded and deleted (drop_superseded). A source
+ * block found damaged during a merge is flagged and never merged again
+ * (it stays readable where it is not damaged).
+ *
  * Retention deletes blocks whose end is older than the newest data (block
- * or head) minus the retention time: each directory is first renamed to
- * <ulid>.tmp (so a crash mid-delete leaves something the next open
- * removes), then deleted, with one log line. Queriers still reading the
- * block keep its mappings until they drop their reference.
+ * or head) minus the retention time, and, with a size limit, the oldest
+ * blocks while WAL + blocks exceed it (apply_retention): each directory
+ * is first renamed to <ulid>.tmp (so a crash mid-delete leaves something
+ * the next open removes), then deleted, with one log line. Queriers still
+ * reading the block keep its mappings until they drop their reference.
  *
  * At open, *.tmp directories (interrupted block writes or deletions) are
  * deleted with one log line each. A directory named like a block but
@@ -73,6 +97,75 @@ static bool ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
     return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Are all of a's compaction sources among b's? (A block without sources
+ * in its meta.json is its own source.) */
+static bool sources_within(const struct tsdb_block_meta *a, const struct tsdb_block_meta *b)
+{
+    size_t na = a->nsources ? a->nsources : 1;
+    for (size_t i = 0; i < na; i++) {
+        const char *u = a->nsources ? a->sources[i] : a->ulid;
+        bool found = false;
+        for (size_t j = 0; j < b->nsources && !found; j++)
+            found = strcmp(u, b->sources[j]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Rename a block directory to <ulid>.tmp (so that a crash midway leaves
+ * something the next open removes), then delete it. 0 or errno. */
+static int delete_block_dir(const char *parent, const char *dir)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", dir);
+    if (rename(dir, tmp) != 0)
+        return errno;
+    tsdb_fsync_dir(parent);
+    return tsdb_rmdir_all(tmp);
+}
+
+/* A merge that was interrupted after its block was committed but before
+ * its source blocks were deleted leaves both: a block whose sources are
+ * all listed by a block with more sources is superseded, and deleted
+ * with one log line. */
+static void drop_superseded(struct tsdb *db)
+{
+    if (db->nblocks < 2)
+        return;
+    const struct tsdb_block **by = bs_xcalloc(db->nblocks, sizeof(*by));
+    for (size_t i = 0; i < db->nblocks; i++) {
+        const struct tsdb_block *x = db->blocks[i];
+        size_t nx = x->meta.nsources ? x->meta.nsources : 1;
+        for (size_t j = 0; j < db->nblocks && !by[i]; j++) {
+            const struct tsdb_block *y = db->blocks[j];
+            if (j != i && y->meta.nsources > nx && sources_within(&x->meta, &y->meta))
+                by[i] = y;
+        }
+    }
+    for (size_t i = 0; i < db->nblocks; i++) {
+        if (by[i])
+            BS_WARN("tsdb",
+                    "deleting block %s: its data is in block %s (left by an interrupted merge)",
+                    db->blocks[i]->dir, by[i]->dir);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < db->nblocks; i++) {
+        struct tsdb_block *x = db->blocks[i];
+        if (!by[i]) {
+            db->blocks[k++] = x;
+            continue;
+        }
+        int e = delete_block_dir(db->dir, x->dir);
+        if (e)
+            BS_ERROR("tsdb", "cannot delete %s: %s", x->dir, strerror(e));
+        x->deleted = true;
+        tsdb_block_unref(x);
+    }
+    db->nblocks = k;
+    free(by);
 }
 
 int tsdb_blocks_load(struct tsdb *db, struct bs_error *err)
@@ -116,6 +209,7 @@ int tsdb_blocks_load(struct tsdb *db, struct bs_error *err)
         db->blocks[db->nblocks++] = b;
     }
     closedir(d);
+    drop_superseded(db);
     if (db->nblocks > 1)
         qsort(db->blocks, db->nblocks, sizeof(*db->blocks), cmp_block);
     int64_t minv = INT64_MIN;
@@ -181,7 +275,7 @@ static int collect_series(struct collect *c, struct tsdb_series *s, int64_t mint
             break;
         c->chunks = grow(c->chunks, &c->chunks_cap, c->nchunks + 1, sizeof(*c->chunks));
         c->chunks[c->nchunks++] =
-            (struct tsdb_bw_chunk){ch->mint, ch->maxt, ch->data, ch->len, ch->n};
+            (struct tsdb_bw_chunk){ch->mint, ch->maxt, ch->data, ch->len, ch->n, 0};
     }
     if (s->open.n > 0 && s->open.mint >= mint && s->open.mint < maxt) {
         size_t len = tsdb_xor_enc_bytes(&s->open);
@@ -194,7 +288,7 @@ static int collect_series(struct collect *c, struct tsdb_series *s, int64_t mint
             c->copies[c->ncopies++] = copy;
             c->chunks = grow(c->chunks, &c->chunks_cap, c->nchunks + 1, sizeof(*c->chunks));
             c->chunks[c->nchunks++] =
-                (struct tsdb_bw_chunk){s->open.mint, s->open.t, copy, (uint32_t)len, s->open.n};
+                (struct tsdb_bw_chunk){s->open.mint, s->open.t, copy, (uint32_t)len, s->open.n, 0};
         }
     }
     pthread_mutex_unlock(&s->mu);
@@ -295,26 +389,535 @@ static bool head_compactable(struct tsdb_head *h)
     return span > h->chunk_range / 2 * 3;
 }
 
-/* Delete blocks past retention; returns how many. */
+/* ------------------------------------------------------ block merges */
+
+void tsdb_ranges_init(struct tsdb *db)
+{
+    int64_t r0 = db->opts.block_range_ms > 0 ? db->opts.block_range_ms : TSDB_CHUNK_RANGE_MS;
+    int64_t max = db->opts.max_block_range_ms;
+    if (max <= 0)
+        max = db->opts.retention_ms > 0 ? db->opts.retention_ms / 10 : TSDB_MAX_BLOCK_RANGE_MS;
+    if (max > TSDB_MAX_BLOCK_RANGE_MS)
+        max = TSDB_MAX_BLOCK_RANGE_MS;
+    db->ranges[0] = r0;
+    db->nranges = 1;
+    while (db->nranges < TSDB_MAX_RANGES) {
+        int64_t next;
+        if (__builtin_mul_overflow(db->ranges[db->nranges - 1], 3, &next) || next > max)
+            break;
+        db->ranges[db->nranges++] = next;
+    }
+}
+
+/* Choose blocks to merge among bl[0..n) (sorted by mint, the newest block
+ * already left out: a fresh block stays as it was cut for one more block
+ * range, as in Prometheus); high is the mint of the newest of them. For
+ * each larger range r, from the smallest: blocks fall in aligned windows
+ * [k*r, (k+1)*r) (a block not fitting its window is skipped); the first
+ * window holding two or more blocks that either fill it entirely or all
+ * end before the newest candidate begins (so no later block can join
+ * them) is chosen. *first and *count get
+ * the run; false when nothing is due. A window holding a block that a
+ * merge found damaged is never chosen. */
+static bool plan_merge(struct tsdb_block *const *bl, size_t n, int64_t high, const int64_t *ranges,
+                       size_t nranges, size_t *first, size_t *count)
+{
+    for (size_t ri = 1; ri < nranges; ri++) {
+        int64_t r = ranges[ri];
+        size_t i = 0;
+        while (i < n) {
+            int64_t t0 = tsdb_range_of(bl[i]->meta.mint, r), end;
+            if (__builtin_mul_overflow(t0, r, &t0) || __builtin_add_overflow(t0, r, &end) ||
+                bl[i]->meta.maxt > end) {
+                i++;
+                continue;
+            }
+            size_t j = i;
+            while (j < n && bl[j]->meta.maxt <= end)
+                j++;
+            bool damaged = false;
+            for (size_t k = i; k < j; k++)
+                damaged = damaged || bl[k]->no_merge;
+            if (j - i > 1 && !damaged) {
+                int64_t span = bl[j - 1]->meta.maxt - bl[i]->meta.mint;
+                if (span == r || bl[j - 1]->meta.maxt <= high) {
+                    *first = i;
+                    *count = j - i;
+                    return true;
+                }
+            }
+            i = j;
+        }
+    }
+    return false;
+}
+
+/* Longest run of samples one re-encoded chunk holds. Long chunks are what
+ * makes the dense codec dense; the cap bounds what a query decodes to
+ * reach one sample (the codec decodes sequentially). */
+#define TSDB_MERGE_CHUNK_SAMPLES 16384
+
+/* One source block of a merge, walked in series (= label) order. */
+struct msrc {
+    struct tsdb_block *b;
+    uint64_t *ids;
+    size_t nids, pos;
+    struct labels cur; /* labels of ids[pos], in arena */
+    struct bs_arena arena;
+};
+
+struct merge {
+    struct msrc *src;
+    size_t nsrc;
+    struct tsdb_dense_enc *enc;
+    struct bs_arena keep; /* label arrays handed to the writer */
+    int64_t *ts;
+    uint64_t *vs;
+    size_t n, cap;
+    struct tsdb_chunk_meta *chks;
+    size_t nchks, chks_cap;
+    struct tsdb_bw_chunk *out;
+    size_t nout, out_cap;
+};
+
+/* Load the labels of the source's current series (or mark it done). */
+static int msrc_load(struct msrc *m)
+{
+    if (m->pos >= m->nids)
+        return 0;
+    bs_arena_reset(&m->arena);
+    return tsdb_block_series(m->b, m->ids[m->pos], &m->arena, &m->cur, NULL, NULL, NULL);
+}
+
+static int grow_samples(struct merge *g, size_t need)
+{
+    if (need <= g->cap)
+        return 0;
+    size_t ncap = g->cap ? g->cap : 1024;
+    while (ncap < need)
+        ncap *= 2;
+    int64_t *nt = realloc(g->ts, ncap * sizeof(*nt));
+    if (!nt)
+        return BS_ENOMEM;
+    g->ts = nt;
+    uint64_t *nv = realloc(g->vs, ncap * sizeof(*nv));
+    if (!nv)
+        return BS_ENOMEM;
+    g->vs = nv;
+    g->cap = ncap;
+    return 0;
+}
+
+/* Append the samples of one block chunk that lie in [mint, maxt) and
+ * after the last sample gathered (sources are visited in time order, so
+ * an overlap keeps the earlier source's sample). */
+static int gather_chunk(struct merge *g, uint8_t enc, const uint8_t *p, size_t len, int64_t mint,
+                        int64_t maxt)
+{
+    if (enc == TSDB_CHUNK_ENC_DENSE) {
+        uint32_t cnt;
+        if (tsdb_dense_peek(p, len, &cnt, NULL) != 0)
+            return BS_ECORRUPT;
+        int rc = grow_samples(g, g->n + cnt);
+        if (rc)
+            return rc;
+        size_t got, base = g->n;
+        rc = tsdb_dense_decode(p, len, g->ts + base, g->vs + base, cnt, &got);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < got; i++) {
+            int64_t t = g->ts[base + i];
+            if (t < mint || t >= maxt || (g->n > 0 && t <= g->ts[g->n - 1]))
+                continue;
+            g->ts[g->n] = t;
+            g->vs[g->n++] = g->vs[base + i];
+        }
+        return 0;
+    }
+    struct tsdb_xor_dec d;
+    tsdb_xor_dec_init(&d, p, len);
+    while (tsdb_xor_dec_next(&d)) {
+        if (d.t < mint || d.t >= maxt || (g->n > 0 && d.t <= g->ts[g->n - 1]))
+            continue;
+        int rc = grow_samples(g, g->n + 1);
+        if (rc)
+            return rc;
+        g->ts[g->n] = d.t;
+        g->vs[g->n++] = d.v;
+    }
+    return d.err ? BS_ECORRUPT : 0;
+}
+
+/* Re-encode the gathered samples g->ts/vs[0..n) of one series into long
+ * chunks (g->out, data malloc'd) with the dense codec. This is the one
+ * place where a merge chooses the encoding of its chunks. */
+static int recode_series(struct merge *g)
+{
+    g->nout = 0;
+    size_t pieces = (g->n + TSDB_MERGE_CHUNK_SAMPLES - 1) / TSDB_MERGE_CHUNK_SAMPLES;
+    if (pieces > g->out_cap) {
+        struct tsdb_bw_chunk *no = realloc(g->out, pieces * sizeof(*no));
+        if (!no)
+            return BS_ENOMEM;
+        g->out = no;
+        g->out_cap = pieces;
+    }
+    for (size_t k = 0; k < pieces; k++) {
+        /* even pieces: no short tail chunk */
+        size_t lo = g->n * k / pieces, hi = g->n * (k + 1) / pieces;
+        uint8_t *data;
+        size_t len;
+        int rc = tsdb_dense_encode(g->enc, g->ts + lo, g->vs + lo, hi - lo, &data, &len);
+        if (rc)
+            return rc;
+        if (len > UINT32_MAX) {
+            free(data);
+            return BS_ELIMIT;
+        }
+        g->out[g->nout++] =
+            (struct tsdb_bw_chunk){g->ts[lo],     g->ts[hi - 1],       data,
+                                   (uint32_t)len, (uint32_t)(hi - lo), TSDB_CHUNK_ENC_DENSE};
+    }
+    return 0;
+}
+
+static void free_out(struct merge *g)
+{
+    for (size_t i = 0; i < g->nout; i++)
+        free((void *)g->out[i].data);
+    g->nout = 0;
+}
+
+/* Write the series with labels ls: gather its samples from every source
+ * positioned on it (advancing them), re-encode, hand to the writer. */
+static int merge_series(struct merge *g, struct tsdb_block_writer *w, const struct labels *ls,
+                        struct bs_error *err)
+{
+    g->n = 0;
+    int rc = 0;
+    for (size_t si = 0; si < g->nsrc && rc == 0; si++) {
+        struct msrc *m = &g->src[si];
+        if (m->pos >= m->nids || !labels_equal(&m->cur, ls))
+            continue;
+        rc = tsdb_block_series(m->b, m->ids[m->pos], NULL, NULL, &g->chks, &g->nchks, &g->chks_cap);
+        for (size_t c = 0; c < g->nchks && rc == 0; c++) {
+            const uint8_t *p;
+            size_t len;
+            uint8_t enc;
+            rc = tsdb_block_chunk(m->b, g->chks[c].ref, &p, &len, &enc);
+            if (rc == 0)
+                rc = gather_chunk(g, enc, p, len, m->b->meta.mint, m->b->meta.maxt);
+        }
+        if (rc) {
+            if (rc == BS_ECORRUPT)
+                m->b->no_merge = true;
+            return bs_error_set(err, rc, "reading series %llu of block %s: %s",
+                                (unsigned long long)m->ids[m->pos], m->b->dir, bs_strerror(rc));
+        }
+        m->pos++;
+        rc = msrc_load(m);
+        if (rc) {
+            if (rc == BS_ECORRUPT)
+                m->b->no_merge = true;
+            return bs_error_set(err, rc, "reading series %llu of block %s: %s",
+                                (unsigned long long)m->ids[m->pos], m->b->dir, bs_strerror(rc));
+        }
+    }
+    if (g->n == 0)
+        return 0;
+    /* labels handed to the writer must outlive the loop's scratch arenas;
+     * the strings point into the sources' mappings, which stay mapped. */
+    struct labels *keep = bs_arena_alloc(&g->keep, sizeof(*keep));
+    struct label *lv = bs_arena_alloc(&g->keep, (ls->n ? ls->n : 1) * sizeof(*lv));
+    if (!keep || !lv)
+        return bs_error_set(err, BS_ENOMEM, "out of memory merging blocks");
+    memcpy(lv, ls->v, ls->n * sizeof(*lv));
+    keep->v = lv;
+    keep->n = ls->n;
+    rc = recode_series(g);
+    if (rc == 0)
+        rc = tsdb_block_writer_add(w, keep, g->out, g->nout, err);
+    else
+        bs_error_set(err, rc, "re-encoding %zu samples: %s", g->n, bs_strerror(rc));
+    free_out(g);
+    return rc;
+}
+
+static int cmp_ulid(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Merge bl[0..n) (sorted by mint, referenced by the caller) into one new
+ * block, publish it in place of its sources and delete them. */
+static int merge_blocks(struct tsdb *db, struct tsdb_block *const *bl, size_t n,
+                        struct bs_error *err)
+{
+    struct merge g = {0};
+    struct tsdb_block_writer *w = NULL;
+    struct tsdb_block_meta meta = {.mint = INT64_MAX, .maxt = INT64_MIN};
+    int64_t t0 = bs_monotonic_ns();
+    int rc = 0;
+    g.src = bs_xcalloc(n, sizeof(*g.src));
+    g.nsrc = n;
+    bs_arena_init(&g.keep, 64 * 1024, 0);
+    for (size_t i = 0; i < n; i++) {
+        g.src[i].b = bl[i];
+        bs_arena_init(&g.src[i].arena, 4096, 0);
+        const struct tsdb_block_meta *m = &bl[i]->meta;
+        if (m->mint < meta.mint)
+            meta.mint = m->mint;
+        if (m->maxt > meta.maxt)
+            meta.maxt = m->maxt;
+        if (m->level + 1 > meta.level)
+            meta.level = m->level + 1;
+        size_t ns = m->nsources ? m->nsources : 1;
+        meta.sources = bs_xrealloc(meta.sources, (meta.nsources + ns) * sizeof(*meta.sources));
+        for (size_t k = 0; k < ns; k++)
+            memcpy(meta.sources[meta.nsources++], m->nsources ? m->sources[k] : m->ulid,
+                   TSDB_ULID_LEN + 1);
+    }
+    qsort(meta.sources, meta.nsources, sizeof(*meta.sources), cmp_ulid);
+    size_t u = 0;
+    for (size_t i = 0; i < meta.nsources; i++) {
+        if (u == 0 || strcmp(meta.sources[u - 1], meta.sources[i]) != 0)
+            memmove(meta.sources[u++], meta.sources[i], TSDB_ULID_LEN + 1);
+    }
+    meta.nsources = u;
+
+    g.enc = tsdb_dense_enc_new(0);
+    if (!g.enc) {
+        rc = bs_error_set(err, BS_ENOMEM, "out of memory creating a chunk encoder");
+        goto done;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = tsdb_block_postings_all(bl[i], &g.src[i].ids, &g.src[i].nids);
+        if (rc == 0)
+            rc = msrc_load(&g.src[i]);
+        if (rc) {
+            if (rc == BS_ECORRUPT)
+                bl[i]->no_merge = true;
+            bs_error_set(err, rc, "reading the series of block %s: %s", bl[i]->dir,
+                         bs_strerror(rc));
+        }
+    }
+    if (rc == 0)
+        rc = tsdb_block_writer_new(db->dir, &w, err);
+    while (rc == 0) {
+        const struct labels *min = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (g.src[i].pos < g.src[i].nids && (!min || labels_cmp(&g.src[i].cur, min) < 0))
+                min = &g.src[i].cur;
+        }
+        if (!min)
+            break;
+        /* min lives in a source's scratch arena, which merge_series
+         * resets when it advances that source: work on a copy */
+        struct label stackv[64], *lv = stackv;
+        if (min->n > 64) {
+            lv = malloc(min->n * sizeof(*lv));
+            if (!lv) {
+                rc = bs_error_set(err, BS_ENOMEM, "out of memory merging blocks");
+                break;
+            }
+        }
+        memcpy(lv, min->v, min->n * sizeof(*lv));
+        struct labels ls = {lv, min->n};
+        rc = merge_series(&g, w, &ls, err);
+        if (lv != stackv)
+            free(lv);
+    }
+    if (rc == 0) {
+        rc = tsdb_block_writer_commit(w, &meta, err);
+        w = NULL;
+    }
+    struct tsdb_block *nb = NULL;
+    if (rc == 0) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/%s", db->dir, meta.ulid);
+        rc = tsdb_block_open(path, &nb, err);
+        /* a committed block that does not open stays on disk; its sources
+         * stay too, and the next open sorts it out */
+    }
+    if (rc == 0) {
+        /* publish: the new block replaces its sources in one step */
+        pthread_mutex_lock(&db->blocks_mu);
+        size_t k = 0;
+        for (size_t i = 0; i < db->nblocks; i++) {
+            bool src = false;
+            for (size_t j = 0; j < n && !src; j++)
+                src = db->blocks[i] == bl[j];
+            if (!src)
+                db->blocks[k++] = db->blocks[i];
+        }
+        db->blocks = bs_xrealloc(db->blocks, (k + 1) * sizeof(*db->blocks));
+        db->blocks[k++] = nb;
+        db->nblocks = k;
+        qsort(db->blocks, db->nblocks, sizeof(*db->blocks), cmp_block);
+        pthread_mutex_unlock(&db->blocks_mu);
+        BS_INFO("tsdb",
+                "merged %zu blocks into %s [%lld, %lld), level %d: %llu series, %llu chunks, "
+                "%llu samples, %llu bytes, in %.3fs",
+                n, meta.ulid, (long long)meta.mint, (long long)meta.maxt, meta.level,
+                (unsigned long long)meta.num_series, (unsigned long long)meta.num_chunks,
+                (unsigned long long)meta.num_samples, (unsigned long long)nb->bytes,
+                (double)(bs_monotonic_ns() - t0) / 1e9);
+        /* the new block is durable (renamed, parent fsynced): the sources
+         * can go; queriers still reading them keep their mappings */
+        for (size_t i = 0; i < n; i++) {
+            int e = delete_block_dir(db->dir, bl[i]->dir);
+            if (e)
+                BS_ERROR("tsdb", "cannot delete merged block %s: %s", bl[i]->dir, strerror(e));
+            bl[i]->deleted = true;
+            tsdb_block_unref(bl[i]); /* the list's reference */
+        }
+    }
+done:
+    if (w)
+        tsdb_block_writer_abort(w);
+    free_out(&g);
+    for (size_t i = 0; i < n; i++) {
+        free(g.src[i].ids);
+        bs_arena_fini(&g.src[i].arena);
+    }
+    free(g.src);
+    bs_arena_fini(&g.keep);
+    tsdb_dense_enc_free(g.enc);
+    free(g.ts);
+    free(g.vs);
+    free(g.chks);
+    free(g.out);
+    free(meta.sources);
+    return rc;
+}
+
+int tsdb_compact_blocks(struct tsdb *db, size_t *merged, struct bs_error *err)
+{
+    *merged = 0;
+    if (db->nranges < 2)
+        return 0;
+    for (;;) {
+        pthread_mutex_lock(&db->blocks_mu);
+        size_t n = db->nblocks;
+        struct tsdb_block **bl = bs_xcalloc(n ? n : 1, sizeof(*bl));
+        int64_t high = INT64_MIN;
+        size_t newest = 0;
+        for (size_t i = 0; i < n; i++) {
+            bl[i] = db->blocks[i];
+            tsdb_block_ref(bl[i]);
+            if (bl[i]->meta.mint >= high) {
+                high = bl[i]->meta.mint;
+                newest = i;
+            }
+        }
+        pthread_mutex_unlock(&db->blocks_mu);
+        /* candidates: all but the newest, and none that failed to merge */
+        struct tsdb_block **cand = bs_xcalloc(n ? n : 1, sizeof(*cand));
+        size_t nc = 0;
+        high = INT64_MIN;
+        for (size_t i = 0; i < n; i++) {
+            if (i != newest) {
+                cand[nc++] = bl[i];
+                if (bl[i]->meta.mint > high)
+                    high = bl[i]->meta.mint;
+            }
+        }
+        size_t first = 0, count = 0;
+        bool due = nc >= 2 && plan_merge(cand, nc, high, db->ranges, db->nranges, &first, &count);
+        int rc = due ? merge_blocks(db, cand + first, count, err) : 0;
+        for (size_t i = 0; i < n; i++)
+            tsdb_block_unref(bl[i]);
+        free(bl);
+        free(cand);
+        if (!due)
+            return 0;
+        if (rc) {
+            __atomic_add_fetch(&db->merge_failures, 1, __ATOMIC_RELAXED);
+            return rc;
+        }
+        __atomic_add_fetch(&db->merges, 1, __ATOMIC_RELAXED);
+        (*merged)++;
+    }
+}
+/* ------------------------------------------------------------ retention */
+
+/* Bytes of the regular files under path (one level of subdirectories, as
+ * the WAL directory has: segments and checkpoint directories). */
+static uint64_t dir_bytes(const char *path, int depth)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *de;
+    char sub[4200];
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+        struct stat st;
+        if (lstat(sub, &st) != 0)
+            continue;
+        if (S_ISREG(st.st_mode))
+            total += (uint64_t)st.st_size;
+        else if (S_ISDIR(st.st_mode) && depth > 0)
+            total += dir_bytes(sub, depth - 1);
+    }
+    closedir(d);
+    return total;
+}
+
+/* Delete blocks past the retention time (their newest possible sample is
+ * older than the newest data, block or head, minus retention_ms), then,
+ * with Prometheus's size rule, the oldest blocks while WAL + blocks exceed
+ * retention_bytes: counting blocks newest first on top of the WAL, the
+ * first block that makes the total pass the limit goes, with every older
+ * one. The head cannot be dropped, so a WAL alone above the limit leaves
+ * no block. Returns how many blocks were deleted. */
 static size_t apply_retention(struct tsdb *db)
 {
-    if (db->opts.retention_ms <= 0)
+    if (db->opts.retention_ms <= 0 && db->opts.retention_bytes <= 0)
         return 0;
+    uint64_t wal = db->opts.retention_bytes > 0 ? dir_bytes(db->waldir, 1) : 0;
     struct tsdb_block **gone = NULL;
+    bool *by_size = NULL;
     size_t ngone = 0;
     pthread_mutex_lock(&db->blocks_mu);
-    int64_t newest = __atomic_load_n(&db->head.max_time, __ATOMIC_RELAXED);
-    for (size_t i = 0; i < db->nblocks; i++) {
-        if (db->blocks[i]->meta.maxt - 1 > newest)
-            newest = db->blocks[i]->meta.maxt - 1;
+    size_t n = db->nblocks;
+    bool *drop = bs_xcalloc(n ? n : 1, sizeof(*drop));
+    bool *drop_size = bs_xcalloc(n ? n : 1, sizeof(*drop_size));
+    if (db->opts.retention_ms > 0) {
+        int64_t newest = __atomic_load_n(&db->head.max_time, __ATOMIC_RELAXED);
+        for (size_t i = 0; i < n; i++) {
+            if (db->blocks[i]->meta.maxt - 1 > newest)
+                newest = db->blocks[i]->meta.maxt - 1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            int64_t age;
+            if (!__builtin_sub_overflow(newest, db->blocks[i]->meta.maxt - 1, &age) &&
+                age >= db->opts.retention_ms)
+                drop[i] = true;
+        }
+    }
+    if (db->opts.retention_bytes > 0) {
+        /* blocks are sorted by mint: walk from the newest */
+        uint64_t total = wal;
+        bool over = false;
+        for (size_t i = n; i-- > 0;) {
+            total += db->blocks[i]->bytes;
+            if (total > (uint64_t)db->opts.retention_bytes)
+                over = true;
+            if (over && !drop[i])
+                drop[i] = drop_size[i] = true;
+        }
     }
     size_t k = 0;
-    for (size_t i = 0; i < db->nblocks; i++) {
+    for (size_t i = 0; i < n; i++) {
         struct tsdb_block *b = db->blocks[i];
-        int64_t age;
-        if (!__builtin_sub_overflow(newest, b->meta.maxt - 1, &age) &&
-            age >= db->opts.retention_ms) {
+        if (drop[i]) {
             gone = bs_xrealloc(gone, (ngone + 1) * sizeof(*gone));
+            by_size = bs_xrealloc(by_size, (ngone + 1) * sizeof(*by_size));
+            by_size[ngone] = drop_size[i];
             gone[ngone++] = b;
         } else {
             db->blocks[k++] = b;
@@ -322,25 +925,30 @@ static size_t apply_retention(struct tsdb *db)
     }
     db->nblocks = k;
     pthread_mutex_unlock(&db->blocks_mu);
+    free(drop);
+    free(drop_size);
     for (size_t i = 0; i < ngone; i++) {
         struct tsdb_block *b = gone[i];
-        char tmp[4200];
-        snprintf(tmp, sizeof(tmp), "%s.tmp", b->dir);
-        BS_INFO("tsdb", "deleting block %s [%lld, %lld): older than the retention time", b->dir,
-                (long long)b->meta.mint, (long long)b->meta.maxt);
-        int e = 0;
-        if (rename(b->dir, tmp) != 0)
-            e = errno;
-        if (e == 0) {
-            tsdb_fsync_dir(db->dir);
-            e = tsdb_rmdir_all(tmp);
+        if (by_size[i]) {
+            BS_INFO("tsdb",
+                    "deleting block %s [%lld, %lld): the store exceeds the retention size of "
+                    "%lld bytes",
+                    b->dir, (long long)b->meta.mint, (long long)b->meta.maxt,
+                    (long long)db->opts.retention_bytes);
+            __atomic_add_fetch(&db->size_retentions, 1, __ATOMIC_RELAXED);
+        } else {
+            BS_INFO("tsdb", "deleting block %s [%lld, %lld): older than the retention time", b->dir,
+                    (long long)b->meta.mint, (long long)b->meta.maxt);
+            __atomic_add_fetch(&db->time_retentions, 1, __ATOMIC_RELAXED);
         }
+        int e = delete_block_dir(db->dir, b->dir);
         if (e)
             BS_ERROR("tsdb", "cannot delete block %s: %s", b->dir, strerror(e));
         b->deleted = true;
         tsdb_block_unref(b);
     }
     free(gone);
+    free(by_size);
     return ngone;
 }
 
@@ -388,20 +996,34 @@ int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
             break;
         __atomic_add_fetch(&db->compactions, 1, __ATOMIC_RELAXED);
     }
-    apply_retention(db);
-    pthread_mutex_unlock(&db->compact_mu);
     if (rc)
         __atomic_add_fetch(&db->compaction_failures, 1, __ATOMIC_RELAXED);
+    /* Retention first: it frees space that a merge may need; then merge
+     * (a failed merge, e.g. BS_ENOSPC, leaves its sources and is retried by
+     * the next pass); then retention again for what the merge produced. */
+    apply_retention(db);
+    if (rc == 0) {
+        size_t merged;
+        rc = tsdb_compact_blocks(db, &merged, err);
+        if (merged)
+            apply_retention(db);
+    }
+    pthread_mutex_unlock(&db->compact_mu);
     return rc;
 }
 
 /* ------------------------------------------------------------ compactor */
 
+/* The compactor thread: a pass every interval, or sooner when a commit
+ * finds the head due (tsdb_compactor_kick). After a failed pass (e.g. a
+ * full disk) kicks are ignored until the interval has passed, so that a
+ * store which cannot write blocks does not retry on every commit. */
 static void *compactor_main(void *arg)
 {
     struct tsdb *db = arg;
     int64_t interval =
         db->opts.compaction_interval_ms > 0 ? db->opts.compaction_interval_ms : 60000;
+    bool backoff = false;
     pthread_mutex_lock(&db->compactor_mu);
     while (!db->compactor_stop) {
         struct timespec ts;
@@ -409,13 +1031,18 @@ static void *compactor_main(void *arg)
         int64_t ns = ts.tv_nsec + (interval % 1000) * 1000000;
         ts.tv_sec += (time_t)(interval / 1000 + ns / 1000000000);
         ts.tv_nsec = (long)(ns % 1000000000);
-        pthread_cond_timedwait(&db->compactor_cond, &db->compactor_mu, &ts);
+        while (!db->compactor_stop &&
+               pthread_cond_timedwait(&db->compactor_cond, &db->compactor_mu, &ts) != ETIMEDOUT &&
+               backoff) {
+        }
         if (db->compactor_stop)
             break;
         pthread_mutex_unlock(&db->compactor_mu);
         struct bs_error err = {0};
-        if (tsdb_compact_now(db, &err) != 0)
-            BS_ERROR("tsdb", "compaction failed: %s", err.msg);
+        backoff = tsdb_compact_now(db, &err) != 0;
+        if (backoff)
+            BS_ERROR("tsdb", "compaction failed (retried in %lld ms): %s", (long long)interval,
+                     err.msg);
         pthread_mutex_lock(&db->compactor_mu);
     }
     pthread_mutex_unlock(&db->compactor_mu);
@@ -430,6 +1057,15 @@ int tsdb_compactor_start(struct tsdb *db, struct bs_error *err)
         return bs_error_set(err, BS_ENOMEM, "cannot start the compactor thread");
     db->compactor_started = true;
     return 0;
+}
+
+void tsdb_compactor_kick(struct tsdb *db)
+{
+    if (!db->compactor_started || !head_compactable(&db->head))
+        return;
+    pthread_mutex_lock(&db->compactor_mu);
+    pthread_cond_signal(&db->compactor_cond);
+    pthread_mutex_unlock(&db->compactor_mu);
 }
 
 void tsdb_compactor_stop(struct tsdb *db)

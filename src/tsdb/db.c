@@ -37,6 +37,8 @@ void tsdb_options_default(struct tsdb_options *o)
     o->wal_segment_size = 0;
     o->block_range_ms = TSDB_CHUNK_RANGE_MS;
     o->compaction_interval_ms = 60000;
+    o->max_block_range_ms = 0;
+    o->retention_bytes = 0;
 }
 
 /* --------------------------------------------------------- self-metrics */
@@ -96,6 +98,27 @@ static const struct counter_ref c_compactions = {offsetof(struct tsdb, compactio
 static const struct counter_ref c_compaction_failures = {offsetof(struct tsdb, compaction_failures),
                                                          false};
 static const struct counter_ref c_oob = {offsetof(struct tsdb_head, oob_samples), true};
+static const struct counter_ref c_merges = {offsetof(struct tsdb, merges), false};
+static const struct counter_ref c_merge_failures = {offsetof(struct tsdb, merge_failures), false};
+static const struct counter_ref c_time_ret = {offsetof(struct tsdb, time_retentions), false};
+static const struct counter_ref c_size_ret = {offsetof(struct tsdb, size_retentions), false};
+static const struct counter_ref c_wal_fail = {
+    offsetof(struct tsdb, wal) + offsetof(struct tsdb_wal, write_failures), false};
+
+static double blocks_bytes_fn(void *arg)
+{
+    (void)arg;
+    uint64_t total = 0;
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < nopen_dbs; i++) {
+        pthread_mutex_lock(&open_dbs[i]->blocks_mu);
+        for (size_t j = 0; j < open_dbs[i]->nblocks; j++)
+            total += open_dbs[i]->blocks[j]->bytes;
+        pthread_mutex_unlock(&open_dbs[i]->blocks_mu);
+    }
+    pthread_mutex_unlock(&open_mu);
+    return (double)total;
+}
 
 static void metrics_register(void)
 {
@@ -111,6 +134,26 @@ static void metrics_register(void)
     bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_out_of_bound_samples_total",
                             "Total number of samples rejected as older than the head accepts.",
                             NULL, counter_fn, (void *)&c_oob);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_block_merges_total",
+                            "Total number of merges of blocks into a larger block.", NULL,
+                            counter_fn, (void *)&c_merges);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_block_merges_failed_total",
+                            "Total number of block merges that failed (retried later).", NULL,
+                            counter_fn, (void *)&c_merge_failures);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_time_retentions_total",
+                            "Number of blocks deleted because they were past the retention time.",
+                            NULL, counter_fn, (void *)&c_time_ret);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_size_retentions_total",
+                            "Number of blocks deleted because the store exceeded the retention "
+                            "size.",
+                            NULL, counter_fn, (void *)&c_size_ret);
+    bs_metric_register_func(BS_METRIC_COUNTER, "bongsu_tsdb_wal_writes_failed_total",
+                            "Total number of commits whose WAL write failed (e.g. disk full); "
+                            "nothing of such a batch is stored.",
+                            NULL, counter_fn, (void *)&c_wal_fail);
+    bs_metric_register_func(BS_METRIC_GAUGE, "bongsu_tsdb_storage_blocks_bytes",
+                            "The number of bytes used by the loaded blocks.", NULL, blocks_bytes_fn,
+                            NULL);
     bs_metric_register_func(BS_METRIC_GAUGE, "bongsu_tsdb_head_series",
                             "Number of series in the head block.", NULL, head_series_fn, NULL);
     m_appended = bs_metric_register(BS_METRIC_COUNTER, "bongsu_tsdb_head_samples_appended_total",
@@ -203,6 +246,7 @@ int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *
     db->opts.dir = db->dir;
     if (db->opts.block_range_ms <= 0)
         db->opts.block_range_ms = TSDB_CHUNK_RANGE_MS;
+    tsdb_ranges_init(db);
     pthread_mutex_init(&db->blocks_mu, NULL);
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
@@ -343,8 +387,13 @@ void tsdb_stats(struct tsdb *db, struct tsdb_stats *out)
     out->out_of_bounds_samples = __atomic_load_n(&h->oob_samples, __ATOMIC_RELAXED);
     out->compactions = __atomic_load_n(&db->compactions, __ATOMIC_RELAXED);
     out->compaction_failures = __atomic_load_n(&db->compaction_failures, __ATOMIC_RELAXED);
+    out->merges = __atomic_load_n(&db->merges, __ATOMIC_RELAXED);
+    out->merge_failures = __atomic_load_n(&db->merge_failures, __ATOMIC_RELAXED);
+    out->time_retentions = __atomic_load_n(&db->time_retentions, __ATOMIC_RELAXED);
+    out->size_retentions = __atomic_load_n(&db->size_retentions, __ATOMIC_RELAXED);
     pthread_mutex_lock(&db->wal.mu);
     out->wal_bytes = db->wal.total_bytes;
+    out->wal_write_failures = db->wal.write_failures;
     out->min_valid_time = __atomic_load_n(&h->min_valid, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&db->wal.mu);
     pthread_mutex_lock(&db->blocks_mu);

@@ -398,6 +398,7 @@ int tsdb_appender_commit(struct tsdb_appender *a, struct bs_error *err)
         tsdb_head_note_time(h, mint);
         tsdb_head_note_time(h, maxt);
         __atomic_add_fetch(&h->samples_appended, appended, __ATOMIC_RELAXED);
+        tsdb_compactor_kick(db);
     }
     if (ooo)
         __atomic_add_fetch(&h->ooo_samples, ooo, __ATOMIC_RELAXED);

@@ -148,7 +148,7 @@ int tsdb_head_series_chunks(struct tsdb_series *s, int64_t mint, int64_t maxt,
         if (c->mint > maxt)
             break;
         rc = push_chunk(v, n, cap,
-                        (struct tsdb_iter_chunk){c->data, c->len, c->mint, c->maxt, NULL});
+                        (struct tsdb_iter_chunk){c->data, c->len, c->mint, c->maxt, NULL, 0});
     }
     if (rc == 0 && s->open.n > 0 && s->open.mint <= maxt && s->open.t >= mint) {
         size_t len = tsdb_xor_enc_bytes(&s->open);
@@ -158,7 +158,7 @@ int tsdb_head_series_chunks(struct tsdb_series *s, int64_t mint, int64_t maxt,
         } else {
             memcpy(copy, s->open.buf, len);
             rc = push_chunk(v, n, cap,
-                            (struct tsdb_iter_chunk){copy, len, s->open.mint, s->open.t, copy});
+                            (struct tsdb_iter_chunk){copy, len, s->open.mint, s->open.t, copy, 0});
             if (rc)
                 free(copy);
         }

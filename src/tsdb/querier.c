@@ -82,15 +82,78 @@ struct it_bounds {
     int64_t lo, hi;
 };
 
+/* A decoder over one chunk of either encoding. */
+struct chunk_dec {
+    bool dense;
+    struct tsdb_xor_dec x;
+    struct tsdb_dense_dec d; /* initialised when dense */
+    int64_t t;
+    uint64_t v;
+};
+
 struct tsdb_iterator {
     struct tsdb_iter_chunk *chunks;
     struct it_bounds *bounds;
     size_t n, cap, i;
-    struct tsdb_xor_dec dec;
+    struct chunk_dec dec;
     bool active, done, has_cur, emitted;
     int64_t t, last_t;
     uint64_t v;
 };
+
+static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
+{
+    c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE;
+    if (!c->dense) {
+        tsdb_xor_dec_init(&c->x, ch->p, ch->len);
+    } else if (tsdb_dense_dec_init(&c->d, ch->p, ch->len) != 0) {
+        /* yields nothing; the damage was found where the chunk was read */
+        BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable; its samples are skipped",
+                (long long)ch->mint, (long long)ch->maxt);
+    }
+}
+
+/* Next sample into c->t, c->v; false at the end (or on corruption). */
+static bool cdec_next(struct chunk_dec *c)
+{
+    if (c->dense) {
+        if (!tsdb_dense_dec_next(&c->d))
+            return false;
+        c->t = c->d.t;
+        c->v = c->d.v;
+        return true;
+    }
+    if (!tsdb_xor_dec_next(&c->x))
+        return false;
+    c->t = c->x.t;
+    c->v = c->x.v;
+    return true;
+}
+
+static void cdec_fini(struct chunk_dec *c)
+{
+    if (c->dense)
+        tsdb_dense_dec_fini(&c->d);
+    c->dense = false;
+}
+
+/* Does the chunk spanning [cmint, cmaxt] hold a sample in [mint, maxt]? */
+static bool chunk_has_sample_in(uint8_t enc, const uint8_t *p, size_t len, int64_t cmint,
+                                int64_t cmaxt, int64_t mint, int64_t maxt)
+{
+    if (enc != TSDB_CHUNK_ENC_DENSE)
+        return tsdb_chunk_has_sample_in(p, len, cmint, cmaxt, mint, maxt);
+    if (cmaxt < mint || cmint > maxt)
+        return false;
+    if (cmint >= mint && cmaxt <= maxt)
+        return true;
+    struct tsdb_dense_dec d;
+    bool found = false;
+    if (tsdb_dense_dec_init(&d, p, len) == 0)
+        found = tsdb_dense_dec_seek(&d, mint) && d.t <= maxt;
+    tsdb_dense_dec_fini(&d);
+    return found;
+}
 
 static int cmp_block(const void *a, const void *b)
 {
@@ -99,9 +162,33 @@ static int cmp_block(const void *a, const void *b)
     return x->meta.mint < y->meta.mint ? -1 : x->meta.mint > y->meta.mint;
 }
 
+/* Is [lo, hi] covered by the union of the ranges of the blocks q holds?
+ * A block merged from blocks the querier already reads adds nothing. */
+static bool held_blocks_cover(const struct tsdb_querier *q, int64_t lo, int64_t hi)
+{
+    bool moved = true;
+    while (lo <= hi && moved) {
+        moved = false;
+        for (size_t j = 0; j < q->nblocks; j++) {
+            const struct tsdb_block_meta *m = &q->blocks[j]->meta;
+            if (m->mint <= lo && m->maxt > lo) {
+                if (m->maxt - 1 >= hi)
+                    return true;
+                lo = m->maxt;
+                moved = true;
+            }
+        }
+    }
+    return lo > hi;
+}
+
 /* Reference every block of the db overlapping the query range that q does
  * not hold yet; returns the end of the newest block (INT64_MIN if none),
- * from which on the head owns the data. Caller holds db->blocks_mu. */
+ * from which on the head owns the data. A block whose part of the query
+ * range is covered by blocks q holds already (a merge of them, published
+ * since q was created) is not taken; a block that overlaps held blocks
+ * only partly is, and the iterator returns each timestamp once. Caller
+ * holds db->blocks_mu. */
 static int64_t take_blocks_locked(struct tsdb_querier *q)
 {
     struct tsdb *db = q->db;
@@ -117,6 +204,10 @@ static int64_t take_blocks_locked(struct tsdb_querier *q)
         for (size_t j = 0; j < q->nblocks && !have; j++)
             have = q->blocks[j] == b;
         if (have)
+            continue;
+        int64_t lo = b->meta.mint > q->mint ? b->meta.mint : q->mint;
+        int64_t hi = b->meta.maxt - 1 < q->maxt ? b->meta.maxt - 1 : q->maxt;
+        if (q->nblocks > 0 && held_blocks_cover(q, lo, hi))
             continue;
         q->blocks = bs_xrealloc(q->blocks, (q->nblocks + 1) * sizeof(*q->blocks));
         tsdb_block_ref(b);
@@ -209,9 +300,10 @@ static bool block_series_in_range(struct tsdb_block *b, const struct tsdb_chunk_
             return true;
         const uint8_t *p;
         size_t len;
-        if (tsdb_block_chunk(b, c[i].ref, &p, &len) != 0)
+        uint8_t enc;
+        if (tsdb_block_chunk(b, c[i].ref, &p, &len, &enc) != 0)
             continue;
-        if (tsdb_chunk_has_sample_in(p, len, c[i].mint, c[i].maxt, mint, maxt))
+        if (chunk_has_sample_in(enc, p, len, c[i].mint, c[i].maxt, mint, maxt))
             return true;
     }
     return false;
@@ -517,13 +609,14 @@ static int block_chunks(struct tsdb_iterator *it, struct tsdb_block *b, uint64_t
             break;
         const uint8_t *p;
         size_t len;
-        int r = tsdb_block_chunk(b, chks[i].ref, &p, &len);
+        uint8_t enc;
+        int r = tsdb_block_chunk(b, chks[i].ref, &p, &len, &enc);
         if (r) {
             BS_WARN("tsdb", "block %s: chunk %llu is unreadable (%s); its samples are skipped",
                     b->dir, (unsigned long long)chks[i].ref, bs_strerror(r));
             continue;
         }
-        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL});
+        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL, enc});
     }
     free(chks);
     return rc;
@@ -585,10 +678,11 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
                 it->has_cur = false;
                 return false;
             }
-            tsdb_xor_dec_init(&it->dec, it->chunks[it->i].p, it->chunks[it->i].len);
+            cdec_init(&it->dec, &it->chunks[it->i]);
             it->active = true;
         }
-        if (!tsdb_xor_dec_next(&it->dec)) {
+        if (!cdec_next(&it->dec)) {
+            cdec_fini(&it->dec);
             it->active = false;
             it->i++;
             continue;
@@ -597,6 +691,7 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
         if (t < it->bounds[it->i].lo)
             continue;
         if (t > it->bounds[it->i].hi) {
+            cdec_fini(&it->dec);
             it->active = false;
             it->i++;
             continue;
@@ -619,6 +714,7 @@ bool tsdb_iterator_seek(struct tsdb_iterator *it, int64_t t)
     if (it->has_cur && it->t >= t)
         return true;
     if (it->active && it->chunks[it->i].maxt < t) {
+        cdec_fini(&it->dec);
         it->active = false;
         it->i++;
     }
@@ -643,6 +739,8 @@ void tsdb_iterator_free(struct tsdb_iterator *it)
 {
     if (!it)
         return;
+    if (it->active)
+        cdec_fini(&it->dec);
     for (size_t i = 0; i < it->n; i++)
         free(it->chunks[i].owned);
     free(it->chunks);

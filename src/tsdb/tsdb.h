@@ -8,9 +8,9 @@
  * XOR chunks, postings per label pair) with a write-ahead log replayed on
  * open; a background compactor cuts the head's oldest range into an
  * immutable on-disk block (docs/format/index.md), truncates the head and
- * checkpoints the WAL, and deletes blocks past retention. Queriers merge
- * blocks and head transparently. Later: head chunks on disk, compaction of
- * blocks into larger ones, size-based retention — behind the same
+ * checkpoints the WAL, merges adjacent blocks into larger ones, and
+ * deletes blocks past the retention time or size. Queriers merge blocks
+ * and head transparently. Later: head chunks on disk, behind the same
  * interface.
  *
  * Durability contract: tsdb_appender_commit() writes the batch to the WAL
@@ -18,6 +18,11 @@
  * querier could see therefore survives kill -9; it survives power loss once
  * the WAL was fsynced (every commit when wal_fsync_interval_ms is 0,
  * otherwise at most that many milliseconds later).
+ *
+ * Full disk: a commit whose WAL write fails returns BS_ENOSPC (counted in
+ * tsdb_stats.wal_write_failures and bongsu_tsdb_wal_writes_failed_total),
+ * nothing of its batch is visible or left in the WAL, queries keep
+ * working, and commits succeed again as soon as space is available.
  *
  * Thread safety: a struct tsdb is shared by all threads. An appender and a
  * querier each belong to one thread at a time; many may exist at once.
@@ -44,8 +49,18 @@ struct tsdb_options {
     size_t wal_segment_size;         /* bytes; 0 = default 128 MiB */
     int64_t block_range_ms;          /* head chunk range and block length; 0 = 2h */
     int64_t compaction_interval_ms;  /* compactor period; 0 = 1 min, < 0 = no thread */
+    /* --storage.tsdb.max-block-duration: longest block that merging may
+     * produce. 0 = a tenth of the retention time, at most 31 days (31
+     * days when retention is off); a value <= block_range_ms disables
+     * merging. Merged ranges are block_range_ms times 3, 9, 27, ... */
+    int64_t max_block_range_ms;
+    /* --storage.tsdb.retention.size in bytes; 0 = unlimited. The oldest
+     * whole blocks are deleted while blocks + WAL (checkpoint included)
+     * exceed it. */
+    int64_t retention_bytes;
 };
-/* dir "data", 15d, 1000 ms, 2h blocks, compaction checked every minute. */
+/* dir "data", 15d, 1000 ms, 2h blocks, compaction checked every minute,
+ * default maximum block range, no size limit. */
 void tsdb_options_default(struct tsdb_options *o);
 
 struct tsdb;
@@ -76,16 +91,22 @@ struct tsdb_stats {
     uint64_t blocks_bytes;           /* on disk */
     int64_t min_valid_time;          /* newest block's maxt; INT64_MIN if none */
     uint64_t compactions, compaction_failures;   /* head compactions, since open */
+    uint64_t merges, merge_failures;             /* block merges, since open */
+    uint64_t time_retentions, size_retentions;   /* blocks deleted, since open */
+    uint64_t wal_write_failures;                 /* commits failed writing the WAL */
 };
 void tsdb_stats(struct tsdb *db, struct tsdb_stats *out);
 
 /* Run one compaction pass now (what the background compactor does each
  * period): while the head spans more than 1.5 block ranges, write its
  * oldest range as a block, truncate the head to the block's end and
- * checkpoint the WAL; then delete blocks older than the retention. Safe to
- * call from any thread; passes are serialised. Returns 0 or the first
- * error (the store stays usable: a failed block write leaves the head as
- * it was). */
+ * checkpoint the WAL; then merge adjacent blocks into larger ones (2h ->
+ * 6h -> 18h ..., re-encoded with the dense codec) while a merge is due;
+ * then delete blocks older than the retention time, and the oldest blocks
+ * while the store is larger than the retention size. Safe to call from
+ * any thread; passes are serialised. Returns 0 or the first error (the
+ * store stays usable: a failed block write, e.g. BS_ENOSPC, leaves no
+ * partial block and the head as it was; the next pass retries). */
 int tsdb_compact_now(struct tsdb *db, struct bs_error *err);
 
 /* --------------------------------------------------------------- appender */

@@ -300,6 +300,7 @@ struct tsdb_iter_chunk {
     size_t len;
     int64_t mint, maxt;
     uint8_t *owned;
+    uint8_t enc; /* TSDB_CHUNK_ENC_*; 0 means XOR (head chunks) */
 };
 
 /* Series of the head matching ms with a sample in [mint, maxt], sorted by
@@ -336,6 +337,8 @@ struct tsdb_wal {
     bool dirty;           /* written since the last fsync */
     uint64_t total_bytes; /* segments' bytes, replayed plus written */
     uint64_t fsyncs;
+    uint64_t write_failures; /* flushes that failed (ENOSPC, EIO) */
+    bool repair;             /* a failed write could not be cut back */
     bool thread_started, stopping;
     pthread_t thread;
     pthread_cond_t cond;
@@ -416,6 +419,7 @@ struct tsdb_bw_chunk {
     const uint8_t *data;
     uint32_t len;
     uint32_t nsamples;
+    uint8_t enc; /* TSDB_CHUNK_ENC_*; 0 means XOR */
 };
 
 /* A series given to the block writer (borrowed). */
@@ -435,6 +439,24 @@ bool tsdb_ulid_valid(const char *s);
  * stats are computed). */
 int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
                      struct tsdb_bw_series *series, size_t n, struct bs_error *err);
+
+/* Streaming block writer (what tsdb_block_write uses): new() creates
+ * parent/<ulid>.tmp; add() writes one series' chunks to the segments at
+ * once (chunk bytes may be freed after it returns; the labels are
+ * borrowed until commit or abort; series must come in strictly increasing
+ * labels_cmp order, else BS_EINVAL); commit() writes the index and
+ * meta.json, fsyncs and renames (meta as for tsdb_block_write; the stats
+ * and ulid are filled in) and frees the writer whatever the result, the
+ * .tmp directory removed on failure; abort() removes the .tmp directory
+ * and frees. An add() failure leaves the writer to be aborted. */
+struct tsdb_block_writer;
+int tsdb_block_writer_new(const char *parent, struct tsdb_block_writer **out, struct bs_error *err);
+const char *tsdb_block_writer_ulid(const struct tsdb_block_writer *w);
+int tsdb_block_writer_add(struct tsdb_block_writer *w, const struct labels *ls,
+                          const struct tsdb_bw_chunk *chunks, size_t n, struct bs_error *err);
+int tsdb_block_writer_commit(struct tsdb_block_writer *w, struct tsdb_block_meta *meta,
+                             struct bs_error *err);
+void tsdb_block_writer_abort(struct tsdb_block_writer *w);
 
 /* meta.json */
 int tsdb_block_meta_read(const char *blockdir, struct tsdb_block_meta *m, struct bs_error *err);
@@ -458,6 +480,7 @@ struct tsdb_block {
     struct tsdb_block_meta meta;
     int refs; /* atomic; the db's list holds one */
     bool deleted;
+    bool no_merge; /* a merge found it damaged: never merged again (compact.c) */
     struct tsdb_map index;
     struct tsdb_map *segs;
     size_t nsegs;
@@ -490,8 +513,11 @@ int tsdb_block_postings_all(struct tsdb_block *b, uint64_t **out, size_t *n);
  * when chks is non-NULL. BS_ECORRUPT on damage, BS_ENOMEM. */
 int tsdb_block_series(struct tsdb_block *b, uint64_t id, struct bs_arena *arena, struct labels *ls,
                       struct tsdb_chunk_meta **chks, size_t *nchks, size_t *chks_cap);
-/* Bytes of the chunk at ref, CRC checked. */
-int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **p, size_t *len);
+/* Bytes of the chunk at ref, CRC checked. OUT: *enc (may be NULL) gets
+ * its encoding, TSDB_CHUNK_ENC_XOR or TSDB_CHUNK_ENC_DENSE; other
+ * encodings are BS_ECORRUPT. */
+int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **p, size_t *len,
+                     uint8_t *enc);
 
 /* Delete a directory tree (blocks, checkpoints). 0 or errno. */
 int tsdb_rmdir_all(const char *path);
@@ -499,6 +525,11 @@ int tsdb_rmdir_all(const char *path);
 int tsdb_fsync_dir(const char *path);
 
 /* ------------------------------------------------------------------- db */
+
+/* Block ranges: at most this many levels, and no merged block longer than
+ * 31 days (as Prometheus). */
+#define TSDB_MAX_RANGES 10
+#define TSDB_MAX_BLOCK_RANGE_MS (INT64_C(31) * 24 * 3600 * 1000)
 
 /* Bump the process-wide self-metrics (registered once, see db.c). */
 void tsdb_metrics_add(uint64_t appended, uint64_t out_of_order, uint64_t duplicate);
@@ -526,15 +557,30 @@ struct tsdb {
     pthread_t compactor;
     bool compactor_started, compactor_stop;
     uint64_t compactions, compaction_failures; /* atomics */
+    uint64_t merges, merge_failures;           /* block merges (atomics) */
+    uint64_t time_retentions, size_retentions; /* blocks deleted (atomics) */
+    /* Ranges a merged block may span: block_range_ms times 3^k up to the
+     * maximum (compact.c); nranges is at least 1. */
+    int64_t ranges[TSDB_MAX_RANGES];
+    size_t nranges;
 };
 
 /* compact.c */
+/* Fill db->ranges from the options (see compact.c). */
+void tsdb_ranges_init(struct tsdb *db);
+/* Merge blocks upward while a merge is due (compact.c): returns 0 or the
+ * first error; *merged counts the merges done. Caller holds compact_mu. */
+int tsdb_compact_blocks(struct tsdb *db, size_t *merged, struct bs_error *err);
 /* Load the blocks under db->dir (deleting *.tmp leftovers and partial
  * blocks) and set head.min_valid. */
 int tsdb_blocks_load(struct tsdb *db, struct bs_error *err);
 void tsdb_blocks_close(struct tsdb *db);
 int tsdb_compactor_start(struct tsdb *db, struct bs_error *err);
 void tsdb_compactor_stop(struct tsdb *db);
+/* Wake the compactor now when the head is due for compaction (called
+ * after each commit, as Prometheus does, so that a head growing faster
+ * than the compaction interval is cut in time). Cheap when not due. */
+void tsdb_compactor_kick(struct tsdb *db);
 /* Write head range [mint, maxt) as a block (none when empty; *wrote tells). */
 int tsdb_compact_head_range(struct tsdb *db, int64_t mint, int64_t maxt, bool *wrote,
                             struct bs_error *err);

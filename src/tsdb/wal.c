@@ -10,6 +10,16 @@
  * the current segment would grow past its size limit, it is fsynced and
  * closed first, and the batch starts a new one.
  *
+ * Full disk. A write that fails (ENOSPC, EIO) is cut back with ftruncate
+ * to where the segment ended before the batch, the commit fails and
+ * nothing of it is visible. The writer stays usable: when the cut back
+ * itself fails, or an fsync failed (after which Linux does not say which
+ * pages reached the disk), the segment is abandoned and the next flush
+ * starts a new one; a segment that could not be created (rotation on a
+ * full disk) is created by the next flush. So commits resume by
+ * themselves once space returns, and replay sees at worst a torn tail in
+ * an abandoned segment, which it cuts with one warning and goes on.
+ *
  * fsync policy: with wal_fsync_interval_ms == 0 every commit fsyncs before
  * returning. Otherwise a background thread fsyncs a dup() of the segment's
  * descriptor at that interval when something was written, outside the
@@ -279,22 +289,55 @@ int tsdb_wal_cut_locked(struct tsdb_wal *w, struct bs_error *err)
     return segment_create(w, w->seg + 1, err);
 }
 
+/* Make the writer usable again after a failed flush or cut: abandon a
+ * segment whose tail is in doubt (best-effort cut back first) and create
+ * the next segment when there is none. Caller holds w->mu. */
+static int wal_recover_locked(struct tsdb_wal *w, struct bs_error *err)
+{
+    if (w->fd >= 0 && w->repair) {
+        if (ftruncate(w->fd, (off_t)w->seg_off) != 0)
+            BS_WARN("tsdb", "WAL segment %s/%08u keeps a torn tail; replay will cut it", w->dir,
+                    w->seg);
+        close(w->fd);
+        w->fd = -1;
+        w->dirty = false;
+    }
+    if (w->fd >= 0)
+        return 0;
+    int rc = segment_create(w, w->seg + 1, err);
+    if (rc == 0) {
+        w->repair = false;
+        BS_INFO("tsdb", "WAL writing resumes in segment %s/%08u", w->dir, w->seg);
+    }
+    return rc;
+}
+
+/* A flush failed: count it, drop the batch. */
+static int flush_failed(struct tsdb_wal *w, int rc)
+{
+    __atomic_add_fetch(&w->write_failures, 1, __ATOMIC_RELAXED);
+    tsdb_wal_discard(w);
+    return rc;
+}
+
 int tsdb_wal_flush_locked(struct tsdb_wal *w, struct bs_error *err)
 {
     if (w->len == 0)
         return 0;
     int rc;
-    if (w->fd < 0) {
+    if (!w->dir) {
         tsdb_wal_discard(w);
-        return bs_error_set(err, BS_ECLOSED, "the WAL in %s is closed",
-                            w->dir ? w->dir : "(unknown)");
+        return bs_error_set(err, BS_ECLOSED, "the WAL is closed");
+    }
+    if (w->fd < 0 || w->repair) {
+        rc = wal_recover_locked(w, err);
+        if (rc)
+            return flush_failed(w, rc);
     }
     if (w->seg_off > 0 && w->seg_off + w->len > w->seg_max) {
         rc = tsdb_wal_cut_locked(w, err);
-        if (rc) {
-            tsdb_wal_discard(w);
-            return rc;
-        }
+        if (rc)
+            return flush_failed(w, rc);
     }
     size_t done = 0;
     while (done < w->len) {
@@ -303,12 +346,14 @@ int tsdb_wal_flush_locked(struct tsdb_wal *w, struct bs_error *err)
             continue;
         if (k <= 0) {
             int e = k < 0 ? errno : EIO;
-            if (ftruncate(w->fd, (off_t)w->seg_off) != 0)
+            if (ftruncate(w->fd, (off_t)w->seg_off) != 0) {
                 BS_ERROR("tsdb", "cannot cut WAL segment %s/%08u back after a failed write: %s",
                          w->dir, w->seg, strerror(errno));
-            tsdb_wal_discard(w);
-            return bs_error_set(err, errno_code(e), "writing WAL segment %s/%08u failed: %s",
-                                w->dir, w->seg, strerror(e));
+                w->repair = true;
+            }
+            bs_error_set(err, errno_code(e), "writing WAL segment %s/%08u failed: %s", w->dir,
+                         w->seg, strerror(e));
+            return flush_failed(w, errno_code(e));
         }
         done += (size_t)k;
     }
@@ -318,9 +363,10 @@ int tsdb_wal_flush_locked(struct tsdb_wal *w, struct bs_error *err)
             if (ftruncate(w->fd, (off_t)w->seg_off) != 0)
                 BS_ERROR("tsdb", "cannot cut WAL segment %s/%08u back after a failed fsync: %s",
                          w->dir, w->seg, strerror(errno));
-            tsdb_wal_discard(w);
-            return bs_error_set(err, errno_code(e), "fsync of WAL segment %s/%08u failed: %s",
-                                w->dir, w->seg, strerror(e));
+            w->repair = true; /* what reached the disk is unknown: new segment */
+            bs_error_set(err, errno_code(e), "fsync of WAL segment %s/%08u failed: %s", w->dir,
+                         w->seg, strerror(e));
+            return flush_failed(w, errno_code(e));
         }
         w->fsyncs++;
     } else {
