@@ -120,7 +120,7 @@ static int write_result(struct http_response *rs, struct promql_result *res)
     if (rc == 0)
         rc = promql_result_json(res, &rs->body);
     if (rc == 0)
-        rc = http_api_end(rs, res->warnings, res->nwarnings);
+        rc = http_api_end_annotated(rs, res->warnings, res->nwarnings, res->infos, res->ninfos);
     return rc;
 }
 

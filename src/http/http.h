@@ -2,8 +2,10 @@
  *
  * http: bongsu's HTTP server. It serves the Prometheus HTTP API v1 (query,
  * query_range, series, labels, label values, status, targets), /metrics
- * with bongsu's self-metrics, the /-/healthy and /-/ready probes and a small
- * query page, on top of libmicrohttpd with an internal thread pool.
+ * with bongsu's self-metrics, the /-/healthy, /-/ready, /-/reload and
+ * /-/quit endpoints and a small query page, on top of libmicrohttpd with an
+ * internal thread pool. Other modules serve their own endpoints through raw
+ * routes (below) without http depending on them.
  *
  * JSON shapes, status codes and error texts follow Prometheus 2.42's
  * web/api/v1 so that Grafana, promtool and other clients work unchanged;
@@ -50,6 +52,104 @@ typedef int (*http_alerts_fn)(void *ud, struct bs_buf *out);
  * 500 answer. */
 typedef int (*http_reload_fn)(void *ud, struct bs_error *err);
 
+/* Asks the process to shut down (POST or PUT /-/quit). Called once the
+ * "Requesting termination... Goodbye!" answer has been sent (or the client
+ * went away), on a worker thread; it must only signal the owner (e.g.
+ * raise SIGTERM), never stop the server itself. */
+typedef void (*http_quit_fn)(void *ud);
+
+/* ------------------------------------------------------------ raw routes
+ *
+ * Raw routes let modules above http (ingest, and later the Pushgateway and
+ * InfluxDB APIs) serve endpoints without http depending on them: cmd lists
+ * them in http_server_opts.raw_routes. A raw route gets the request as it
+ * came (method, path, query string, headers, the whole body as bytes) and
+ * answers with a status, a content type, extra headers and a body of bytes.
+ * Bodies are binary-safe both ways; nothing is parsed as a form.
+ *
+ * Contract for the callback:
+ * - It runs on one of the server's worker threads, possibly on several at
+ *   once for the same route: it must be thread-safe.
+ * - req and everything reachable from it are borrowed for the duration of
+ *   the call only.
+ * - It fills resp (which arrives zeroed except status = 200) and returns 0;
+ *   the server then sends it and frees resp->body and the added headers.
+ *   A negative BS_* return makes the server answer 500 with the code's text
+ *   instead (it still frees what resp holds).
+ * - The body was read in full before the call, up to the route's
+ *   max_body_bytes: a larger body is answered 413 by the server without
+ *   calling the route, and without buffering more than the cap (with
+ *   "Expect: 100-continue" it is not even read).
+ *
+ * Matching: built-in routes (the API, /metrics, /-/...) take precedence; a
+ * raw route cannot replace one. Otherwise the first raw route whose path
+ * matches (exactly, or as a prefix with HTTP_RAW_PREFIX) and whose method
+ * matches is called. A path that matches only with other methods gets 405
+ * with an Allow header listing them; OPTIONS on /api/v1/ paths gets 204. */
+
+#define HTTP_RAW_PREFIX 0x1       /* path is a prefix ("/metrics/job/") */
+#define HTTP_RAW_GATED 0x2        /* 503 until http_server_set_ready(s, true) */
+#define HTTP_RAW_DISCARD_BODY 0x4 /* body is read and dropped, never 413: req body is empty */
+
+#define HTTP_RAW_MAX_HEADERS 16 /* extra response headers per answer */
+
+/* The request as a raw route sees it. */
+struct http_raw_request {
+    const char *method; /* "POST", "PUT", ... */
+    const char *path;   /* decoded path, without the query string */
+    const char *query;  /* raw query string after '?', without '#...'; "" when none */
+    const void *body;   /* the whole body; NULL when body_len is 0 */
+    size_t body_len;
+    void *impl_; /* the server's own; do not touch */
+};
+
+/* Value of request header name (case-insensitive), or NULL when absent.
+ * With repeated headers, the first. Borrowed for the duration of the call. */
+const char *http_raw_request_header(const struct http_raw_request *req, const char *name);
+
+/* First value of query parameter name, decoded as Go's url.ParseQuery does
+ * ('+' is a space, %XX a byte), or NULL when absent. Borrowed for the
+ * duration of the call. */
+const char *http_raw_request_param(const struct http_raw_request *req, const char *name);
+
+struct http_raw_header {
+    char *name;  /* malloc'd by http_raw_response_add_header */
+    char *value; /* malloc'd */
+};
+
+/* What a raw route answers. */
+struct http_raw_response {
+    int status;               /* HTTP status; 200 on entry */
+    const char *content_type; /* static text, or NULL for none */
+    char *body;               /* malloc'd, or NULL; the server frees it */
+    size_t body_len;
+    struct http_raw_header headers[HTTP_RAW_MAX_HEADERS]; /* via add_header */
+    size_t nheaders;
+};
+
+/* Add header name: value to resp; both are copied. Returns 0, BS_ELIMIT
+ * past HTTP_RAW_MAX_HEADERS, BS_EINVAL when either contains CR or LF,
+ * BS_ENOMEM. */
+int http_raw_response_add_header(struct http_raw_response *resp, const char *name,
+                                 const char *value);
+
+/* Set resp's body to a malloc'd copy of text[0..len) (binary-safe) and its
+ * content type; a previous body is freed. Returns 0 or BS_ENOMEM. */
+int http_raw_response_set_body(struct http_raw_response *resp, int status,
+                               const char *content_type, const void *text, size_t len);
+
+typedef int (*http_raw_fn)(void *ud, const struct http_raw_request *req,
+                           struct http_raw_response *resp);
+
+struct http_raw_route {
+    const char *method;    /* "POST", "PUT", "DELETE", ... (HEAD is not implied) */
+    const char *path;      /* exact path, or a prefix with HTTP_RAW_PREFIX; copied */
+    unsigned flags;        /* HTTP_RAW_* */
+    size_t max_body_bytes; /* body cap (413 above it); 0 = the server's max_body_bytes */
+    http_raw_fn fn;        /* required */
+    void *ud;              /* borrowed; must outlive the server */
+};
+
 struct http_server_opts {
     /* "host:port": "0.0.0.0:9090", ":9090" (every interface, IPv6 and IPv4
      * when the system allows it), "127.0.0.1:0" (any free port; see
@@ -66,6 +166,10 @@ struct http_server_opts {
     http_reload_fn reload; /* NULL: /-/reload answers 403, as Prometheus
                             * without --web.enable-lifecycle */
     void *reload_ud;
+    http_quit_fn quit; /* NULL: /-/quit answers 403 (lifecycle API disabled) */
+    void *quit_ud;
+    const struct http_raw_route *raw_routes; /* copied; NULL = none */
+    size_t nraw_routes;
     const char *config_yaml; /* for /api/v1/status/config; copied; NULL = "" */
     const char *version;     /* buildinfo; copied; NULL = BS_VERSION */
     const char *revision;    /* copied; NULL = "" */
@@ -79,6 +183,8 @@ struct http_server_opts {
     int64_t lookback_ms;           /* informational; 0 = 5 minutes */
     size_t max_body_bytes;         /* POST body limit; 0 = 8 MiB. Larger bodies get 413. */
     unsigned threads;              /* worker threads; 0 = 4 */
+    unsigned max_connections;      /* concurrent connections; 0 = 512 */
+    int64_t read_timeout_ms;       /* idle connection timeout; 0 = 5 minutes */
 };
 
 /* Fill o with the defaults named above and listen_address ":9090". The

@@ -34,6 +34,7 @@ struct labels_matcher;
 
 #define HTTP_MAX_PARAMS 10000 /* pairs per request, body and query together */
 #define HTTP_DEFAULT_MAX_BODY (8u << 20)
+#define HTTP_DEFAULT_MAX_CONNECTIONS 512u /* Prometheus's --web.max-connections */
 #define HTTP_MAX_RESPONSE_BYTES ((size_t)1 << 30)
 #define HTTP_GZIP_MIN_BYTES 1024
 
@@ -75,11 +76,19 @@ struct http_request {
     const char *method; /* borrowed from MHD */
     const char *path;   /* decoded path, borrowed from MHD */
     char *uri;          /* raw request target; owned */
-    struct bs_buf body; /* form body, capped */
+    struct bs_buf body; /* form body or raw route body, capped */
     bool body_too_large;
     bool body_is_form;
     bool started; /* access callback seen once */
     struct http_params params;
+    /* Raw routes: the route picked for path and method (NULL: none), and
+     * for a path that raw routes serve with other methods only, raw_405. */
+    const struct http_raw_route *raw;
+    size_t raw_index;
+    bool raw_405;
+    size_t body_cap;   /* cap of body for raw routes */
+    bool quit_after;   /* call srv->quit once the request is over */
+    bool answered;     /* a response is queued */
 };
 
 struct http_response {
@@ -87,8 +96,14 @@ struct http_response {
     const char *content_type; /* static string */
     struct bs_buf body;
     const char *location; /* static or owned by the route; NULL = none */
-    const char *allow;    /* Allow header for 405; static */
+    const char *allow;    /* Allow header for 405; static or in allow_buf */
     bool cors;            /* add Access-Control-* headers (API) */
+    bool no_gzip;         /* send the body as it is */
+    char *owned_body;     /* malloc'd body sent instead of body (raw routes); owned */
+    size_t owned_len;
+    const struct http_raw_header *extra; /* more headers (raw routes); borrowed */
+    size_t nextra;
+    char allow_buf[96];
 };
 
 /* ------------------------------------------------------------ the server */
@@ -107,6 +122,11 @@ struct http_server {
     void *alerts_ud;
     http_reload_fn reload;
     void *reload_ud;
+    http_quit_fn quit;
+    void *quit_ud;
+    struct http_raw_route *raw; /* copies of the options' routes; paths owned */
+    size_t nraw;
+    struct bs_metric **raw_metrics; /* nraw * HTTP_METRIC_SLOTS, guarded by the router */
     char *version, *revision, *branch, *build_user, *build_date, *storage_retention;
     char **flags;  /* name, value, ... NULL; owned */
     size_t nflags; /* pairs */
@@ -134,6 +154,10 @@ int http_text(struct http_response *rs, int status, const char *text);
  * nwarn > 0. */
 int http_api_begin(struct http_response *rs);
 int http_api_end(struct http_response *rs, char *const *warnings, size_t nwarn);
+/* As http_api_end, adding Prometheus 3's "infos" array after "warnings";
+ * either array is left out when empty. */
+int http_api_end_annotated(struct http_response *rs, char *const *warnings, size_t nwarn,
+                           char *const *infos, size_t ninfo);
 /* Replace the body with {"status":"error","errorType":type,"error":msg}
  * and set status. Returns 0 or BS_ENOMEM. */
 int http_api_error(struct http_response *rs, int status, const char *type, const char *fmt, ...)
@@ -167,10 +191,31 @@ int http_page_ready(struct http_server *s, struct http_request *rq, struct http_
 int http_page_root(struct http_server *s, struct http_request *rq, struct http_response *rs);
 int http_page_graph(struct http_server *s, struct http_request *rq, struct http_response *rs);
 int http_page_reload(struct http_server *s, struct http_request *rq, struct http_response *rs);
+int http_page_quit(struct http_server *s, struct http_request *rq, struct http_response *rs);
 
 /* Route a request: fills rs (status, body, headers). Counts it in
  * bongsu_http_requests_total. (router.c) */
 int http_route(struct http_server *s, struct http_request *rq, struct http_response *rs);
+
+/* Status codes counted separately per handler, plus one slot for others. */
+#define HTTP_METRIC_SLOTS 16
+
+/* Is path served by a built-in route (those win over raw routes)? */
+bool http_route_is_builtin(const char *path);
+
+/* Find the raw route for rq->path and rq->method: sets rq->raw and
+ * rq->raw_index, or rq->raw_405 when only other methods match. (router.c) */
+void http_route_match_raw(struct http_server *s, struct http_request *rq);
+
+/* Answer a request matched by http_route_match_raw (rq->raw or
+ * rq->raw_405): readiness gate, 413 for an oversized body, the route's
+ * callback; raw->body and the headers in *raw are for the caller to send
+ * and free (http_raw_response_fini). Counts the request. (router.c) */
+int http_route_raw(struct http_server *s, struct http_request *rq, struct http_response *rs,
+                   struct http_raw_response *raw);
+
+/* Free what a raw response holds and zero it. */
+void http_raw_response_fini(struct http_raw_response *resp);
 
 /* Parse one series selector (up{job="x"}) into matchers; see selector.c.
  * OUT: *out, a malloc'd array of *n matchers; free each with

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * Non-API pages: /metrics (self-metrics in text format 0.0.4), the
- * /-/healthy and /-/ready probes, /-/reload, the redirect from / and a
+ * /-/healthy and /-/ready probes, /-/reload and /-/quit, the redirect from / and a
  * small /graph page. The full web UI is not there yet; /graph says so and
  * offers what is there: a query box that calls /api/v1/query and shows the
  * JSON, and links to the API endpoints.
@@ -50,6 +50,14 @@ int http_page_reload(struct http_server *s, struct http_request *rq, struct http
     }
     rs->status = 200;
     return 0;
+}
+
+int http_page_quit(struct http_server *s, struct http_request *rq, struct http_response *rs)
+{
+    if (!s->quit)
+        return http_text(rs, 403, "Lifecycle API is not enabled.");
+    rq->quit_after = true; /* the server calls s->quit once this answer is out */
+    return http_text(rs, 200, "Requesting termination... Goodbye!");
 }
 
 int http_page_root(struct http_server *s, struct http_request *rq, struct http_response *rs)

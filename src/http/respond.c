@@ -32,23 +32,34 @@ int http_api_begin(struct http_response *rs)
     return bs_buf_puts(&rs->body, "{\"status\":\"success\",\"data\":");
 }
 
-int http_api_end(struct http_response *rs, char *const *warnings, size_t nwarn)
+static int put_string_array(struct bs_buf *b, const char *key, char *const *v, size_t n)
 {
-    int rc = 0;
-    if (nwarn > 0) {
-        rc = bs_buf_puts(&rs->body, ",\"warnings\":[");
-        for (size_t i = 0; rc == 0 && i < nwarn; i++) {
-            if (i > 0)
-                rc = bs_buf_putc(&rs->body, ',');
-            if (rc == 0)
-                rc = bs_json_string(&rs->body, warnings[i], strlen(warnings[i]));
-        }
+    if (n == 0)
+        return 0;
+    int rc = bs_buf_printf(b, ",\"%s\":[", key);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i > 0)
+            rc = bs_buf_putc(b, ',');
         if (rc == 0)
-            rc = bs_buf_putc(&rs->body, ']');
+            rc = bs_json_string(b, v[i], strlen(v[i]));
     }
+    return rc ? rc : bs_buf_putc(b, ']');
+}
+
+int http_api_end_annotated(struct http_response *rs, char *const *warnings, size_t nwarn,
+                           char *const *infos, size_t ninfo)
+{
+    int rc = put_string_array(&rs->body, "warnings", warnings, nwarn);
+    if (rc == 0)
+        rc = put_string_array(&rs->body, "infos", infos, ninfo);
     if (rc == 0)
         rc = bs_buf_putc(&rs->body, '}');
     return rc;
+}
+
+int http_api_end(struct http_response *rs, char *const *warnings, size_t nwarn)
+{
+    return http_api_end_annotated(rs, warnings, nwarn, NULL, 0);
 }
 
 int http_status_for_error_type(const char *type)

@@ -3,10 +3,13 @@
  * The router: one table from path to handler with the methods each path
  * accepts, the readiness gate Prometheus puts in front of the API and the
  * UI, 404/405/OPTIONS answers as Prometheus gives them, and the
- * bongsu_http_requests_total{handler,code} self-metric.
+ * bongsu_http_requests_total{handler,code} self-metric. Raw routes (see
+ * http.h) are matched here too, after the built-in table, and dispatched to
+ * their callbacks.
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "http/http_int.h"
@@ -45,6 +48,7 @@ static const struct route routes[] = {
     {"/-/healthy", http_page_healthy, M_GET, false, false},
     {"/-/ready", http_page_ready, M_GET, false, false},
     {"/-/reload", http_page_reload, M_POST | M_PUT, false, false},
+    {"/-/quit", http_page_quit, M_POST | M_PUT, false, false},
     {"/", http_page_root, M_GET, true, false},
     {"/graph", http_page_graph, M_GET, true, false},
 };
@@ -56,31 +60,42 @@ static const struct route routes[] = {
 static const int metric_codes[] = {200, 204, 302, 400, 404, 405, 413, 422, 499, 500, 503};
 #define NCODES (sizeof(metric_codes) / sizeof(metric_codes[0]))
 
+_Static_assert(NCODES + 1 <= HTTP_METRIC_SLOTS, "HTTP_METRIC_SLOTS too small");
+
 static pthread_mutex_t metrics_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct bs_metric *metrics[NROUTES + 1][NCODES + 1];
 
-static void count_request(size_t route, int code)
+/* slot is the cache entry for this handler's codes (NCODES + 1 of them);
+ * handler is the label value. */
+static void count_in(struct bs_metric **slot, const char *handler, int code)
 {
     size_t ci = NCODES;
     for (size_t i = 0; i < NCODES; i++)
         if (metric_codes[i] == code)
             ci = i;
     pthread_mutex_lock(&metrics_mu);
-    struct bs_metric *m = metrics[route][ci];
+    struct bs_metric *m = slot[ci];
     if (!m) {
-        char labels[160];
-        const char *h = route < NROUTES ? routes[route].path : "other";
+        struct bs_buf labels;
+        bs_buf_init(&labels, 0);
         if (ci < NCODES)
-            snprintf(labels, sizeof(labels), "code=\"%d\",handler=\"%s\"", code, h);
+            bs_buf_printf(&labels, "code=\"%d\",handler=", code);
         else
-            snprintf(labels, sizeof(labels), "code=\"other\",handler=\"%s\"", h);
+            bs_buf_puts(&labels, "code=\"other\",handler=");
+        bs_json_string(&labels, handler, strlen(handler)); /* Go-style quoting */
         m = bs_metric_register(BS_METRIC_COUNTER, "bongsu_http_requests_total",
-                               "Counter of HTTP requests.", labels);
-        metrics[route][ci] = m;
+                               "Counter of HTTP requests.", labels.data);
+        bs_buf_fini(&labels);
+        slot[ci] = m;
     }
     pthread_mutex_unlock(&metrics_mu);
     if (m)
         bs_metric_add(m, 1);
+}
+
+static void count_request(size_t route, int code)
+{
+    count_in(metrics[route], route < NROUTES ? routes[route].path : "other", code);
 }
 
 /* ---------------------------------------------------------------- routing */
@@ -149,6 +164,9 @@ int http_route(struct http_server *s, struct http_request *rq, struct http_respo
         rs->cors = true;
     } else if (ri == ROUTE_OTHER) {
         rc = http_text(rs, 404, "404 page not found\n");
+    } else if (!(routes[ri].methods & mb) && routes[ri].methods == (M_POST | M_PUT)) {
+        /* /-/reload and /-/quit, as Prometheus words it (no Allow header). */
+        rc = http_text(rs, 405, "Only POST or PUT requests allowed");
     } else if (!(routes[ri].methods & mb)) {
         rc = http_text(rs, 405, "Method Not Allowed\n");
         rs->allow = allow_header(routes[ri].methods, routes[ri].api);
@@ -169,5 +187,138 @@ int http_route(struct http_server *s, struct http_request *rq, struct http_respo
             rc = http_api_error(rs, 500, "internal", "%s", bs_strerror(rc));
     }
     count_request(ri, rs->status);
+    return rc;
+}
+
+/* ------------------------------------------------------------ raw routes */
+
+bool http_route_is_builtin(const char *path)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        if (routes[i].fn && strcmp(routes[i].path, path) == 0)
+            return true;
+    return strncmp(path, "/api/v1/label/", 14) == 0;
+}
+
+static bool raw_path_matches(const struct http_raw_route *r, const char *path)
+{
+    if (r->flags & HTTP_RAW_PREFIX)
+        return strncmp(path, r->path, strlen(r->path)) == 0;
+    return strcmp(path, r->path) == 0;
+}
+
+void http_route_match_raw(struct http_server *s, struct http_request *rq)
+{
+    rq->raw = NULL;
+    rq->raw_405 = false;
+    if (s->nraw == 0 || http_route_is_builtin(rq->path))
+        return;
+    bool path_seen = false;
+    for (size_t i = 0; i < s->nraw; i++) {
+        const struct http_raw_route *r = &s->raw[i];
+        if (!raw_path_matches(r, rq->path))
+            continue;
+        if (!path_seen)
+            rq->raw_index = i;
+        path_seen = true;
+        if (strcmp(r->method, rq->method) == 0) {
+            rq->raw = r;
+            rq->raw_index = i;
+            return;
+        }
+    }
+    /* OPTIONS on API paths is answered by http_route (204 with CORS). */
+    rq->raw_405 = path_seen && !(strcmp(rq->method, "OPTIONS") == 0 &&
+                                 strncmp(rq->path, "/api/v1/", 8) == 0);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Allow header for a path raw routes serve with other methods: their
+ * methods, plus OPTIONS under /api/v1/, sorted as Go's router prints them. */
+static void raw_allow(const struct http_server *s, const char *path, char *dst, size_t cap)
+{
+    const char *m[HTTP_RAW_MAX_HEADERS + 1];
+    size_t n = 0;
+    if (strncmp(path, "/api/v1/", 8) == 0)
+        m[n++] = "OPTIONS";
+    for (size_t i = 0; i < s->nraw && n < sizeof(m) / sizeof(m[0]); i++) {
+        if (!raw_path_matches(&s->raw[i], path))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < n; j++)
+            dup = dup || strcmp(m[j], s->raw[i].method) == 0;
+        if (!dup)
+            m[n++] = s->raw[i].method;
+    }
+    qsort(m, n, sizeof(m[0]), cmp_str);
+    size_t len = 0;
+    dst[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(dst + len, cap - len, "%s%s", i ? ", " : "", m[i]);
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
+}
+
+int http_route_raw(struct http_server *s, struct http_request *rq, struct http_response *rs,
+                   struct http_raw_response *raw)
+{
+    const struct http_raw_route *r = &s->raw[rq->raw_index];
+    int rc = 0;
+    rs->no_gzip = true;
+    rs->cors = strncmp(rq->path, "/api/v1/", 8) == 0;
+    if (rq->raw_405) {
+        rc = http_text(rs, 405, "Method Not Allowed\n");
+        raw_allow(s, rq->path, rs->allow_buf, sizeof(rs->allow_buf));
+        rs->allow = rs->allow_buf;
+    } else if ((r->flags & HTTP_RAW_GATED) && !atomic_load(&s->ready)) {
+        rc = http_text(rs, 503, "Service Unavailable");
+    } else if (rq->body_too_large) {
+        rs->status = 413;
+        rs->content_type = "text/plain; charset=utf-8";
+        bs_buf_reset(&rs->body);
+        rc = bs_buf_printf(&rs->body, "request body exceeds the limit of %zu bytes\n",
+                           rq->body_cap);
+    } else {
+        char *q = strchr(rq->uri, '?');
+        if (q) {
+            char *frag = strchr(q, '#');
+            if (frag)
+                *frag = '\0';
+        }
+        struct http_raw_request req = {
+            .method = rq->method,
+            .path = rq->path,
+            .query = q ? q + 1 : "",
+            .body = rq->body.len ? rq->body.data : NULL,
+            .body_len = rq->body.len,
+            .impl_ = rq,
+        };
+        memset(raw, 0, sizeof(*raw));
+        raw->status = 200;
+        int cb = r->fn(r->ud, &req, raw);
+        if (cb != 0 || raw->status < 100 || raw->status > 999) {
+            http_raw_response_fini(raw);
+            rs->status = 500;
+            rs->content_type = "text/plain; charset=utf-8";
+            bs_buf_reset(&rs->body);
+            rc = bs_buf_printf(&rs->body, "internal error: %s\n",
+                               bs_strerror(cb != 0 ? cb : BS_EINVAL));
+        } else {
+            rs->status = raw->status;
+            rs->content_type = raw->content_type;
+            rs->owned_body = raw->body;
+            rs->owned_len = raw->body ? raw->body_len : 0;
+            raw->body = NULL;
+            rs->extra = raw->headers;
+            rs->nextra = raw->nheaders;
+        }
+    }
+    count_in(&s->raw_metrics[rq->raw_index * HTTP_METRIC_SLOTS], r->path, rs->status);
     return rc;
 }

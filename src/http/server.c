@@ -11,6 +11,13 @@
  * last time with no data, when the parameters are parsed and the request
  * is routed; the completion callback frees the request. Bodies are built in
  * a bs_buf whose memory is handed to MHD, which frees it.
+ *
+ * Raw routes (http.h) are picked on the first call, from the path and the
+ * method alone; their body is kept whatever its content type, up to the
+ * route's cap. Past the cap the buffer is dropped and the rest of the body
+ * is read and thrown away, so memory never exceeds the cap; a client that
+ * asked for "100 Continue" with a too large Content-Length gets the 413 at
+ * once and never sends the body.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -190,12 +197,16 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
+    struct http_server *s = cls;
     struct http_request *rq = *con_cls;
     if (!rq)
         return;
+    /* /-/quit: the goodbye has been sent (or the client left); now ask
+     * the owner to shut down. */
+    if (rq->quit_after && s->quit)
+        s->quit(s->quit_ud);
     bs_buf_fini(&rq->body);
     http_params_fini(&rq->params);
     free(rq->uri);
@@ -234,9 +245,18 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct http_respo
     const char *enc = NULL;
     struct MHD_Response *r;
 
-    if (len > 0)
+    if (rs->owned_body) {
+        data = rs->owned_body;
+        len = rs->owned_len;
+        rs->owned_body = NULL;
+        if (len == 0) {
+            free(data);
+            data = NULL;
+        }
+    } else if (len > 0) {
         data = bs_buf_steal(&rs->body, &len);
-    if (data && len >= HTTP_GZIP_MIN_BYTES &&
+    }
+    if (data && !rs->no_gzip && len >= HTTP_GZIP_MIN_BYTES &&
         http_accepts_gzip(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept-Encoding"))) {
         char *gz;
         size_t gzlen;
@@ -265,6 +285,8 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct http_respo
         MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, rs->location);
     if (rs->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, rs->allow);
+    for (size_t i = 0; i < rs->nextra; i++)
+        MHD_add_response_header(r, rs->extra[i].name, rs->extra[i].value);
     if (rs->cors && MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin")) {
         MHD_add_response_header(r, "Access-Control-Allow-Headers",
                                 "Accept, Authorization, Content-Type, Origin");
@@ -276,6 +298,33 @@ static enum MHD_Result send_response(struct MHD_Connection *c, struct http_respo
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result answer(struct http_server *s, struct http_request *rq,
+                              struct MHD_Connection *c);
+
+/* Prepare to read a raw route's body. A declared Content-Length over the
+ * cap is refused at once when the client waits for "100 Continue" (the body
+ * is then never sent); otherwise the body is dropped as it streams in and
+ * answered 413 at the end, so the client reads the answer instead of a
+ * reset connection. Returns false when the answer is due now. */
+static bool raw_body_start(struct http_request *rq, struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    if (!cl)
+        return true;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (errno || end == cl || *end)
+        return true; /* MHD refuses a malformed length itself */
+    if (n > rq->body_cap) {
+        rq->body_too_large = true;
+        return !(expect && strcasecmp(expect, "100-continue") == 0);
+    }
+    bs_buf_reserve(&rq->body, (size_t)n + 1); /* best effort: appends grow it anyway */
+    return true;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char *url,
@@ -294,6 +343,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 
     if (!rq->started) {
         rq->started = true;
+        http_route_match_raw(s, rq);
+        if (rq->raw) {
+            rq->body_cap = rq->raw->max_body_bytes ? rq->raw->max_body_bytes : s->max_body_bytes;
+            if (!(rq->raw->flags & HTTP_RAW_DISCARD_BODY) && !raw_body_start(rq, c))
+                return answer(s, rq, c); /* 413 before reading the body */
+            return MHD_YES;
+        }
+        if (rq->raw_405)
+            return MHD_YES; /* a body is read and dropped */
         bool body_method = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                            strcmp(method, "PATCH") == 0;
         rq->body_is_form =
@@ -301,8 +359,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
             is_form_content_type(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"));
         return MHD_YES;
     }
+    if (rq->answered) {
+        *upload_data_size = 0; /* answered early (413): drop whatever comes */
+        return MHD_YES;
+    }
     if (*upload_data_size > 0) {
-        if (rq->body_is_form && !rq->body_too_large) {
+        if (rq->raw && !(rq->raw->flags & HTTP_RAW_DISCARD_BODY) && !rq->body_too_large) {
+            /* Raw route: keep the body up to its cap, then only count it
+             * as too large and drop the rest as it arrives. */
+            if (*upload_data_size > rq->body_cap - rq->body.len) {
+                rq->body_too_large = true;
+                bs_buf_fini(&rq->body);
+                bs_buf_init(&rq->body, 0);
+            } else if (bs_buf_append(&rq->body, upload_data, *upload_data_size) != 0) {
+                return MHD_NO;
+            }
+        } else if (rq->body_is_form && !rq->body_too_large) {
             if (rq->body.len + *upload_data_size > s->max_body_bytes) {
                 rq->body_too_large = true;
                 bs_buf_fini(&rq->body);
@@ -315,10 +387,37 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         return MHD_YES;
     }
 
+    return answer(s, rq, c);
+}
+
+/* Answer rq once: parse parameters and route (built-in or raw). */
+static enum MHD_Result answer(struct http_server *s, struct http_request *rq,
+                              struct MHD_Connection *c)
+{
     struct http_response rs;
     memset(&rs, 0, sizeof(rs));
     bs_buf_init(&rs.body, HTTP_MAX_RESPONSE_BYTES);
     int rc = 0;
+    rq->answered = true;
+    if (rq->raw || rq->raw_405) {
+        struct http_raw_response raw;
+        memset(&raw, 0, sizeof(raw));
+        const char *q = strchr(rq->uri, '?');
+        if (q) {
+            const char *frag = strchr(q, '#');
+            size_t qn = frag ? (size_t)(frag - q - 1) : strlen(q + 1);
+            rc = http_params_parse(&rq->params, q + 1, qn);
+        }
+        if (rc == BS_ELIMIT)
+            rc = http_text(&rs, 400, "too many query parameters\n");
+        else if (rc == 0)
+            rc = http_route_raw(s, rq, &rs, &raw);
+        enum MHD_Result ret = rc == 0 ? send_response(c, &rs) : MHD_NO;
+        free(rs.owned_body);
+        http_raw_response_fini(&raw);
+        bs_buf_fini(&rs.body);
+        return ret;
+    }
     if (rq->body_too_large) {
         rc = http_api_error(&rs, 413, "bad_data", "request body exceeds the limit of %zu bytes",
                             s->max_body_bytes);
@@ -352,6 +451,8 @@ void http_server_opts_default(struct http_server_opts *o)
     o->lookback_ms = 5 * 60 * 1000;
     o->max_body_bytes = HTTP_DEFAULT_MAX_BODY;
     o->threads = 4;
+    o->max_connections = HTTP_DEFAULT_MAX_CONNECTIONS;
+    o->read_timeout_ms = 5 * 60 * 1000;
 }
 
 static char *dup_or(const char *s, const char *dflt)
@@ -373,6 +474,12 @@ static void server_free(struct http_server *s)
     for (size_t i = 0; i < 2 * s->nflags; i++)
         free(s->flags[i]);
     free(s->flags);
+    for (size_t i = 0; i < s->nraw; i++) {
+        free((char *)s->raw[i].method);
+        free((char *)s->raw[i].path);
+    }
+    free(s->raw);
+    free(s->raw_metrics);
     pthread_mutex_destroy(&s->config_mu);
     free(s);
 }
@@ -397,6 +504,28 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
     s->alerts_ud = o->alerts_ud;
     s->reload = o->reload;
     s->reload_ud = o->reload_ud;
+    s->quit = o->quit;
+    s->quit_ud = o->quit_ud;
+    if (o->nraw_routes > 0) {
+        for (size_t i = 0; i < o->nraw_routes; i++) {
+            const struct http_raw_route *r = &o->raw_routes[i];
+            if (!r->fn || !r->method || !r->method[0] || !r->path || r->path[0] != '/') {
+                server_free(s);
+                return bs_error_set(err, BS_EINVAL,
+                                    "raw route %zu needs a method, a path starting with '/' "
+                                    "and a callback",
+                                    i);
+            }
+        }
+        s->raw = bs_xcalloc(o->nraw_routes, sizeof(*s->raw));
+        s->raw_metrics = bs_xcalloc(o->nraw_routes * HTTP_METRIC_SLOTS, sizeof(*s->raw_metrics));
+        for (size_t i = 0; i < o->nraw_routes; i++) {
+            s->raw[i] = o->raw_routes[i];
+            s->raw[i].method = bs_xstrdup(o->raw_routes[i].method);
+            s->raw[i].path = bs_xstrdup(o->raw_routes[i].path);
+        }
+        s->nraw = o->nraw_routes;
+    }
     s->version = dup_or(o->version, BS_VERSION);
     s->revision = dup_or(o->revision, "");
     s->branch = dup_or(o->branch, "");
@@ -426,12 +555,15 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
         return rc;
     }
     unsigned threads = o->threads ? o->threads : 4;
+    unsigned max_conns = o->max_connections ? o->max_connections : HTTP_DEFAULT_MAX_CONNECTIONS;
+    int64_t timeout_ms = o->read_timeout_ms > 0 ? o->read_timeout_ms : 5 * 60 * 1000;
+    unsigned timeout_s = (unsigned)((timeout_ms + 999) / 1000);
     s->daemon = MHD_start_daemon(
         MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
         NULL, on_access, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)300, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1000,
+        timeout_s, MHD_OPTION_CONNECTION_LIMIT, max_conns,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, (void *)s, MHD_OPTION_END);
     if (!s->daemon) {

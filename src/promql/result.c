@@ -60,7 +60,7 @@ static int put_point(struct bs_buf *b, const struct promql_point *p)
     int rc = bs_buf_putc(b, '[');
     if (!rc)
         rc = put_time(b, p->t);
-    bs_float_format(p->v, num);
+    bs_float_format_api(p->v, num);
     if (!rc)
         rc = bs_buf_printf(b, ",\"%s\"]", num);
     return rc;

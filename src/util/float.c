@@ -179,11 +179,9 @@ size_t bs_float_format(double v, char *dst)
     return len;
 }
 
-/* Go's strconv.FormatFloat(v, 'g', -1, 64), which the text exposition
- * format uses: shortest digits; exponent form when the decimal exponent is
- * < -4 or >= 6 (strconv sets eprec = 6 for shortest precision), so 1e6 is
- * "1e+06", 123456789 is "1.23456789e+08" and 100000 stays "100000". */
-size_t bs_float_format_short(double v, char *dst)
+/* Shortest digits in Go's 'e' form ("5.4e-07", "1e+21") when the decimal
+ * exponent falls outside [lo, hi); otherwise the plain 'f' form. */
+static size_t format_with_cutoffs(double v, char *dst, int lo, int hi)
 {
     char digits[20];
     int nd, e;
@@ -191,25 +189,37 @@ size_t bs_float_format_short(double v, char *dst)
 
     if ((len = format_special(v, dst)) != 0)
         return len;
+    if (v == 0)
+        return bs_float_format(v, dst);
+    nd = shortest_digits(v, digits, &e);
+    if (e >= lo && e < hi)
+        return bs_float_format(v, dst);
     if (signbit(v))
         dst[len++] = '-';
-    if (v == 0) {
-        dst[len++] = '0';
-        dst[len] = '\0';
-        return len;
+    dst[len++] = digits[0];
+    if (nd > 1) {
+        dst[len++] = '.';
+        memcpy(dst + len, digits + 1, (size_t)nd - 1);
+        len += (size_t)nd - 1;
     }
-    nd = shortest_digits(v, digits, &e);
-    if (e < -4 || e >= 6) {
-        dst[len++] = digits[0];
-        if (nd > 1) {
-            dst[len++] = '.';
-            memcpy(dst + len, digits + 1, (size_t)nd - 1);
-            len += (size_t)nd - 1;
-        }
-        len += (size_t)sprintf(dst + len, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
-        return len;
-    }
-    return bs_float_format(v, dst);
+    len += (size_t)sprintf(dst + len, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+    return len;
+}
+
+/* Go's strconv.FormatFloat(v, 'g', -1, 64), which the text exposition
+ * format uses: shortest digits; exponent form when the decimal exponent is
+ * < -4 or >= 6 (strconv sets eprec = 6 for shortest precision), so 1e6 is
+ * "1e+06", 123456789 is "1.23456789e+08" and 100000 stays "100000". */
+size_t bs_float_format_short(double v, char *dst)
+{
+    return format_with_cutoffs(v, dst, -4, 6);
+}
+
+/* Prometheus's API value encoding (util/jsonutil MarshalValue): 'f' form,
+ * but 'e' form when |v| < 1e-6 or |v| >= 1e21. */
+size_t bs_float_format_api(double v, char *dst)
+{
+    return format_with_cutoffs(v, dst, -6, 21);
 }
 
 static bool ieq(const char *s, size_t n, const char *lit)

@@ -189,6 +189,10 @@ double bs_float_from_bits(uint64_t b);
  * "NaN", "+Inf", "-Inf". dst needs BS_FLOAT_FMT_MAX bytes. Returns length. */
 #define BS_FLOAT_FMT_MAX 400
 size_t bs_float_format(double v, char *dst);
+/* Format as Prometheus's HTTP API writes sample values: like
+ * bs_float_format, but in exponent form ("5.4e-07", "1e+21") when
+ * |v| < 1e-6 or |v| >= 1e21. dst needs 32 bytes. Returns length. */
+size_t bs_float_format_api(double v, char *dst);
 /* Format as the exposition format does (Go's 'g'-like shortest, e.g.
  * "1e-05", "123.5", "NaN", "+Inf"). dst needs 32 bytes. Returns length. */
 size_t bs_float_format_short(double v, char *dst);

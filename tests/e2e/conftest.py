@@ -40,7 +40,9 @@ _RESERVED = [(18086, 18428), (19090, 19295), (9623, 9624), (9700, 9999)]
 def _binary_path():
     env = os.environ.get("BONGSU_BIN")
     if env:
-        return Path(env), True
+        # Processes run in their own work directories: make a relative
+        # BONGSU_BIN (build/x/bongsu) absolute against where pytest started.
+        return Path(env).absolute(), True
     return REPO / "build" / "release" / "bongsu", False
 
 

@@ -459,6 +459,22 @@ static void test_float_format(void **state)
         assert_true(n < 32);
         assert_string_equal(buf, cases[i].g);
     }
+    /* The API form switches to 'e' outside 1e-6 <= |v| < 1e21, as
+     * Prometheus's MarshalValue does. */
+    static const struct {
+        double v;
+        const char *api;
+    } api_cases[] = {
+        {5.4e-07, "5.4e-07"}, {1e-6, "0.000001"}, {9.99e-7, "9.99e-07"},
+        {-2.5e-9, "-2.5e-09"}, {1e21, "1e+21"}, {9.99e20, "999000000000000000000"},
+        {123.25, "123.25"}, {0, "0"}, {-0.0, "-0"}, {NAN, "NaN"}, {-INFINITY, "-Inf"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+    };
+    for (size_t i = 0; i < sizeof(api_cases) / sizeof(api_cases[0]); i++) {
+        size_t an = bs_float_format_api(api_cases[i].v, buf);
+        assert_int_equal(an, strlen(buf));
+        assert_string_equal(buf, api_cases[i].api);
+    }
     /* The longest outputs, and that they read back exactly. */
     size_t n = bs_float_format(5e-324, buf);
     assert_int_equal(n, 2 + 323 + 1);
