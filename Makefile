@@ -43,7 +43,7 @@ $(error MODE must be release, debug or asan)
 endif
 ALL_CFLAGS := $(CFLAGS_BASE) $(OPT) $(CFLAGS)
 ALL_LDFLAGS := -pthread $(filter -fsanitize=%,$(OPT)) $(LDFLAGS)
-LIBS := $(PKG_LIBS) -lm
+LIBS := $(PKG_LIBS) -lresolv -lm
 
 # Modules, lowest layer last within each closure (static link order).
 MODULES := util labels expfmt tsdb promql config scrape http ingest ipmi rules cmd

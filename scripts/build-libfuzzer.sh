@@ -9,7 +9,7 @@ command -v clang >/dev/null || { echo "fuzz: installing clang" >&2; apt-get inst
 make --no-print-directory -j"$(nproc)" MODE=asan CC=clang BUILD=build/fuzz-objs CFLAGS=-fsanitize=fuzzer-no-link \
   $(for m in util labels expfmt tsdb promql config ingest; do echo build/fuzz-objs/lib/lib$m.a; done)
 mkdir -p build/fuzz
-PKG_LIBS=$(pkg-config --libs libcurl libmicrohttpd yaml-0.1 libpcre2-8 libxxhash libzstd zlib snappy libprotobuf-c)
+PKG_LIBS="$(pkg-config --libs libcurl libmicrohttpd yaml-0.1 libpcre2-8 libxxhash libzstd zlib snappy libprotobuf-c) -lresolv"
 for src in fuzz/fuzz_*.c; do
   name=$(basename "$src" .c); mod=$(echo "$name" | cut -d_ -f2)
   libs=""

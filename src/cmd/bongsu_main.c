@@ -412,6 +412,7 @@ int main(int argc, char **argv)
     BS_INFO("main", "TSDB started in %.3fs (path %s)", (double)(bs_monotonic_ns() - t0) / 1e9,
             topts.dir);
 
+    struct ingest_push *push = NULL; /* the Pushgateway API's groups */
     struct promql_engine *engine = promql_engine_new(&qopts);
     app.scrape = scrape_manager_new(db);
     int exit_code = 0;
@@ -424,8 +425,18 @@ int main(int argc, char **argv)
     struct cmd_remote_write rw = {.db = db};
     ingest_limits_default(&rw.limits);
     rw.enabled = flags_bool(flags_find(server_flags, NFLAGS, "web.enable-remote-write-receiver"));
-    struct http_raw_route raw_routes[1];
-    cmd_remote_write_route(&raw_routes[0], &rw);
+    if (ingest_push_new(&push, db, topts.dir, app.cfg->scrape_interval_ms, NULL, &err) != 0) {
+        BS_ERROR("main", "Starting the Pushgateway API failed: %s", err.msg);
+        exit_code = 1;
+        goto out;
+    }
+    struct http_raw_route raw_routes[1 + CMD_PUSH_ROUTES + CMD_INFLUX_ROUTES];
+    size_t nraw = 0, nadd = 0;
+    cmd_remote_write_route(&raw_routes[nraw++], &rw);
+    cmd_push_routes(&raw_routes[nraw], &nadd, push);
+    nraw += nadd;
+    cmd_influx_routes(&raw_routes[nraw], &nadd, &rw);
+    nraw += nadd;
     bool lifecycle = flags_bool(flags_find(server_flags, NFLAGS, "web.enable-lifecycle"));
 
     struct http_server_opts hopts;
@@ -440,7 +451,7 @@ int main(int argc, char **argv)
     hopts.quit = lifecycle ? quit_cb : NULL;
     hopts.quit_ud = &app;
     hopts.raw_routes = raw_routes;
-    hopts.nraw_routes = sizeof(raw_routes) / sizeof(raw_routes[0]);
+    hopts.nraw_routes = nraw;
     hopts.config_yaml = app.cfg->source;
     hopts.version = BS_VERSION;
     hopts.revision = BS_REVISION;
@@ -492,6 +503,7 @@ out:
         http_server_stop(app.http);
     }
     scrape_manager_free(app.scrape);
+    ingest_push_free(push);
     promql_engine_free(engine);
     tsdb_close(db);
     config_free(app.cfg);

@@ -22,6 +22,25 @@ static int remote_write_disabled(void *ud, const struct http_raw_request *req,
                                       sizeof(rw_disabled_text) - 1);
 }
 
+/* Move an ingest answer into the HTTP response; frees ir. rc is the ingest
+ * call's result: non-zero makes the server answer 500. */
+static int send_ingest_response(int rc, struct ingest_response *ir, struct http_raw_response *resp)
+{
+    if (rc != 0) {
+        ingest_response_fini(ir);
+        return rc;
+    }
+    resp->status = ir->status;
+    resp->content_type = ir->body ? ir->content_type : NULL;
+    resp->body = ir->body; /* malloc'd: ownership moves to the server */
+    resp->body_len = ir->body ? ir->body_len : 0;
+    ir->body = NULL;
+    for (size_t i = 0; rc == 0 && i < ir->nheaders; i++)
+        rc = http_raw_response_add_header(resp, ir->headers[i].name, ir->headers[i].value);
+    ingest_response_fini(ir);
+    return rc;
+}
+
 static int remote_write(void *ud, const struct http_raw_request *req,
                         struct http_raw_response *resp)
 {
@@ -32,19 +51,104 @@ static int remote_write(void *ud, const struct http_raw_request *req,
                                  http_raw_request_header(req, "Content-Encoding"),
                                  http_raw_request_header(req, "X-Prometheus-Remote-Write-Version"),
                                  req->body, req->body_len, &ir);
-    if (rc != 0) {
-        ingest_response_fini(&ir);
-        return rc; /* the server answers 500 */
-    }
-    resp->status = ir.status;
-    resp->content_type = ir.body ? ir.content_type : NULL;
-    resp->body = ir.body; /* malloc'd: ownership moves to the server */
-    resp->body_len = ir.body ? ir.body_len : 0;
-    ir.body = NULL;
-    for (size_t i = 0; rc == 0 && i < ir.nheaders; i++)
-        rc = http_raw_response_add_header(resp, ir.headers[i].name, ir.headers[i].value);
-    ingest_response_fini(&ir);
-    return rc;
+    return send_ingest_response(rc, &ir, resp);
+}
+
+static int push(void *ud, const struct http_raw_request *req, struct http_raw_response *resp)
+{
+    struct ingest_response ir;
+    memset(&ir, 0, sizeof(ir));
+    int rc = ingest_push_handle(ud, req->method, req->path, http_raw_request_header(req, "Content-Type"),
+                                http_raw_request_header(req, "Content-Encoding"), req->body,
+                                req->body_len, &ir);
+    return send_ingest_response(rc, &ir, resp);
+}
+
+static const char *raw_param(void *ctx, const char *name)
+{
+    return http_raw_request_param(ctx, name);
+}
+
+static int influx_write(void *ud, const struct http_raw_request *req,
+                        struct http_raw_response *resp, int version)
+{
+    struct cmd_remote_write *rw = ud;
+    struct ingest_response ir;
+    memset(&ir, 0, sizeof(ir));
+    int rc = ingest_influx_write(rw->db, &rw->limits, version, raw_param, (void *)req,
+                                 http_raw_request_header(req, "Content-Encoding"), req->body,
+                                 req->body_len, &ir);
+    return send_ingest_response(rc, &ir, resp);
+}
+
+static int influx_write_v1(void *ud, const struct http_raw_request *req,
+                           struct http_raw_response *resp)
+{
+    return influx_write(ud, req, resp, 1);
+}
+
+static int influx_write_v2(void *ud, const struct http_raw_request *req,
+                           struct http_raw_response *resp)
+{
+    return influx_write(ud, req, resp, 2);
+}
+
+static int influx_ping(void *ud, const struct http_raw_request *req, struct http_raw_response *resp)
+{
+    struct ingest_response ir;
+    memset(&ir, 0, sizeof(ir));
+    (void)ud;
+    (void)req;
+    ingest_influx_ping(&ir);
+    return send_ingest_response(0, &ir, resp);
+}
+
+static int influx_query(void *ud, const struct http_raw_request *req,
+                        struct http_raw_response *resp)
+{
+    struct cmd_remote_write *rw = ud;
+    struct ingest_response ir;
+    memset(&ir, 0, sizeof(ir));
+    const char *q = http_raw_request_param(req, "q");
+    int rc = ingest_influx_query(rw->db, q ? q : "", &ir);
+    return send_ingest_response(rc, &ir, resp);
+}
+
+static void set_route(struct http_raw_route *r, const char *method, const char *path,
+                      unsigned flags, size_t max_body, http_raw_fn fn, void *ud)
+{
+    memset(r, 0, sizeof(*r));
+    r->method = method;
+    r->path = path;
+    r->flags = flags;
+    r->max_body_bytes = max_body;
+    r->fn = fn;
+    r->ud = ud;
+}
+
+void cmd_push_routes(struct http_raw_route *routes, size_t *n, struct ingest_push *pg)
+{
+    static const char *const methods[] = {"PUT", "POST", "DELETE", "GET"};
+    static const char *const prefixes[] = {"/metrics/job/", "/metrics/job@base64/"};
+    size_t k = 0;
+    for (size_t p = 0; p < 2; p++)
+        for (size_t m = 0; m < 4; m++)
+            set_route(&routes[k++], methods[m], prefixes[p], HTTP_RAW_PREFIX | HTTP_RAW_GATED, 0,
+                      push, pg);
+    set_route(&routes[k++], "GET", "/api/v1/metrics", HTTP_RAW_GATED, 0, push, pg);
+    *n = k;
+}
+
+void cmd_influx_routes(struct http_raw_route *routes, size_t *n, struct cmd_remote_write *rw)
+{
+    size_t k = 0, cap = rw->limits.max_body_bytes;
+    set_route(&routes[k++], "POST", "/write", HTTP_RAW_GATED, cap, influx_write_v1, rw);
+    set_route(&routes[k++], "POST", "/api/v2/write", HTTP_RAW_GATED, cap, influx_write_v2, rw);
+    set_route(&routes[k++], "GET", "/ping", 0, 0, influx_ping, rw);
+    set_route(&routes[k++], "HEAD", "/ping", 0, 0, influx_ping, rw);
+    set_route(&routes[k++], "GET", "/query", HTTP_RAW_GATED, 0, influx_query, rw);
+    set_route(&routes[k++], "POST", "/query", HTTP_RAW_GATED, 0, influx_query, rw);
+    *n = k;
 }
 
 void cmd_remote_write_route(struct http_raw_route *route, struct cmd_remote_write *rw)

@@ -2,9 +2,10 @@
  *
  * cmd routes: the endpoints other modules serve through the HTTP server's
  * raw routes, wired here because only cmd may depend on both http and the
- * module (http knows neither ingest nor the others). Now: POST
- * /api/v1/write, the remote-write receiver. Later: the Pushgateway and
- * InfluxDB APIs.
+ * module (http knows neither ingest nor the others): POST /api/v1/write
+ * (remote write), the Pushgateway API under /metrics/job/ and
+ * /api/v1/metrics, and the InfluxDB 1.x/2.x write, ping and query
+ * endpoints.
  */
 #ifndef BONGSU_CMD_ROUTES_H
 #define BONGSU_CMD_ROUTES_H
@@ -28,5 +29,18 @@ struct cmd_remote_write {
  * body is not kept. Both answer 503 until the server is ready, as
  * Prometheus does. rw must be filled first and outlive the server. */
 void cmd_remote_write_route(struct http_raw_route *route, struct cmd_remote_write *rw);
+
+/* The Pushgateway routes: PUT, POST, DELETE and GET on the prefixes
+ * /metrics/job/ and /metrics/job@base64/, and GET /api/v1/metrics, all to
+ * ingest_push_handle(pg). Writes *n routes (at most CMD_PUSH_ROUTES) into
+ * routes. pg must outlive the server. */
+#define CMD_PUSH_ROUTES 9
+void cmd_push_routes(struct http_raw_route *routes, size_t *n, struct ingest_push *pg);
+
+/* The InfluxDB routes: POST /write (v1), POST /api/v2/write, GET and HEAD
+ * /ping, GET and POST /query. Writes *n routes (at most CMD_INFLUX_ROUTES).
+ * rw supplies the store and the limits and must outlive the server. */
+#define CMD_INFLUX_ROUTES 6
+void cmd_influx_routes(struct http_raw_route *routes, size_t *n, struct cmd_remote_write *rw);
 
 #endif

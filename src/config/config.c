@@ -80,6 +80,7 @@ static int load_owned(char *text, size_t len, const char *name, const char *base
                             name);
     }
     c->source = text;
+    atomic_init(&c->refs, 1);
     if (!yaml_parser_initialize(&parser)) {
         config_free(c);
         return bs_error_set(err, BS_ENOMEM, "%s: out of memory while parsing YAML", name);
@@ -202,6 +203,24 @@ const struct config_scrape *config_scrape_find(const struct config *c, const cha
     return NULL;
 }
 
+static void http_client_fini(struct config_http_client *h)
+{
+    char *strs[] = {h->username,      h->password,         h->password_file,
+                    h->auth_type,     h->auth_credentials, h->auth_credentials_file,
+                    h->proxy_url,     h->tls.ca_file,      h->tls.ca,
+                    h->tls.cert_file, h->tls.cert,         h->tls.key_file,
+                    h->tls.key,       h->tls.server_name};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        free(strs[i]);
+}
+
+static void strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static void scrape_fini(struct config_scrape *s)
 {
     free(s->job_name);
@@ -222,25 +241,35 @@ static void scrape_fini(struct config_scrape *s)
         free(sc->labels);
     }
     free(s->static_configs);
+    for (size_t i = 0; i < s->nfile_sd_configs; i++)
+        strv_free(s->file_sd_configs[i].files, s->file_sd_configs[i].nfiles);
+    free(s->file_sd_configs);
+    for (size_t i = 0; i < s->nhttp_sd_configs; i++) {
+        free(s->http_sd_configs[i].url);
+        http_client_fini(&s->http_sd_configs[i].http);
+    }
+    free(s->http_sd_configs);
+    for (size_t i = 0; i < s->ndns_sd_configs; i++)
+        strv_free(s->dns_sd_configs[i].names, s->dns_sd_configs[i].nnames);
+    free(s->dns_sd_configs);
     for (size_t i = 0; i < s->nrelabel_configs; i++)
         labels_relabel_config_fini(&s->relabel_configs[i]);
     free(s->relabel_configs);
     for (size_t i = 0; i < s->nmetric_relabel_configs; i++)
         labels_relabel_config_fini(&s->metric_relabel_configs[i]);
     free(s->metric_relabel_configs);
-    struct config_http_client *h = &s->http;
-    char *strs[] = {h->username,      h->password,         h->password_file,
-                    h->auth_type,     h->auth_credentials, h->auth_credentials_file,
-                    h->proxy_url,     h->tls.ca_file,      h->tls.ca,
-                    h->tls.cert_file, h->tls.cert,         h->tls.key_file,
-                    h->tls.key,       h->tls.server_name};
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
-        free(strs[i]);
+    http_client_fini(&s->http);
+}
+
+struct config *config_ref(struct config *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
 }
 
 void config_free(struct config *c)
 {
-    if (!c)
+    if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
         return;
     for (size_t i = 0; i < c->nscrape_configs; i++)
         scrape_fini(&c->scrape_configs[i]);

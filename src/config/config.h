@@ -16,6 +16,7 @@
 #ifndef BONGSU_CONFIG_H
 #define BONGSU_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,6 +111,73 @@ struct config_http_client {
     bool enable_http2;     /* default true */
 };
 
+/* Prometheus defaults of the service discovery refresh intervals. */
+#define CONFIG_DEFAULT_FILE_SD_REFRESH_MS INT64_C(300000)
+#define CONFIG_DEFAULT_HTTP_SD_REFRESH_MS INT64_C(60000)
+#define CONFIG_DEFAULT_DNS_SD_REFRESH_MS INT64_C(30000)
+
+/* One element of file_sd_configs. Each pattern is a file name whose last
+ * component may hold one '*' and which ends in .json, .yml or .yaml (any
+ * case), as Prometheus requires; relative names are resolved against the
+ * directory of the configuration file. At least one pattern. */
+struct config_file_sd {
+    char **files;
+    size_t nfiles;
+    int64_t refresh_interval_ms; /* > 0; default 5m */
+};
+
+/* One element of http_sd_configs: the URL (http or https, with a host) that
+ * serves a JSON list of target groups, and the HTTP client settings used to
+ * fetch it (validated like a job's; bearer_token folded into
+ * authorization). */
+struct config_http_sd {
+    char *url;
+    int64_t refresh_interval_ms; /* > 0; default 60s */
+    struct config_http_client http;
+};
+
+/* Record types of dns_sd_configs. */
+enum config_dns_type {
+    CONFIG_DNS_SRV = 0, /* default */
+    CONFIG_DNS_A,
+    CONFIG_DNS_AAAA,
+    CONFIG_DNS_MX,
+    CONFIG_DNS_NS,
+};
+
+/* One element of dns_sd_configs. port is required (non-zero) for every
+ * type but SRV, whose records carry their own. At least one name. */
+struct config_dns_sd {
+    char **names;
+    size_t nnames;
+    enum config_dns_type type;
+    uint16_t port;
+    int64_t refresh_interval_ms; /* > 0; default 30s */
+};
+
+/* The exposition formats of Prometheus 3's scrape_protocols and
+ * fallback_scrape_protocol. */
+enum config_scrape_protocol {
+    CONFIG_PROTO_NONE = 0,          /* no fallback_scrape_protocol */
+    CONFIG_PROTO_OPENMETRICS_1_0_0, /* "OpenMetricsText1.0.0" */
+    CONFIG_PROTO_OPENMETRICS_0_0_1, /* "OpenMetricsText0.0.1" */
+    CONFIG_PROTO_PROMETHEUS_1_0_0,  /* "PrometheusText1.0.0" */
+    CONFIG_PROTO_PROMETHEUS_0_0_4,  /* "PrometheusText0.0.4" */
+    CONFIG_PROTO_PROMETHEUS_PROTO,  /* "PrometheusProto": accepted, never requested */
+};
+#define CONFIG_SCRAPE_PROTOCOLS_MAX 5
+
+/* scrape_protocols (priority order, no duplicates, never empty after
+ * loading: unset means the global list, whose default is OpenMetricsText1.0.0,
+ * OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4) and
+ * fallback_scrape_protocol (jobs only; CONFIG_PROTO_NONE when unset). A
+ * plain value: copy it with '='. */
+struct config_scrape_protocols {
+    enum config_scrape_protocol list[CONFIG_SCRAPE_PROTOCOLS_MAX];
+    size_t n;
+    enum config_scrape_protocol fallback;
+};
+
 /* One scrape job, with the global defaults already applied: the interval and
  * timeout are always > 0 and timeout <= interval; metrics_path defaults to
  * "/metrics"; scheme is "http" or "https". Relabel configs are compiled and
@@ -127,12 +195,19 @@ struct config_scrape {
     bool honor_timestamps; /* default true */
     struct config_static_config *static_configs;
     size_t nstatic_configs;
+    struct config_file_sd *file_sd_configs;
+    size_t nfile_sd_configs;
+    struct config_http_sd *http_sd_configs;
+    size_t nhttp_sd_configs;
+    struct config_dns_sd *dns_sd_configs;
+    size_t ndns_sd_configs;
     struct labels_relabel_config *relabel_configs; /* applied to targets */
     size_t nrelabel_configs;
     struct labels_relabel_config *metric_relabel_configs; /* applied to scraped series */
     size_t nmetric_relabel_configs;
     struct config_limits limits;
     struct config_http_client http;
+    struct config_scrape_protocols protocols; /* scrape_protocols, fallback_scrape_protocol */
 };
 
 /* A loaded configuration. */
@@ -142,6 +217,7 @@ struct config {
     int64_t evaluation_interval_ms; /* global; default 1m */
     struct labels *external_labels; /* labels_dup'd; never NULL, possibly empty */
     struct config_limits limits;    /* global defaults of the job limits */
+    struct config_scrape_protocols scrape_protocols; /* global; fallback unused */
     struct config_scrape *scrape_configs;
     size_t nscrape_configs;
     char *source; /* the YAML text as loaded, NUL-terminated */
@@ -151,6 +227,7 @@ struct config {
      * and is ignored". Each was also logged with BS_WARN at load time. */
     char **warnings;
     size_t nwarnings;
+    atomic_size_t refs; /* references; see config_ref() */
 };
 
 /* The embedded default configuration: global scrape_interval and
@@ -195,7 +272,13 @@ int config_load_default(struct config **out, struct bs_error *err);
  * NULL when absent. */
 const struct config_scrape *config_scrape_find(const struct config *c, const char *job_name);
 
-/* Release everything a loader returned. NULL is allowed. */
+/* Take another reference to c (returned), for a holder that keeps it past
+ * the call that lent it, such as the scrape manager's service discovery.
+ * Every reference is dropped with config_free(). */
+struct config *config_ref(struct config *c);
+
+/* Drop one reference to what a loader returned (a loader returns one); the
+ * last one releases everything. NULL is allowed. */
 void config_free(struct config *c);
 
 #endif

@@ -49,7 +49,10 @@ enum section {
     SEC_RELABEL,
     SEC_BASIC_AUTH,
     SEC_AUTHORIZATION,
-    SEC_TLS
+    SEC_TLS,
+    SEC_FILE_SD,
+    SEC_HTTP_SD,
+    SEC_DNS_SD
 };
 
 /* Keys of Prometheus's configuration schema (2.x and 3.x) that bongsu does
@@ -70,7 +73,6 @@ static const struct unsupported_key {
     {SEC_TOP, "otlp"},
     {SEC_TOP, "runtime"},
     /* global (config.GlobalConfig) */
-    {SEC_GLOBAL, "scrape_protocols"},
     {SEC_GLOBAL, "rule_query_offset"},
     {SEC_GLOBAL, "query_log_file"},
     {SEC_GLOBAL, "scrape_failure_log_file"},
@@ -83,8 +85,6 @@ static const struct unsupported_key {
     {SEC_GLOBAL, "extra_scrape_metrics"},
     /* scrape job (config.ScrapeConfig): protocol knobs */
     {SEC_SCRAPE, "track_timestamps_staleness"},
-    {SEC_SCRAPE, "scrape_protocols"},
-    {SEC_SCRAPE, "fallback_scrape_protocol"},
     {SEC_SCRAPE, "scrape_failure_log_file"},
     {SEC_SCRAPE, "scrape_classic_histograms"},
     {SEC_SCRAPE, "always_scrape_classic_histograms"},
@@ -103,19 +103,22 @@ static const struct unsupported_key {
     {SEC_SCRAPE, "proxy_connect_header"},
     {SEC_SCRAPE, "http_headers"},
     {SEC_BASIC_AUTH, "username_file"},
-    /* scrape job: service discovery other than static_configs */
+    /* http_sd_configs: the same HTTP client settings */
+    {SEC_HTTP_SD, "oauth2"},
+    {SEC_HTTP_SD, "no_proxy"},
+    {SEC_HTTP_SD, "proxy_from_environment"},
+    {SEC_HTTP_SD, "proxy_connect_header"},
+    {SEC_HTTP_SD, "http_headers"},
+    /* scrape job: service discovery other than static, file, HTTP and DNS */
     {SEC_SCRAPE, "azure_sd_configs"},
     {SEC_SCRAPE, "consul_sd_configs"},
     {SEC_SCRAPE, "digitalocean_sd_configs"},
     {SEC_SCRAPE, "docker_sd_configs"},
     {SEC_SCRAPE, "dockerswarm_sd_configs"},
-    {SEC_SCRAPE, "dns_sd_configs"},
     {SEC_SCRAPE, "ec2_sd_configs"},
     {SEC_SCRAPE, "eureka_sd_configs"},
-    {SEC_SCRAPE, "file_sd_configs"},
     {SEC_SCRAPE, "gce_sd_configs"},
     {SEC_SCRAPE, "hetzner_sd_configs"},
-    {SEC_SCRAPE, "http_sd_configs"},
     {SEC_SCRAPE, "ionos_sd_configs"},
     {SEC_SCRAPE, "kubernetes_sd_configs"},
     {SEC_SCRAPE, "kuma_sd_configs"},
@@ -1208,10 +1211,135 @@ static int http_finish(struct decoder *d, const yaml_node_t *at, struct config_h
     return 0;
 }
 
+/* ------------------------------------------------------ scrape protocols */
+
+/* Prometheus 3's ScrapeProtocol names, in the sorted order its "supported:"
+ * message lists them. */
+static const struct {
+    const char *name;
+    enum config_scrape_protocol proto;
+} scrape_protocol_names[] = {
+    {"OpenMetricsText0.0.1", CONFIG_PROTO_OPENMETRICS_0_0_1},
+    {"OpenMetricsText1.0.0", CONFIG_PROTO_OPENMETRICS_1_0_0},
+    {"PrometheusProto", CONFIG_PROTO_PROMETHEUS_PROTO},
+    {"PrometheusText0.0.4", CONFIG_PROTO_PROMETHEUS_0_0_4},
+    {"PrometheusText1.0.0", CONFIG_PROTO_PROMETHEUS_1_0_0},
+};
+#define SCRAPE_PROTOCOLS_SUPPORTED                                                                 \
+    "[OpenMetricsText0.0.1 OpenMetricsText1.0.0 PrometheusProto PrometheusText0.0.4 "              \
+    "PrometheusText1.0.0]"
+
+/* Where scrape_protocols / fallback_scrape_protocol were written; NULL:
+ * absent or null (inherit / no fallback). Validated after the whole section
+ * is read, since Prometheus's messages name the job. */
+struct protocol_nodes {
+    const yaml_node_t *list;
+    const yaml_node_t *fallback;
+};
+
+static int dec_protocol_key(struct decoder *d, const struct pair *p, struct protocol_nodes *pn)
+{
+    bool is_null;
+    int rc;
+    if (key_is(p, "scrape_protocols")) {
+        if ((rc = expect_list(d, p, &is_null)) < 0)
+            return rc;
+        pn->list = is_null ? NULL : p->value;
+        return 0;
+    }
+    const char *s;
+    size_t len;
+    if ((rc = scalar_text(d, p->value, p->k, p->klen, &s, &len)) < 0)
+        return rc;
+    pn->fallback = len ? p->value : NULL;
+    return 0;
+}
+
+static bool scrape_protocol_lookup(const char *s, size_t len, enum config_scrape_protocol *out)
+{
+    for (size_t i = 0; i < sizeof scrape_protocol_names / sizeof scrape_protocol_names[0]; i++) {
+        if (strlen(scrape_protocol_names[i].name) == len &&
+            memcmp(scrape_protocol_names[i].name, s, len) == 0) {
+            *out = scrape_protocol_names[i].proto;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Prometheus's validateAcceptScrapeProtocols and fallback check. where is
+ * "global config" or "scrape config with job name \"x\"". An absent list
+ * leaves out->list as inherited (the caller filled it). */
+static int protocols_finish(struct decoder *d, const struct protocol_nodes *pn, const char *where,
+                            struct config_scrape_protocols *out)
+{
+    if (pn->list) {
+        const yaml_node_t *l = pn->list;
+        size_t n = seq_len(l);
+        if (n == 0)
+            return dec_fail(d, l, BS_EINVAL, "scrape_protocols cannot be empty for %s", where);
+        const char *txt[CONFIG_SCRAPE_PROTOCOLS_MAX + 1];
+        size_t lens[CONFIG_SCRAPE_PROTOCOLS_MAX + 1];
+        out->n = 0;
+        for (size_t i = 0; i < n; i++) {
+            yaml_node_t *item = dec_node(d, l->data.sequence.items.start[i]);
+            if (!item)
+                return dec_fail(d, l, BS_EPARSE, "malformed list for key scrape_protocols");
+            int rc = scalar_text(d, item, "scrape_protocols", 16, &txt[out->n], &lens[out->n]);
+            if (rc < 0)
+                return rc;
+            bool dup = false;
+            for (size_t k = 0; k < out->n && !dup; k++)
+                dup = lens[k] == lens[out->n] && strncasecmp(txt[k], txt[out->n], lens[k]) == 0;
+            if (dup) {
+                /* Go's %v of the whole list: "[a b a]". */
+                struct bs_buf all;
+                bs_buf_init(&all, 256);
+                int brc = bs_buf_putc(&all, '[');
+                for (size_t k = 0; k < n && brc == 0; k++) {
+                    yaml_node_t *it = dec_node(d, l->data.sequence.items.start[k]);
+                    if (k)
+                        brc = bs_buf_putc(&all, ' ');
+                    if (brc == 0 && it && it->type == YAML_SCALAR_NODE)
+                        brc = bs_buf_append(&all, (const char *)it->data.scalar.value,
+                                            it->data.scalar.length);
+                }
+                if (brc == 0)
+                    brc = bs_buf_putc(&all, ']');
+                rc = dec_fail(d, item, BS_EINVAL,
+                              "duplicated protocol in scrape_protocols, got %.*s%s for %s",
+                              (int)all.len, all.data ? all.data : "", brc ? "..." : "", where);
+                bs_buf_fini(&all);
+                return rc;
+            }
+            enum config_scrape_protocol sp;
+            if (!scrape_protocol_lookup(txt[out->n], lens[out->n], &sp))
+                return dec_fail(d, item, BS_EINVAL,
+                                "scrape_protocols: unknown scrape protocol %.*s, "
+                                "supported: " SCRAPE_PROTOCOLS_SUPPORTED " for %s",
+                                (int)(lens[out->n] > MSG_TEXT_MAX ? MSG_TEXT_MAX : lens[out->n]),
+                                txt[out->n], where);
+            /* Without duplicates there are at most five names. */
+            out->list[out->n++] = sp;
+        }
+    }
+    if (pn->fallback) {
+        const char *s = (const char *)pn->fallback->data.scalar.value;
+        size_t len = pn->fallback->data.scalar.length;
+        if (!scrape_protocol_lookup(s, len, &out->fallback))
+            return dec_fail(d, pn->fallback, BS_EINVAL,
+                            "invalid fallback_scrape_protocol for %s: unknown scrape protocol "
+                            "%.*s, supported: " SCRAPE_PROTOCOLS_SUPPORTED,
+                            where, (int)(len > MSG_TEXT_MAX ? MSG_TEXT_MAX : len), s);
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- global */
 
 struct global_set {
     const yaml_node_t *timeout_node; /* where scrape_timeout was set, or NULL */
+    struct protocol_nodes protocols; /* scrape_protocols */
 };
 
 static int dec_global(struct decoder *d, const struct pair *gp, struct global_set *gs)
@@ -1236,6 +1364,8 @@ static int dec_global(struct decoder *d, const struct pair *gp, struct global_se
             rc = scalar_duration(d, p, &c->evaluation_interval_ms);
         } else if (key_is(p, "external_labels")) {
             rc = dec_labels(d, p, &c->external_labels);
+        } else if (key_is(p, "scrape_protocols")) {
+            rc = dec_protocol_key(d, p, &gs->protocols);
         } else if ((rc = dec_limit(d, p, &c->limits)) > 0) {
             rc = dec_other_key(d, SEC_GLOBAL, p, "config.GlobalConfig");
         }
@@ -1258,6 +1388,16 @@ static int global_finish(struct decoder *d, const struct global_set *gs)
         c->scrape_timeout_ms = CONFIG_DEFAULT_SCRAPE_TIMEOUT_MS > c->scrape_interval_ms
                                    ? c->scrape_interval_ms
                                    : CONFIG_DEFAULT_SCRAPE_TIMEOUT_MS;
+    /* Prometheus 3's DefaultScrapeProtocols, unless the section set its own. */
+    static const enum config_scrape_protocol defaults[] = {
+        CONFIG_PROTO_OPENMETRICS_1_0_0, CONFIG_PROTO_OPENMETRICS_0_0_1,
+        CONFIG_PROTO_PROMETHEUS_1_0_0, CONFIG_PROTO_PROMETHEUS_0_0_4};
+    memset(&c->scrape_protocols, 0, sizeof c->scrape_protocols);
+    memcpy(c->scrape_protocols.list, defaults, sizeof defaults);
+    c->scrape_protocols.n = sizeof defaults / sizeof defaults[0];
+    int rc = protocols_finish(d, &gs->protocols, "global config", &c->scrape_protocols);
+    if (rc < 0)
+        return rc;
     if (c->evaluation_interval_ms == 0)
         c->evaluation_interval_ms = CONFIG_DEFAULT_EVALUATION_INTERVAL_MS;
     if (!c->external_labels) {
@@ -1361,6 +1501,299 @@ static int dec_static_list(struct decoder *d, const struct pair *p, struct confi
     return 0;
 }
 
+/* ------------------------------------------------------ service discovery */
+
+/* One HTTP client key (of a job or of an http_sd config) into h; returns 1
+ * when p is not one of them, else 0 or an error. */
+static int dec_http_key(struct decoder *d, const struct pair *p, struct config_http_client *h,
+                        struct http_nodes *hn)
+{
+    int rc = 0;
+    if (key_is(p, "basic_auth")) {
+        rc = dec_basic_auth(d, p, h, hn);
+    } else if (key_is(p, "authorization")) {
+        rc = dec_authorization(d, p, h, hn);
+    } else if (key_is(p, "bearer_token")) {
+        rc = scalar_dup(d, p, &hn->bearer_token);
+        if (rc == 0 && !hn->bearer_token[0]) {
+            free(hn->bearer_token);
+            hn->bearer_token = NULL;
+        }
+        hn->bearer_node = p->key;
+    } else if (key_is(p, "bearer_token_file")) {
+        rc = scalar_path(d, p, &hn->bearer_token_file);
+        hn->bearer_file_node = p->value;
+    } else if (key_is(p, "tls_config")) {
+        rc = dec_tls(d, p, &h->tls, hn);
+    } else if (key_is(p, "proxy_url")) {
+        rc = dec_proxy_url(d, p, h);
+    } else if (key_is(p, "follow_redirects")) {
+        rc = scalar_bool(d, p, &h->follow_redirects);
+    } else if (key_is(p, "enable_http2")) {
+        rc = scalar_bool(d, p, &h->enable_http2);
+    } else {
+        return 1;
+    }
+    return rc;
+}
+
+/* A refresh_interval; "0" or null keep the default. */
+static int dec_refresh(struct decoder *d, const struct pair *p, int64_t *ms)
+{
+    int64_t v = 0;
+    int rc = scalar_duration(d, p, &v);
+    if (rc == 0 && v > 0)
+        *ms = v;
+    return rc;
+}
+
+/* Prometheus's file SD pattern: ^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$ */
+static bool file_sd_pattern_ok(const char *s)
+{
+    static const char *const exts[] = {".json", ".yml", ".yaml", ".JSON", ".YML", ".YAML"};
+    size_t n = strlen(s), stem = 0;
+    bool ext = false;
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0] && !ext; i++) {
+        size_t l = strlen(exts[i]);
+        if (n >= l && memcmp(s + n - l, exts[i], l) == 0) {
+            ext = true;
+            stem = n - l;
+        }
+    }
+    if (!ext)
+        return false;
+    const char *star = memchr(s, '*', stem);
+    return !star || !memchr(star, '/', stem - (size_t)(star - s));
+}
+
+/* Start the mapping of one sd config entry: null and non-mappings fail as
+ * Prometheus words it. */
+static int sd_entry(struct decoder *d, yaml_node_t *n, const char *list, struct pairs *ps)
+{
+    if (node_is_null(n))
+        return dec_fail(d, n, BS_EINVAL, "empty or null section in %s", list);
+    if (n->type != YAML_MAPPING_NODE)
+        return dec_fail(d, n, BS_EPARSE, "expected a mapping for each entry of %s", list);
+    return map_collect(d, n, ps);
+}
+
+static int dec_file_sd(struct decoder *d, yaml_node_t *n, struct config_file_sd *fs)
+{
+    struct pairs ps = {0};
+    const yaml_node_t *files_node = NULL;
+    fs->refresh_interval_ms = CONFIG_DEFAULT_FILE_SD_REFRESH_MS;
+    int rc = sd_entry(d, n, "file_sd_configs", &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "files")) {
+            rc = dec_string_list(d, p, &fs->files, &fs->nfiles);
+            files_node = p->value;
+        } else if (key_is(p, "refresh_interval")) {
+            rc = dec_refresh(d, p, &fs->refresh_interval_ms);
+        } else {
+            rc = dec_other_key(d, SEC_FILE_SD, p, "file.plain");
+        }
+    }
+    free(ps.v);
+    if (rc < 0)
+        return rc;
+    if (fs->nfiles == 0)
+        return dec_fail(d, files_node ? files_node : n, BS_EINVAL,
+                        "file service discovery config must contain at least one path name");
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        const yaml_node_t *at = dec_node(d, files_node->data.sequence.items.start[i]);
+        if (!file_sd_pattern_ok(fs->files[i]))
+            return dec_fail(d, at, BS_EINVAL, "path name \"%.*s\" is not valid for file discovery",
+                            MSG_TEXT_MAX, fs->files[i]);
+        /* SetDirectory: relative to the configuration file. */
+        const char *f = fs->files[i];
+        if (f[0] != '/' && d->base_dir && strcmp(d->base_dir, ".") != 0) {
+            char *joined = NULL;
+            if (asprintf(&joined, "%s/%s", d->base_dir, f) < 0)
+                return dec_nomem(d);
+            free(fs->files[i]);
+            fs->files[i] = joined;
+        }
+    }
+    return 0;
+}
+
+/* Go's url.Parse checks that matter for http_sd: a scheme, http or https,
+ * and a host. */
+static int check_sd_url(struct decoder *d, const yaml_node_t *at, const char *u)
+{
+    if (!u || !u[0])
+        return dec_fail(d, at, BS_EINVAL, "URL is missing");
+    const char *colon = strchr(u, ':');
+    size_t sl = colon ? (size_t)(colon - u) : 0;
+    bool http = sl == 4 && strncasecmp(u, "http", 4) == 0;
+    bool https = sl == 5 && strncasecmp(u, "https", 5) == 0;
+    if (u[0] == ':')
+        return dec_fail(d, at, BS_EINVAL, "parse \"%.*s\": missing protocol scheme", MSG_TEXT_MAX,
+                        u);
+    if (!http && !https)
+        return dec_fail(d, at, BS_EINVAL, "URL scheme must be 'http' or 'https'");
+    const char *h = colon + 1;
+    if (strncmp(h, "//", 2) != 0)
+        return dec_fail(d, at, BS_EINVAL, "host is missing in URL");
+    h += 2;
+    const char *at_sign = NULL;
+    size_t hl = strcspn(h, "/?#");
+    for (size_t i = 0; i < hl; i++)
+        if (h[i] == '@')
+            at_sign = h + i;
+    if (at_sign) {
+        hl -= (size_t)(at_sign + 1 - h);
+        h = at_sign + 1;
+    }
+    if (hl == 0)
+        return dec_fail(d, at, BS_EINVAL, "host is missing in URL");
+    return 0;
+}
+
+static int dec_http_sd(struct decoder *d, yaml_node_t *n, struct config_http_sd *hs)
+{
+    struct pairs ps = {0};
+    struct http_nodes hn;
+    memset(&hn, 0, sizeof hn);
+    const yaml_node_t *url_node = NULL;
+    hs->refresh_interval_ms = CONFIG_DEFAULT_HTTP_SD_REFRESH_MS;
+    hs->http.follow_redirects = true;
+    hs->http.enable_http2 = true;
+    int rc = sd_entry(d, n, "http_sd_configs", &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "url")) {
+            rc = scalar_dup(d, p, &hs->url);
+            url_node = p->value;
+        } else if (key_is(p, "refresh_interval")) {
+            rc = dec_refresh(d, p, &hs->refresh_interval_ms);
+        } else if ((rc = dec_http_key(d, p, &hs->http, &hn)) > 0) {
+            if (key_is(p, "oauth2") && !node_is_null(p->value))
+                hn.oauth2 = p->key;
+            rc = dec_other_key(d, SEC_HTTP_SD, p, "http.plain");
+        }
+    }
+    free(ps.v);
+    if (rc == 0)
+        rc = check_sd_url(d, url_node ? url_node : n, hs->url);
+    if (rc == 0)
+        rc = http_finish(d, n, &hs->http, &hn);
+    free(hn.bearer_token);
+    free(hn.bearer_token_file);
+    return rc;
+}
+
+static int dec_dns_sd(struct decoder *d, yaml_node_t *n, struct config_dns_sd *ds)
+{
+    static const char *const types[] = {"SRV", "A", "AAAA", "MX", "NS"};
+    struct pairs ps = {0};
+    const yaml_node_t *names_node = NULL, *type_node = NULL;
+    char *type = NULL;
+    uint64_t port = 0;
+    ds->refresh_interval_ms = CONFIG_DEFAULT_DNS_SD_REFRESH_MS;
+    int rc = sd_entry(d, n, "dns_sd_configs", &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "names")) {
+            rc = dec_string_list(d, p, &ds->names, &ds->nnames);
+            names_node = p->value;
+        } else if (key_is(p, "type")) {
+            rc = scalar_dup(d, p, &type);
+            type_node = p->value;
+        } else if (key_is(p, "port")) {
+            rc = scalar_uint(d, p, &port, "int");
+            if (rc == 0 && port > 65535)
+                rc = dec_fail(d, p->value, BS_EINVAL, "invalid port %llu (key port)",
+                              (unsigned long long)port);
+        } else if (key_is(p, "refresh_interval")) {
+            rc = dec_refresh(d, p, &ds->refresh_interval_ms);
+        } else {
+            rc = dec_other_key(d, SEC_DNS_SD, p, "dns.plain");
+        }
+    }
+    free(ps.v);
+    if (rc == 0 && ds->nnames == 0)
+        rc = dec_fail(d, names_node ? names_node : n, BS_EINVAL,
+                      "DNS-SD config must contain at least one SRV record name");
+    if (rc == 0) {
+        bool found = false;
+        const char *t = type && type[0] ? type : "SRV";
+        for (size_t i = 0; i < sizeof types / sizeof types[0] && !found; i++) {
+            if (strcasecmp(t, types[i]) == 0) {
+                ds->type = (enum config_dns_type)i;
+                found = true;
+            }
+        }
+        if (!found)
+            rc = dec_fail(d, type_node, BS_EINVAL, "invalid DNS-SD records type %.*s",
+                          MSG_TEXT_MAX, t);
+        else if (ds->type != CONFIG_DNS_SRV && port == 0)
+            rc = dec_fail(d, n, BS_EINVAL,
+                          "a port is required in DNS-SD configs for all record types except SRV");
+    }
+    ds->port = (uint16_t)port;
+    free(type);
+    return rc;
+}
+
+/* The three *_sd_configs lists share their shape: a list of mappings. */
+static int sd_list_start(struct decoder *d, const struct pair *p, size_t *n)
+{
+    bool is_null;
+    int rc = expect_list(d, p, &is_null);
+    *n = 0;
+    if (rc < 0 || is_null)
+        return rc;
+    *n = seq_len(p->value);
+    return dec_count(d, *n, p->value);
+}
+
+static int dec_file_sd_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+{
+    size_t n;
+    int rc = sd_list_start(d, p, &n);
+    if (rc < 0 || n == 0)
+        return rc;
+    if (!(sc->file_sd_configs = calloc(n, sizeof *sc->file_sd_configs)))
+        return dec_nomem(d);
+    sc->nfile_sd_configs = n;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = dec_file_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
+                         &sc->file_sd_configs[i]);
+    return rc;
+}
+
+static int dec_http_sd_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+{
+    size_t n;
+    int rc = sd_list_start(d, p, &n);
+    if (rc < 0 || n == 0)
+        return rc;
+    if (!(sc->http_sd_configs = calloc(n, sizeof *sc->http_sd_configs)))
+        return dec_nomem(d);
+    sc->nhttp_sd_configs = n;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = dec_http_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
+                         &sc->http_sd_configs[i]);
+    return rc;
+}
+
+static int dec_dns_sd_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+{
+    size_t n;
+    int rc = sd_list_start(d, p, &n);
+    if (rc < 0 || n == 0)
+        return rc;
+    if (!(sc->dns_sd_configs = calloc(n, sizeof *sc->dns_sd_configs)))
+        return dec_nomem(d);
+    sc->ndns_sd_configs = n;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = dec_dns_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
+                        &sc->dns_sd_configs[i]);
+    return rc;
+}
+
 static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *sc,
                       struct job_ref *ref)
 {
@@ -1375,6 +1808,7 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
     const yaml_node_t *timeout_node = NULL, *scheme_node = NULL;
     struct http_nodes hn;
     memset(&hn, 0, sizeof hn);
+    struct protocol_nodes pn = {NULL, NULL};
     sc->http.follow_redirects = true;
     sc->http.enable_http2 = true;
     ref->node = n;
@@ -1417,28 +1851,16 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
         } else if (key_is(p, "metric_relabel_configs")) {
             rc = dec_relabel_list(d, p, "metric", &sc->metric_relabel_configs,
                                   &sc->nmetric_relabel_configs);
-        } else if (key_is(p, "basic_auth")) {
-            rc = dec_basic_auth(d, p, &sc->http, &hn);
-        } else if (key_is(p, "authorization")) {
-            rc = dec_authorization(d, p, &sc->http, &hn);
-        } else if (key_is(p, "bearer_token")) {
-            rc = scalar_dup(d, p, &hn.bearer_token);
-            if (rc == 0 && !hn.bearer_token[0]) {
-                free(hn.bearer_token);
-                hn.bearer_token = NULL;
-            }
-            hn.bearer_node = p->key;
-        } else if (key_is(p, "bearer_token_file")) {
-            rc = scalar_path(d, p, &hn.bearer_token_file);
-            hn.bearer_file_node = p->value;
-        } else if (key_is(p, "tls_config")) {
-            rc = dec_tls(d, p, &sc->http.tls, &hn);
-        } else if (key_is(p, "proxy_url")) {
-            rc = dec_proxy_url(d, p, &sc->http);
-        } else if (key_is(p, "follow_redirects")) {
-            rc = scalar_bool(d, p, &sc->http.follow_redirects);
-        } else if (key_is(p, "enable_http2")) {
-            rc = scalar_bool(d, p, &sc->http.enable_http2);
+        } else if (key_is(p, "file_sd_configs")) {
+            rc = dec_file_sd_list(d, p, sc);
+        } else if (key_is(p, "http_sd_configs")) {
+            rc = dec_http_sd_list(d, p, sc);
+        } else if (key_is(p, "dns_sd_configs")) {
+            rc = dec_dns_sd_list(d, p, sc);
+        } else if (key_is(p, "scrape_protocols") || key_is(p, "fallback_scrape_protocol")) {
+            rc = dec_protocol_key(d, p, &pn);
+        } else if ((rc = dec_http_key(d, p, &sc->http, &hn)) <= 0) {
+            /* an HTTP client key: decoded, or failed */
         } else if ((rc = dec_limit(d, p, &sc->limits)) > 0) {
             if (key_is(p, "oauth2") && !node_is_null(p->value))
                 hn.oauth2 = p->key;
@@ -1487,7 +1909,13 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
         l->label_value_length_limit = g->label_value_length_limit;
     if (!l->body_size_limit)
         l->body_size_limit = g->body_size_limit;
-    return 0;
+    /* scrape_protocols not set on the job come from the global section. */
+    sc->protocols = c->scrape_protocols;
+    sc->protocols.fallback = CONFIG_PROTO_NONE;
+    char where[MSG_TEXT_MAX + 48];
+    snprintf(where, sizeof where, "scrape config with job name \"%.*s\"", MSG_TEXT_MAX,
+             sc->job_name);
+    return protocols_finish(d, &pn, where, &sc->protocols);
 }
 
 static int job_ref_cmp(const void *a, const void *b)

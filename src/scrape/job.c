@@ -68,6 +68,10 @@ static int job_fingerprint(struct scrape_job *j)
         (unsigned long long)j->limits.label_name_length_limit,
         (unsigned long long)j->limits.label_value_length_limit,
         (long long)j->limits.body_size_limit);
+    for (size_t i = 0; rc == 0 && i < j->protocols.n; i++)
+        rc = bs_buf_printf(&b, "P%d|", (int)j->protocols.list[i]);
+    if (rc == 0)
+        rc = bs_buf_printf(&b, "F%d|", (int)j->protocols.fallback);
     for (size_t i = 0; rc == 0 && i < j->nmrc; i++) {
         const struct labels_relabel_config *c = &j->mrc[i];
         rc = bs_buf_printf(&b, "R%d %llu %zu|", (int)c->action, (unsigned long long)c->modulus,
@@ -113,6 +117,7 @@ int scrape_job_new(const struct config_scrape *sc, struct scrape_job **out, stru
         return bs_error_set(err, BS_ENOMEM, "out of memory");
     atomic_init(&j->refs, 1);
     j->limits = sc->limits;
+    j->protocols = sc->protocols;
     bool ok = true;
     j->name = dup_opt(sc->job_name, &ok);
     const struct config_http_client *h = &sc->http;

@@ -9,13 +9,22 @@
  * which the scrape thread takes them, writes their staleness markers and
  * frees them. So the thread may use any target it knows without holding the
  * mutex, and readers of the active array (the JSON view) hold the mutex.
+ *
+ * Service discovery: the manager owns a discovery manager (discovery.c)
+ * whose thread keeps the target groups of the file, HTTP and DNS providers
+ * current. A target set is always built from one configuration (kept as a
+ * reference in m->cfg) and the groups of its providers: at a config apply
+ * from the plan of the new configuration, after a discovery update from
+ * the installed providers. Both go through sync_targets() and the same
+ * diff, under apply_mu. Lock order: apply_mu, then the discovery manager's
+ * lock, then mu.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "scrape/scrape_int.h"
+#include "scrape/sd_int.h"
 
 struct scrape_metrics scrape_metrics;
 static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
@@ -42,6 +51,8 @@ static void metrics_register(void)
                            "Total number of scrapes that failed (up=0).", NULL);
 }
 
+static void on_discovery_update(void *ud);
+
 struct scrape_manager *scrape_manager_new(struct tsdb *db)
 {
     pthread_once(&metrics_once, metrics_register);
@@ -58,6 +69,16 @@ struct scrape_manager *scrape_manager_new(struct tsdb *db)
     if (!m->multi || pthread_mutex_init(&m->mu, NULL) != 0) {
         if (m->multi)
             curl_multi_cleanup(m->multi);
+        free(m);
+        curl_global_cleanup();
+        return NULL;
+    }
+    if (pthread_mutex_init(&m->apply_mu, NULL) != 0 ||
+        !(m->sd = sd_manager_new(on_discovery_update, m))) {
+        if (m->sd)
+            sd_manager_free(m->sd);
+        pthread_mutex_destroy(&m->mu);
+        curl_multi_cleanup(m->multi);
         free(m);
         curl_global_cleanup();
         return NULL;
@@ -93,13 +114,70 @@ static void dropped_free(struct scrape_dropped *v, size_t n)
     free(v);
 }
 
-int scrape_manager_apply_config(struct scrape_manager *m, const struct config *cfg,
-                                struct bs_error *err)
+/* The targets being built by sync_targets. */
+struct build {
+    struct scrape_target **nt;
+    size_t n, cap;
+    struct scrape_dropped *nd;
+    size_t ndropped, dcap;
+};
+
+/* Build one target of job sc (whose targets start at job_start in b) and
+ * add it to b as active or dropped. group and target as in
+ * scrape_target_new_discovered; gi and ti number the group and the target
+ * for the log. An unusable target is logged and skipped. Returns 0 or
+ * BS_ENOMEM (err set). */
+static int build_one(struct build *b, size_t job_start, struct scrape_job *job,
+                     const struct config_scrape *sc, const struct labels *group,
+                     const struct labels *target, size_t gi, size_t ti, struct bs_error *err)
 {
-    struct scrape_target **nt = NULL;
-    size_t n = 0, cap = 0;
-    struct scrape_dropped *nd = NULL;
-    size_t ndropped = 0, dcap = 0;
+    struct scrape_target *t;
+    struct labels *dropped;
+    struct bs_error terr;
+    bs_error_clear(&terr);
+    const char *addr = labels_get(target, "__address__");
+    int rc = scrape_target_new_discovered(job, sc, group, target, &t, &dropped, &terr);
+    if (rc == BS_EINVAL) {
+        /* As Prometheus: log, skip the target, go on. */
+        BS_ERROR(SCRAPE_COMPONENT,
+                 "creating target failed: job %s, instance %zu in group %zu (%s): %s",
+                 sc->job_name, ti, gi, addr ? addr : "", terr.msg);
+        return 0;
+    }
+    if (rc != 0)
+        return bs_error_set(err, rc, "job \"%s\", target \"%s\": %s", sc->job_name,
+                            addr ? addr : "", terr.msg);
+    if (dropped) {
+        if (b->ndropped == b->dcap) {
+            b->dcap = b->dcap ? b->dcap * 2 : 16;
+            b->nd = bs_xrealloc(b->nd, b->dcap * sizeof(*b->nd));
+        }
+        b->nd[b->ndropped].pool = bs_xstrdup(sc->job_name);
+        b->nd[b->ndropped++].discovered = dropped;
+        return 0;
+    }
+    for (size_t x = job_start; x < b->n; x++) {
+        if (same_target(b->nt[x], t)) { /* Prometheus deduplicates identical targets too */
+            scrape_target_free(t);
+            return 0;
+        }
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->nt = bs_xrealloc(b->nt, b->cap * sizeof(*b->nt));
+    }
+    b->nt[b->n++] = t;
+    return 0;
+}
+
+/* Make the active targets those of cfg's static configs plus the groups of
+ * the providers prov[0..nprov) (the caller holds the discovery lock), and
+ * diff them against the running ones. The caller holds apply_mu. Returns
+ * 0, or BS_ENOMEM / BS_EIO leaving the running set unchanged. */
+static int sync_targets(struct scrape_manager *m, const struct config *cfg,
+                        struct sd_provider *const *prov, size_t nprov, struct bs_error *err)
+{
+    struct build b = {0};
     /* Per job: where its targets start in nt, and its target_limit error. */
     size_t *job_start = NULL;
     char(*forced)[sizeof(((struct scrape_target *)0)->forced_error)] = NULL;
@@ -119,61 +197,39 @@ int scrape_manager_apply_config(struct scrape_manager *m, const struct config *c
     for (size_t i = 0; i < cfg->nscrape_configs; i++) {
         const struct config_scrape *sc = &cfg->scrape_configs[i];
         struct scrape_job *job;
-        job_start[i] = n;
+        job_start[i] = b.n;
         if ((rc = scrape_job_new(sc, &job, err)) != 0)
             goto fail;
-        for (size_t j = 0; j < sc->nstatic_configs; j++) {
+        size_t gi = 0;
+        for (size_t j = 0; rc == 0 && j < sc->nstatic_configs; j++, gi++) {
             const struct config_static_config *st = &sc->static_configs[j];
-            for (size_t k = 0; k < st->ntargets; k++) {
-                struct scrape_target *t;
-                struct labels *dropped;
-                struct bs_error terr;
-                bs_error_clear(&terr);
-                rc = scrape_target_new(job, sc, st, st->targets[k], &t, &dropped, &terr);
-                if (rc == BS_EINVAL) {
-                    /* As Prometheus: log, skip the target, go on. */
-                    BS_ERROR(SCRAPE_COMPONENT,
-                             "creating target failed: job %s, instance %zu in group %zu (%s): %s",
-                             sc->job_name, k, j, st->targets[k], terr.msg);
-                    rc = 0;
-                    continue;
-                }
-                if (rc != 0) {
-                    bs_error_set(err, rc, "job \"%s\", target \"%s\": %s", sc->job_name,
-                                 st->targets[k], terr.msg);
-                    scrape_job_unref(job);
-                    goto fail;
-                }
-                if (dropped) {
-                    if (ndropped == dcap) {
-                        dcap = dcap ? dcap * 2 : 16;
-                        nd = bs_xrealloc(nd, dcap * sizeof(*nd));
-                    }
-                    nd[ndropped].pool = bs_xstrdup(sc->job_name);
-                    nd[ndropped++].discovered = dropped;
-                    continue;
-                }
-                bool dup = false;
-                for (size_t x = job_start[i]; x < n && !dup; x++)
-                    dup = same_target(nt[x], t);
-                if (dup) { /* Prometheus deduplicates identical targets too */
-                    scrape_target_free(t);
-                    continue;
-                }
-                if (n == cap) {
-                    cap = cap ? cap * 2 : 16;
-                    nt = bs_xrealloc(nt, cap * sizeof(*nt));
-                }
-                nt[n++] = t;
+            for (size_t k = 0; rc == 0 && k < st->ntargets; k++) {
+                struct label one = {.name = "__address__", .value = st->targets[k]};
+                struct labels target = {&one, 1};
+                rc = build_one(&b, job_start[i], job, sc, st->labels, &target, gi, k, err);
             }
         }
+        /* Discovered groups, in the order of the job's providers. */
+        for (size_t p = 0; rc == 0 && p < nprov; p++) {
+            if (strcmp(prov[p]->job, sc->job_name) != 0)
+                continue;
+            const struct sd_groups *gs = &prov[p]->groups;
+            for (size_t g = 0; rc == 0 && g < gs->n; g++, gi++)
+                for (size_t k = 0; rc == 0 && k < gs->v[g].ntargets; k++)
+                    rc = build_one(&b, job_start[i], job, sc, gs->v[g].labels,
+                                   gs->v[g].targets[k], gi, k, err);
+        }
         scrape_job_unref(job);
-        size_t active = n - job_start[i];
+        if (rc != 0)
+            goto fail;
+        size_t active = b.n - job_start[i];
         if (sc->limits.target_limit && active > sc->limits.target_limit)
             snprintf(forced[i], sizeof(forced[i]),
                      "target_limit exceeded (number of targets: %zu, limit: %llu)", active,
                      (unsigned long long)sc->limits.target_limit);
     }
+    struct scrape_target **nt = b.nt;
+    size_t n = b.n;
     if (job_start)
         job_start[cfg->nscrape_configs] = n;
 
@@ -213,8 +269,8 @@ int scrape_manager_apply_config(struct scrape_manager *m, const struct config *c
     m->targets = nt;
     m->ntargets = n;
     dropped_free(m->dropped, m->ndropped);
-    m->dropped = nd;
-    m->ndropped = ndropped;
+    m->dropped = b.nd;
+    m->ndropped = b.ndropped;
     pthread_mutex_unlock(&m->mu);
     curl_multi_wakeup(m->multi);
     free(job_start);
@@ -222,17 +278,66 @@ int scrape_manager_apply_config(struct scrape_manager *m, const struct config *c
     return 0;
 
 fail:
-    targets_free(nt, n);
-    dropped_free(nd, ndropped);
+    targets_free(b.nt, b.n);
+    dropped_free(b.nd, b.ndropped);
     free(job_start);
     free(forced);
     return rc;
+}
+
+int scrape_manager_apply_config(struct scrape_manager *m, const struct config *cfg,
+                                struct bs_error *err)
+{
+    /* The manager keeps a reference: discovery updates re-apply targets from
+     * this configuration later. A loaded configuration is never modified, so
+     * only its reference count changes through this pointer. */
+    struct config *c = (struct config *)cfg;
+    struct sd_plan plan;
+    pthread_mutex_lock(&m->apply_mu);
+    int rc = sd_manager_prepare(m->sd, c, &plan, err);
+    if (rc == 0) {
+        sd_manager_lock(m->sd);
+        rc = sync_targets(m, c, plan.v, plan.n, err);
+        sd_manager_unlock(m->sd);
+        if (rc == 0)
+            rc = sd_manager_install(m->sd, &plan, err);
+        sd_plan_discard(&plan); /* empty when installed */
+    }
+    if (rc == 0) {
+        struct config *old = m->cfg;
+        m->cfg = config_ref(c);
+        config_free(old);
+    }
+    pthread_mutex_unlock(&m->apply_mu);
+    return rc;
+}
+
+/* Discovery thread: groups changed; rebuild the targets of the applied
+ * configuration with the installed providers' groups. */
+static void on_discovery_update(void *ud)
+{
+    struct scrape_manager *m = ud;
+    struct bs_error err;
+    bs_error_clear(&err);
+    pthread_mutex_lock(&m->apply_mu);
+    if (m->cfg) {
+        size_t nprov;
+        sd_manager_lock(m->sd);
+        struct sd_provider *const *prov = sd_manager_installed(m->sd, &nprov);
+        int rc = sync_targets(m, m->cfg, prov, nprov, &err);
+        sd_manager_unlock(m->sd);
+        if (rc != 0)
+            BS_ERROR(SCRAPE_COMPONENT, "applying discovered targets failed: %s", err.msg);
+    }
+    pthread_mutex_unlock(&m->apply_mu);
 }
 
 void scrape_manager_free(struct scrape_manager *m)
 {
     if (!m)
         return;
+    /* Discovery first: its thread may be re-applying targets. */
+    sd_manager_free(m->sd);
     if (m->thread_started) {
         pthread_mutex_lock(&m->mu);
         m->stopping = true;
@@ -246,6 +351,8 @@ void scrape_manager_free(struct scrape_manager *m)
     dropped_free(m->dropped, m->ndropped);
     curl_multi_cleanup(m->multi);
     pthread_mutex_destroy(&m->mu);
+    pthread_mutex_destroy(&m->apply_mu);
+    config_free(m->cfg);
     free(m);
     curl_global_cleanup();
 }

@@ -39,8 +39,15 @@ struct scrape_manager *scrape_manager_new(struct tsdb *db);
  * Takes effect from the next scrape. */
 void scrape_manager_set_body_size_limit(struct scrape_manager *m, size_t limit);
 
-/* Make the set of targets that of cfg. cfg is borrowed only for the call:
- * the manager copies what it needs, so cfg may be freed afterwards.
+/* Make the set of targets that of cfg. cfg must come from a config loader:
+ * the manager keeps a reference (config_ref) for service discovery, which
+ * re-applies targets from it whenever discovered target groups change, so
+ * the caller may config_free() its own reference afterwards.
+ *
+ * Targets come from static_configs and from file_sd_configs,
+ * http_sd_configs and dns_sd_configs, run by one discovery thread (see
+ * src/scrape/discovery.c and docs/scraping.md). A discovery update is
+ * applied like a new configuration, with the diff below.
  *
  * Targets are built as Prometheus's PopulateLabels does (relabel_configs,
  * default ports, checks; see src/scrape/target.c). Those relabeling drops
@@ -82,5 +89,34 @@ void scrape_manager_free(struct scrape_manager *m);
  * Go's zero time "0001-01-01T00:00:00Z"). Returns 0, or BS_ELIMIT/BS_ENOMEM
  * from out (whose content is then incomplete). */
 int scrape_manager_targets_json(struct scrape_manager *m, const char *state, struct bs_buf *out);
+
+/* Append to out the "data" array of /api/v1/targets/metadata, shaped
+ * exactly as Prometheus's:
+ *   [{"target":{"instance":"h:p","job":"j"},"metric":"go_goroutines",
+ *     "type":"gauge","help":"Number of goroutines.","unit":""}]
+ * from the TYPE, HELP and UNIT lines of each active target's last
+ * successful scrape. Targets come in the order of /api/v1/targets; a
+ * target's families sorted by name. matchers[0..nmatchers) (the parsed
+ * match_target selector; NULL/0 for none) must all match the target labels.
+ * metric NULL or "" lists every family, each object with "metric";
+ * otherwise only that family, and "metric" is left out (as Prometheus
+ * does). limit < 0 is no limit; as in Prometheus it is checked before each
+ * target, so the last target taken adds all its entries. 0.0.4's "untyped"
+ * is written "unknown". Returns 0, or BS_ELIMIT/BS_ENOMEM from out (whose
+ * content is then incomplete). */
+int scrape_manager_targets_metadata_json(struct scrape_manager *m,
+                                         struct labels_matcher *const *matchers, size_t nmatchers,
+                                         const char *metric, long limit, struct bs_buf *out);
+
+/* Append to out the "data" object of /api/v1/metadata, shaped exactly as
+ * Prometheus's:
+ *   {"go_goroutines":[{"type":"gauge","help":"Number of goroutines.","unit":""}]}
+ * Every family of every active target (or only metric, unless NULL or ""),
+ * names sorted; each with its distinct metadata over all targets (sorted by
+ * type, help, unit), at most limit_per_metric of them when it is > 0; at
+ * most limit names when limit >= 0 (limit 0 gives {}). Returns as
+ * scrape_manager_targets_metadata_json(). */
+int scrape_manager_metadata_json(struct scrape_manager *m, const char *metric, long limit,
+                                 long limit_per_metric, struct bs_buf *out);
 
 #endif

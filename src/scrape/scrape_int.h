@@ -42,16 +42,23 @@ struct scrape_cache_entry {
 };
 
 /* A chained hash table of entries. It grows with the number of distinct
- * series of one target, which the body size limit bounds. */
+ * series of one target, which the body size limit bounds. It also holds
+ * the target's metric metadata, as Prometheus's scrape cache does. */
 struct scrape_cache {
     struct scrape_cache_entry **buckets;
     size_t nbuckets; /* power of two, or 0 */
     size_t count;
+    /* TYPE/HELP/UNIT of the last successful scrape, or NULL. Owned; only
+     * the scrape thread replaces it, and only while holding the manager's
+     * mutex, which readers (the metadata API) hold too. */
+    struct scrape_meta *meta;
 };
 
 void scrape_cache_init(struct scrape_cache *c);
-/* Free every entry and the table. */
+/* Free every entry, the table and the metadata. */
 void scrape_cache_fini(struct scrape_cache *c);
+/* Free every entry and the table, keeping the metadata. */
+void scrape_cache_reset(struct scrape_cache *c);
 /* The entry for text[0..len) with hash h, or NULL. */
 struct scrape_cache_entry *scrape_cache_get(struct scrape_cache *c, const char *text, size_t len,
                                             uint64_t h);
@@ -63,6 +70,51 @@ struct scrape_cache_entry *scrape_cache_put(struct scrape_cache *c, const char *
                                             uint64_t h, struct labels *ls);
 /* Free every entry whose last_seen is not iter. */
 void scrape_cache_evict(struct scrape_cache *c, uint64_t iter);
+
+/* ------------------------------------------------------------- metadata */
+
+/* Per-target caps on what the metadata of one scrape may hold; families
+ * past either are not recorded (the scrape itself is not affected). */
+#define SCRAPE_META_MAX_FAMILIES 10000
+#define SCRAPE_META_MAX_BYTES ((size_t)2 << 20) /* names, help and units */
+
+/* One metric family's metadata. Strings are offsets into the set's text. */
+struct scrape_meta_entry {
+    uint32_t name, name_len;
+    uint32_t help, help_len;      /* help_len 0: no HELP */
+    uint32_t unit, unit_len;      /* unit_len 0: no UNIT */
+    enum expfmt_metric_type type; /* EXPFMT_TYPE_UNKNOWN without TYPE */
+};
+
+/* The metadata of one scrape (cache.c): built entry by entry while the body
+ * is parsed, then sorted by name with scrape_meta_finish(). */
+struct scrape_meta {
+    struct scrape_meta_entry *v;
+    size_t n, cap;
+    struct bs_buf text; /* max SCRAPE_META_MAX_BYTES */
+    uint32_t *index;    /* build only: open addressing, entry index + 1 */
+    size_t index_cap;   /* power of two, or 0 */
+};
+
+enum scrape_meta_field { SCRAPE_META_TYPE, SCRAPE_META_HELP, SCRAPE_META_UNIT };
+
+/* A new, empty set, or NULL when out of memory. */
+struct scrape_meta *scrape_meta_new(void);
+/* Free the set. NULL is allowed. */
+void scrape_meta_free(struct scrape_meta *md);
+/* Record one field of family name[0..len): text[0..tlen) for HELP and UNIT,
+ * type for TYPE; the entry is created on first use, a later field of the
+ * same kind replaces the earlier. Returns 0, BS_ELIMIT past the caps above
+ * (nothing recorded) or BS_ENOMEM. Not after scrape_meta_finish(). */
+int scrape_meta_set(struct scrape_meta *md, const char *name, size_t len,
+                    enum scrape_meta_field field, const char *text, size_t tlen,
+                    enum expfmt_metric_type type);
+/* Sort the entries by name, drop the build index and trim spare capacity. */
+void scrape_meta_finish(struct scrape_meta *md);
+/* Do two finished sets hold the same entries? NULL equals only an empty set. */
+bool scrape_meta_equal(const struct scrape_meta *a, const struct scrape_meta *b);
+/* The entry of family name in a finished set, or NULL. */
+const struct scrape_meta_entry *scrape_meta_find(const struct scrape_meta *md, const char *name);
 
 /* ---------------------------------------------------------------- labels */
 
@@ -89,8 +141,9 @@ struct scrape_job {
     struct labels_relabel_config *mrc; /* metric_relabel_configs, compiled copies */
     size_t nmrc;
     struct config_limits limits;
-    struct config_http_client http; /* deep copy of the job's settings */
-    char *fingerprint;              /* every setting above, serialised */
+    struct config_http_client http;           /* deep copy of the job's settings */
+    struct config_scrape_protocols protocols; /* Accept header and parser choice */
+    char *fingerprint;                        /* every setting above, serialised */
     size_t fingerprint_len;
 };
 
@@ -188,6 +241,14 @@ struct scrape_target {
 int scrape_target_new(struct scrape_job *job, const struct config_scrape *sc,
                       const struct config_static_config *st, const char *address,
                       struct scrape_target **out, struct labels **dropped, struct bs_error *err);
+/* Like scrape_target_new, for a discovered target: target holds its own
+ * labels (__address__ and __meta_* labels), group the labels of its target
+ * group (NULL: none), which apply where the target has no label of that
+ * name. Both are borrowed. Same outcomes as scrape_target_new. */
+int scrape_target_new_discovered(struct scrape_job *job, const struct config_scrape *sc,
+                                 const struct labels *group, const struct labels *target,
+                                 struct scrape_target **out, struct labels **dropped,
+                                 struct bs_error *err);
 /* Free a target and everything it owns. The easy handle must no longer be
  * attached to a multi handle. NULL is allowed. */
 void scrape_target_free(struct scrape_target *t);
@@ -220,8 +281,16 @@ struct scrape_dropped {
     struct labels *discovered; /* labels_dup */
 };
 
+struct sd_manager;
+
 struct scrape_manager {
     struct tsdb *db;
+    /* Service discovery (discovery.c, manager.c): apply_mu serialises
+     * config applies and the re-applies that discovery updates cause; cfg
+     * is the applied configuration (one reference), guarded by apply_mu. */
+    pthread_mutex_t apply_mu;
+    struct config *cfg;
+    struct sd_manager *sd;
     pthread_mutex_t mu;
     /* guarded by mu */
     struct scrape_target **targets; /* active, owned, config order */

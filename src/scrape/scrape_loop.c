@@ -19,9 +19,15 @@
  * flight, a stalled thread) are skipped, never bunched up.
  *
  * One scrape, once its body arrived:
+ *   0. The response's Content-Type picks the parser, as in Prometheus 3:
+ *      OpenMetrics or 0.0.4 text, else the job's fallback_scrape_protocol,
+ *      else the scrape fails (choose_format). The request asked for the
+ *      job's scrape_protocols in Prometheus's Accept syntax (accept_header).
  *   1. Pass one parses the whole body without storing anything. A parse
  *      error fails the scrape (Prometheus semantics): nothing of a bad body
- *      is stored.
+ *      is stored. It also collects the TYPE/HELP/UNIT metadata, published
+ *      to the target's cache (for the metadata API) once the scrape has
+ *      succeeded; a failed scrape keeps the previous metadata.
  *   2. Pass two parses again (the parser is zero-copy, so this is cheap)
  *      and appends each sample through one appender. The scrape cache maps
  *      the raw series text to the tsdb ref and the final labels, or to
@@ -64,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "scrape/scrape_int.h"
 
@@ -223,6 +230,248 @@ static char *read_secret_file(const char *path, const char *what, char *errmsg, 
     return out;
 }
 
+/* ------------------------------------------------- content negotiation */
+
+/* Prometheus 3's ScrapeProtocolsHeaders, with the escaping parameter its
+ * acceptHeader adds to the 1.0.0 formats (bongsu reads UTF-8 names quoted,
+ * so names need no escaping: "allow-utf-8"). PrometheusProto is NULL:
+ * bongsu has no protobuf parser and never asks for it. */
+static const char *protocol_accept(enum config_scrape_protocol p)
+{
+    switch (p) {
+    case CONFIG_PROTO_OPENMETRICS_1_0_0:
+        return "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8";
+    case CONFIG_PROTO_OPENMETRICS_0_0_1:
+        return "application/openmetrics-text;version=0.0.1";
+    case CONFIG_PROTO_PROMETHEUS_1_0_0:
+        return "text/plain;version=1.0.0;escaping=allow-utf-8";
+    case CONFIG_PROTO_PROMETHEUS_0_0_4:
+        return "text/plain;version=0.0.4";
+    default:
+        return NULL;
+    }
+}
+
+/* The job's protocols, or Prometheus 3's defaults when it has none. */
+static struct config_scrape_protocols job_protocols(const struct scrape_job *j)
+{
+    struct config_scrape_protocols p = j->protocols;
+    if (p.n == 0) {
+        p.list[0] = CONFIG_PROTO_OPENMETRICS_1_0_0;
+        p.list[1] = CONFIG_PROTO_OPENMETRICS_0_0_1;
+        p.list[2] = CONFIG_PROTO_PROMETHEUS_1_0_0;
+        p.list[3] = CONFIG_PROTO_PROMETHEUS_0_0_4;
+        p.n = 4;
+    }
+    return p;
+}
+
+/* Write "Accept: ..." for the protocols into out, as Prometheus's
+ * acceptHeader: the protocols in order with q=0.6, 0.5, ... (the weight
+ * starts at the number of known protocols, five, plus one), then the
+ * catch-all star/star with the next weight. A protocol left out (PrometheusProto) still
+ * uses up its weight, so the others keep Prometheus's values. */
+static void accept_header(const struct config_scrape_protocols *p, char *out, size_t cap)
+{
+    int weight = CONFIG_SCRAPE_PROTOCOLS_MAX + 1;
+    size_t o = (size_t)snprintf(out, cap, "Accept: ");
+    for (size_t i = 0; i < p->n && o < cap; i++, weight--) {
+        const char *h = protocol_accept(p->list[i]);
+        if (h)
+            o += (size_t)snprintf(out + o, cap - o, "%s;q=0.%d,", h, weight);
+    }
+    if (o < cap)
+        snprintf(out + o, cap - o, "*/*;q=0.%d", weight);
+}
+
+/* Go's mime token characters: ASCII printable minus space and tspecials. */
+static bool mime_token_char(char c)
+{
+    return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?=", c);
+}
+
+static bool mime_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Go's mime.ParseMediaType, as far as Prometheus uses it: on success the
+ * lower-cased media type ("type/subtype", or a lone token) goes to mt and
+ * NULL is returned; otherwise Go's error text. Parameters are checked for
+ * syntax and duplicates only. */
+static const char *mime_parse(const char *v, char *mt, size_t cap)
+{
+    const char *semi = strchr(v, ';');
+    const char *b = v, *e = semi ? semi : v + strlen(v);
+    while (b < e && mime_space(*b))
+        b++;
+    while (e > b && mime_space(e[-1]))
+        e--;
+    size_t n = (size_t)(e - b);
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++)
+        mt[i] = (char)((b[i] >= 'A' && b[i] <= 'Z') ? b[i] - 'A' + 'a' : b[i]);
+    mt[n] = '\0';
+    const char *p = mt;
+    while (*p && mime_token_char(*p))
+        p++;
+    if (p == mt)
+        return "mime: no media type";
+    if (*p) {
+        if (*p != '/')
+            return "mime: expected slash after first token";
+        const char *sub = ++p;
+        while (*p && mime_token_char(*p))
+            p++;
+        if (p == sub)
+            return "mime: expected token after slash";
+        if (*p)
+            return "mime: unexpected content after media subtype";
+    }
+    /* Parameters: ; key = token-or-quoted-string, repeated. */
+    const char *r = semi;
+    char keys[16][64];
+    size_t nkeys = 0;
+    while (r && *r) {
+        while (mime_space(*r))
+            r++;
+        if (!*r)
+            break;
+        const char *start = r;
+        bool bad = *r != ';';
+        const char *k = NULL;
+        size_t kl = 0;
+        if (!bad) {
+            r++;
+            while (mime_space(*r))
+                r++;
+            k = r;
+            while (*r && mime_token_char(*r))
+                r++;
+            kl = (size_t)(r - k);
+            while (mime_space(*r))
+                r++;
+            bad = kl == 0 || *r != '=';
+        }
+        if (!bad) {
+            r++;
+            while (mime_space(*r))
+                r++;
+            if (*r == '"') {
+                r++;
+                while (*r && *r != '"')
+                    r += (*r == '\\' && r[1]) ? 2 : 1;
+                bad = *r != '"';
+                if (!bad)
+                    r++;
+            } else {
+                const char *vs = r;
+                while (*r && mime_token_char(*r))
+                    r++;
+                bad = r == vs;
+            }
+        }
+        if (bad) {
+            /* Trailing semicolons are not an error. */
+            const char *t = start;
+            while (mime_space(*t))
+                t++;
+            if (*t == ';') {
+                t++;
+                while (mime_space(*t))
+                    t++;
+                if (!*t)
+                    break;
+            }
+            return "mime: invalid media parameter";
+        }
+        for (size_t i = 0; i < nkeys; i++)
+            if (strlen(keys[i]) == kl && strncasecmp(keys[i], k, kl) == 0)
+                return "mime: duplicate parameter name";
+        if (nkeys < 16 && kl < sizeof(keys[0])) {
+            memcpy(keys[nkeys], k, kl);
+            keys[nkeys++][kl] = '\0';
+        }
+    }
+    return NULL;
+}
+
+/* The media type Prometheus's HeaderMediaType gives a fallback protocol. */
+static const char *protocol_media_type(enum config_scrape_protocol p)
+{
+    switch (p) {
+    case CONFIG_PROTO_OPENMETRICS_1_0_0:
+    case CONFIG_PROTO_OPENMETRICS_0_0_1:
+        return "application/openmetrics-text";
+    case CONFIG_PROTO_PROMETHEUS_1_0_0:
+    case CONFIG_PROTO_PROMETHEUS_0_0_4:
+        return "text/plain";
+    case CONFIG_PROTO_PROMETHEUS_PROTO:
+        return "application/vnd.google.protobuf";
+    default:
+        return "";
+    }
+}
+
+/* Choose the parser for a response, as Prometheus 3's textparse.New and
+ * extractMediaType: by the media type of Content-Type (ctype, NULL when
+ * absent); a missing, unparsable or unknown one falls back to the job's
+ * fallback_scrape_protocol, and without one fails the scrape with
+ * Prometheus's message. 0 with *fmt set, or BS_EPARSE with errmsg set. */
+static int choose_format(const char *ctype, enum config_scrape_protocol fallback,
+                         enum expfmt_format *fmt, char *errmsg, size_t cap)
+{
+    const char *fb = protocol_media_type(fallback);
+    char mt[128];
+    const char *use = NULL;
+    if (!ctype || !*ctype) {
+        if (!*fb) {
+            snprintf(errmsg, cap,
+                     "non-compliant scrape target sending blank Content-Type and no "
+                     "fallback_scrape_protocol specified for target");
+            return BS_EPARSE;
+        }
+        use = fb;
+    } else {
+        const char *perr = mime_parse(ctype, mt, sizeof(mt));
+        if (perr) {
+            if (!*fb) {
+                snprintf(errmsg, cap,
+                         "cannot parse Content-Type \"%.200s\" and no fallback_scrape_protocol "
+                         "for target\n%s",
+                         ctype, perr);
+                return BS_EPARSE;
+            }
+            use = fb;
+        } else if (strcmp(mt, "application/openmetrics-text") == 0 ||
+                   strcmp(mt, "text/plain") == 0 ||
+                   strcmp(mt, "application/vnd.google.protobuf") == 0) {
+            use = mt;
+        } else if (!*fb) {
+            snprintf(errmsg, cap,
+                     "received unsupported Content-Type \"%.200s\" and no "
+                     "fallback_scrape_protocol specified for target",
+                     ctype);
+            return BS_EPARSE;
+        } else {
+            use = fb;
+        }
+    }
+    if (strcmp(use, "application/openmetrics-text") == 0) {
+        *fmt = EXPFMT_FORMAT_OPENMETRICS;
+        return 0;
+    }
+    if (strcmp(use, "text/plain") == 0) {
+        *fmt = EXPFMT_FORMAT_TEXT;
+        return 0;
+    }
+    snprintf(errmsg, cap,
+             "received Content-Type \"%.200s\": the protobuf exposition format is not supported",
+             ctype && *ctype ? ctype : use);
+    return BS_EPARSE;
+}
+
 /* (Re)build the request headers and credentials of t from its job: the
  * fixed headers, Authorization (credentials read from their file now, if
  * that is where they live), Host when tls server_name redirects the
@@ -230,15 +479,16 @@ static char *read_secret_file(const char *path, const char *what, char *errmsg, 
 static int target_setup_auth(struct scrape_target *t, char *errmsg, size_t cap)
 {
     const struct config_http_client *h = &t->job->http;
-    char hdr[BS_FLOAT_FMT_MAX + 64], secs[BS_FLOAT_FMT_MAX];
+    char hdr[BS_FLOAT_FMT_MAX + 64], secs[BS_FLOAT_FMT_MAX], accept[512];
     struct curl_slist *l = NULL, *n;
     char *cred = NULL, *pass = NULL;
     int rc = 0;
 
     bs_float_format((double)t->timeout_ms / 1000.0, secs);
     snprintf(hdr, sizeof(hdr), "X-Prometheus-Scrape-Timeout-Seconds: %s", secs);
-    if (!(l = curl_slist_append(NULL, "Accept: text/plain;version=0.0.4;q=1,*/*;q=0.1")) ||
-        !(n = curl_slist_append(l, hdr)))
+    struct config_scrape_protocols protos = job_protocols(t->job);
+    accept_header(&protos, accept, sizeof(accept));
+    if (!(l = curl_slist_append(NULL, accept)) || !(n = curl_slist_append(l, hdr)))
         goto nomem;
     if (h->has_authorization) {
         if (h->auth_credentials_file) {
@@ -455,7 +705,8 @@ static void target_schedule_first(struct scrape_target *t)
     t->next_ms = mono_ms() + off;
 }
 
-static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched, char *errmsg);
+static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched,
+                           enum expfmt_format fmt, char *errmsg);
 
 static void scrape_start(struct loop *L, struct scrape_target *t, int64_t now)
 {
@@ -481,14 +732,14 @@ static void scrape_start(struct loop *L, struct scrape_target *t, int64_t now)
     snprintf(errmsg, sizeof(errmsg), "%s", t->forced_error);
     pthread_mutex_unlock(&L->m->mu);
     if (errmsg[0]) {
-        scrape_process(L, t, false, errmsg);
+        scrape_process(L, t, false, EXPFMT_FORMAT_TEXT, errmsg);
         return;
     }
     const char *scheme = labels_get(t->full, "__scheme__");
     if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
         snprintf(errmsg, sizeof(errmsg), "Get \"%s\": unsupported protocol scheme \"%s\"", t->url,
                  scheme ? scheme : "");
-        scrape_process(L, t, false, errmsg);
+        scrape_process(L, t, false, EXPFMT_FORMAT_TEXT, errmsg);
         return;
     }
     int src = 0;
@@ -498,13 +749,13 @@ static void scrape_start(struct loop *L, struct scrape_target *t, int64_t now)
         src = target_setup_auth(t, why, sizeof(why));
     if (src != 0) {
         snprintf(errmsg, sizeof(errmsg), "Get \"%s\": %s", t->url, why);
-        scrape_process(L, t, false, errmsg);
+        scrape_process(L, t, false, EXPFMT_FORMAT_TEXT, errmsg);
         return;
     }
     CURLMcode mc = curl_multi_add_handle(L->m->multi, t->easy);
     if (mc != CURLM_OK) {
         snprintf(errmsg, sizeof(errmsg), "Get \"%s\": %s", t->url, curl_multi_strerror(mc));
-        scrape_process(L, t, false, errmsg);
+        scrape_process(L, t, false, EXPFMT_FORMAT_TEXT, errmsg);
         return;
     }
     t->in_flight = true;
@@ -516,6 +767,7 @@ static void scrape_finish(struct loop *L, struct scrape_target *t, CURLcode cc)
     char errmsg[512] = "";
     long status = 0;
     bool ok = false;
+    enum expfmt_format fmt = EXPFMT_FORMAT_TEXT;
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     if (t->body_limit_hit) {
         snprintf(errmsg, sizeof(errmsg), "body size limit exceeded");
@@ -529,9 +781,13 @@ static void scrape_finish(struct loop *L, struct scrape_target *t, CURLcode cc)
         snprintf(errmsg, sizeof(errmsg), "server returned HTTP status %ld %s", status,
                  t->reason[0] ? t->reason : status_text(status));
     } else {
-        ok = true;
+        /* The parser follows the response's Content-Type. */
+        char *ctype = NULL;
+        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        ok =
+            choose_format(ctype, job_protocols(t->job).fallback, &fmt, errmsg, sizeof(errmsg)) == 0;
     }
-    scrape_process(L, t, ok, errmsg);
+    scrape_process(L, t, ok, fmt, errmsg);
     /* Do not keep a huge buffer around for the next scrape. */
     if (t->body.cap > ((size_t)1 << 20)) {
         bs_buf_fini(&t->body);
@@ -574,20 +830,63 @@ static bool sample_error_tolerated(int rc)
     }
 }
 
-/* Pass one: parse the whole body; count the samples. 0, or the parser's
- * error code with its message in errmsg. */
-static int body_validate(const struct bs_buf *body, uint64_t *nsamples, char *errmsg)
+/* Record the metadata of the entry the parser stands on into *mdp; on
+ * BS_ENOMEM the set is dropped (*mdp = NULL): metadata is best effort and
+ * never fails a scrape. *unit_fam remembers the family whose UNIT was last
+ * looked at, so a family's samples cost nothing here. */
+static void meta_collect(struct expfmt_parser *p, enum expfmt_entry kind, bool om,
+                         struct scrape_meta **mdp, const char **unit_fam)
+{
+    struct scrape_meta *md = *mdp;
+    const char *name = NULL, *text = NULL;
+    size_t nl = 0, tl = 0;
+    enum expfmt_metric_type type = EXPFMT_TYPE_UNKNOWN;
+    int rc = 0;
+    if (!md)
+        return;
+    if (kind == EXPFMT_HELP) {
+        expfmt_parser_help(p, &name, &nl, &text, &tl);
+        rc = scrape_meta_set(md, name, nl, SCRAPE_META_HELP, text, tl, type);
+    } else if (kind == EXPFMT_TYPE) {
+        expfmt_parser_type(p, &name, &nl, &type);
+        rc = scrape_meta_set(md, name, nl, SCRAPE_META_TYPE, NULL, 0, type);
+    }
+    if (rc == 0 && om) {
+        /* UNIT has no entry of its own: the family's unit is known at its
+         * next entry (OpenMetrics puts metadata before samples). */
+        expfmt_parser_unit(p, &name, &nl, &text, &tl);
+        if (tl && name != *unit_fam) {
+            *unit_fam = name;
+            rc = scrape_meta_set(md, name, nl, SCRAPE_META_UNIT, text, tl, type);
+        }
+    }
+    if (rc == BS_ENOMEM) {
+        scrape_meta_free(md);
+        *mdp = NULL;
+    }
+}
+
+/* Pass one: parse the whole body in format fmt; count the samples and
+ * collect the metadata into *mdp (may hold NULL: none wanted). 0, or the
+ * parser's error code with its message in errmsg. */
+static int body_validate(const struct bs_buf *body, enum expfmt_format fmt, uint64_t *nsamples,
+                         struct scrape_meta **mdp, char *errmsg)
 {
     struct expfmt_parser p;
     struct bs_error err;
     enum expfmt_entry kind;
+    const char *unit_fam = NULL;
     int rc;
     bs_error_clear(&err);
     *nsamples = 0;
-    expfmt_parser_init(&p, body->data ? body->data : "", body->len);
-    while ((rc = expfmt_parser_next(&p, &kind, &err)) == 0 && kind != EXPFMT_EOF) {
+    expfmt_parser_init_format(&p, body->data ? body->data : "", body->len, fmt);
+    while ((rc = expfmt_parser_next(&p, &kind, &err)) == 0) {
         if (kind == EXPFMT_SERIES)
             (*nsamples)++;
+        if (kind != EXPFMT_COMMENT)
+            meta_collect(&p, kind, fmt == EXPFMT_FORMAT_OPENMETRICS, mdp, &unit_fam);
+        if (kind == EXPFMT_EOF)
+            break;
     }
     expfmt_parser_fini(&p);
     if (rc != 0)
@@ -729,7 +1028,7 @@ struct append_counts {
  * the counts are complete, as in Prometheus. Returns 0, or an error with
  * errmsg set (BS_ELIMIT for a limit); the caller then rolls back. */
 static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appender *app,
-                       int64_t ts, struct append_counts *cnt, char *errmsg)
+                       enum expfmt_format fmt, int64_t ts, struct append_counts *cnt, char *errmsg)
 {
     const struct scrape_job *job = t->job;
     const struct config_limits *lim = &job->limits;
@@ -741,10 +1040,13 @@ static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appe
     int rc;
     bs_error_clear(&err);
     memset(cnt, 0, sizeof(*cnt));
-    expfmt_parser_init(&p, t->body.data ? t->body.data : "", t->body.len);
+    expfmt_parser_init_format(&p, t->body.data ? t->body.data : "", t->body.len, fmt);
     while ((rc = expfmt_parser_next(&p, &kind, &err)) == 0 && kind != EXPFMT_EOF) {
         if (kind != EXPFMT_SERIES)
             continue;
+        /* OpenMetrics: an exemplar (s->has_exemplar) is dropped, the sample
+         * kept; a <family>_created sample is an ordinary series; an explicit
+         * timestamp is honored as in 0.0.4. See docs/openmetrics.md. */
         const struct expfmt_series *s = expfmt_parser_series(&p);
         cnt->seen++;
         uint64_t h = bs_hash64(s->series_text, s->series_text_len);
@@ -869,7 +1171,8 @@ static void forget_refs(struct scrape_target *t)
 /* Everything after the transfer: store the scrape (or its failure), update
  * staleness bookkeeping and the target's status. errmsg holds the failure
  * when fetched is false and receives it otherwise. */
-static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched, char *errmsg)
+static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched,
+                           enum expfmt_format fmt, char *errmsg)
 {
     struct tsdb *db = L->m->db;
     int64_t ts = t->start_wall_ms;
@@ -887,11 +1190,12 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
     t->iter++;
     t->ncur = 0;
 
+    struct scrape_meta *md = ok ? scrape_meta_new() : NULL;
     if (ok)
-        ok = body_validate(&t->body, &nsamples, errmsg) == 0;
+        ok = body_validate(&t->body, fmt, &nsamples, &md, errmsg) == 0;
     struct tsdb_appender *app = tsdb_appender_new(db);
     int arc = 0;
-    if (app && ok && (arc = body_append(L, t, app, ts, &cnt, errmsg)) != 0) {
+    if (app && ok && (arc = body_append(L, t, app, fmt, ts, &cnt, errmsg)) != 0) {
         limit_failed = arc == BS_ELIMIT;
         if (limit_failed && strcmp(errmsg, "sample limit exceeded") != 0)
             nsamples = cnt.seen; /* label limits stop the scrape where they hit */
@@ -946,24 +1250,35 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
         scrape_cache_evict(&t->cache, t->iter);
     } else {
         t->nprev = 0;
-        if (cache_suspect) {
-            scrape_cache_fini(&t->cache);
-            scrape_cache_init(&t->cache);
-        }
+        if (cache_suspect)
+            scrape_cache_reset(&t->cache); /* keeps the metadata */
     }
     t->ncur = 0;
     if (!ok)
         bs_metric_add(scrape_metrics.failed, 1);
 
+    /* Metadata: a successful scrape's replaces the last one, if different. */
+    bool publish = false;
+    if (ok && md) {
+        scrape_meta_finish(md);
+        publish = !scrape_meta_equal(md, t->cache.meta);
+    }
+
     /* Status, and one log line per change of health. */
     struct scrape_manager *m = L->m;
     pthread_mutex_lock(&m->mu);
+    if (publish) {
+        struct scrape_meta *old_md = t->cache.meta;
+        t->cache.meta = md;
+        md = old_md; /* freed below, outside the lock */
+    }
     enum scrape_health old = t->health;
     t->health = ok ? SCRAPE_HEALTH_UP : SCRAPE_HEALTH_DOWN;
     snprintf(t->last_error, sizeof(t->last_error), "%s", ok ? "" : errmsg);
     t->last_scrape_ms = t->start_wall_ms;
     t->last_duration_s = (double)(end_ns - t->start_mono_ns) / 1e9;
     pthread_mutex_unlock(&m->mu);
+    scrape_meta_free(md);
     if (!ok && old != SCRAPE_HEALTH_DOWN)
         BS_WARN(SCRAPE_COMPONENT, "target %s of job %s is down: %s", t->url, t->pool, errmsg);
     else if (ok && old == SCRAPE_HEALTH_DOWN)

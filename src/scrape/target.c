@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Targets: how a (job, static config, address) triple of the configuration
- * becomes a scrape target with Prometheus's label semantics, and how a
- * scraped series' labels are merged with the target's.
+ * Targets: how a (job, static config, address) triple of the configuration,
+ * or a discovered target with its group's labels, becomes a scrape target
+ * with Prometheus's label semantics, and how a scraped series' labels are
+ * merged with the target's.
  *
  * Targets follow Prometheus 2.42's PopulateLabels step by step:
  *  1. Discovered labels: __address__ from the target (it wins over a static
- *     label of the same name), then the static config's labels, then job,
+ *     label of the same name), then the static config's labels (for a
+ *     discovered target: its own labels, __address__ and __meta_*, then its
+ *     group's labels where absent), then job,
  *     __scrape_interval__, __scrape_timeout__, __metrics_path__ and
  *     __scheme__ where no static label set them, then __param_<name> = the
  *     first value of each of the job's params (always: a static label of
@@ -375,6 +378,17 @@ int scrape_target_new(struct scrape_job *job, const struct config_scrape *sc,
                       const struct config_static_config *st, const char *address,
                       struct scrape_target **out, struct labels **dropped, struct bs_error *err)
 {
+    struct label one = {.name = "__address__", .value = address};
+    struct labels target = {&one, 1};
+    return scrape_target_new_discovered(job, sc, st ? st->labels : NULL, &target, out, dropped,
+                                        err);
+}
+
+int scrape_target_new_discovered(struct scrape_job *job, const struct config_scrape *sc,
+                                 const struct labels *group, const struct labels *target,
+                                 struct scrape_target **out, struct labels **dropped,
+                                 struct bs_error *err)
+{
     struct labels_builder lb;
     struct labels view;
     struct bs_buf tmp;
@@ -396,10 +410,11 @@ int scrape_target_new(struct scrape_job *job, const struct config_scrape *sc,
     bs_duration_format(sc->scrape_interval_ms, ibuf, sizeof(ibuf));
     bs_duration_format(sc->scrape_timeout_ms, tbuf, sizeof(tbuf));
 
-    /* 1. Discovered labels. */
-    rc = labels_builder_set_str(&lb, "__address__", address);
-    for (size_t i = 0; rc == 0 && st && st->labels && i < st->labels->n; i++)
-        rc = set_absent(&lb, st->labels->v[i].name, st->labels->v[i].value);
+    /* 1. Discovered labels: the target's own, then the group's. */
+    for (size_t i = 0; rc == 0 && i < target->n; i++)
+        rc = labels_builder_set_str(&lb, target->v[i].name, target->v[i].value);
+    for (size_t i = 0; rc == 0 && group && i < group->n; i++)
+        rc = set_absent(&lb, group->v[i].name, group->v[i].value);
     if (rc == 0)
         rc = set_absent(&lb, "job", sc->job_name);
     if (rc == 0)
