@@ -199,7 +199,8 @@ static int ck_file(struct tsdb *db, struct ck_writer *w, const char *path, int64
         const uint8_t *hd = m + off;
         uint8_t type = hd[0];
         uint32_t len = bs_get_be32(hd + 1);
-        if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES) ||
+        if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES &&
+             type != TSDB_WAL_REC_OPEN_CHUNKS) ||
             len > TSDB_WAL_MAX_RECORD || len > flen - off - TSDB_WAL_HEADER)
             break;
         const uint8_t *p = hd + TSDB_WAL_HEADER;
@@ -217,6 +218,28 @@ static int ck_file(struct tsdb *db, struct ck_writer *w, const char *path, int64
                     memcpy(w->buf + w->len, p + i, el);
                     w->len += el;
                     w->series++;
+                }
+                i += el;
+            }
+            ck_end(w);
+        } else if (type == TSDB_WAL_REC_OPEN_CHUNKS) {
+            /* Entries: ref, maxt, len, chunk bytes (a head checkpoint's). */
+            ck_begin(w, TSDB_WAL_REC_OPEN_CHUNKS);
+            for (size_t i = 0; i < len;) {
+                uint64_t ref, clen;
+                int64_t maxt;
+                size_t k = bs_get_uvarint(p + i, len - i, &ref), k2 = 0, k3 = 0;
+                if (k)
+                    k2 = bs_get_varint(p + i + k, len - i - k, &maxt);
+                if (k2)
+                    k3 = bs_get_uvarint(p + i + k + k2, len - i - k - k2, &clen);
+                if (!k3 || clen > len - i - k - k2 - k3)
+                    break;
+                size_t el = k + k2 + k3 + (size_t)clen;
+                if (maxt >= mint && live(h, ref)) {
+                    ck_reserve(w, el);
+                    memcpy(w->buf + w->len, p + i, el);
+                    w->len += el;
                 }
                 i += el;
             }
@@ -359,5 +382,201 @@ done:
     free(w.buf);
     free(segs);
     free(csegs);
+    return rc;
+}
+
+/* ------------------------------------------------------ head checkpoint */
+
+/* Series entry of s under ref (the WAL's series record layout). */
+static void ck_put_series(struct ck_writer *w, const struct tsdb_series *s, uint64_t ref)
+{
+    size_t need = 20;
+    for (size_t i = 0; i < s->lset.n; i++)
+        need += 20 + strlen(s->lset.v[i].name) + strlen(s->lset.v[i].value);
+    ck_reserve(w, need);
+    w->len += bs_put_uvarint(w->buf + w->len, ref);
+    w->len += bs_put_uvarint(w->buf + w->len, s->lset.n);
+    for (size_t i = 0; i < s->lset.n; i++) {
+        const char *str[2] = {s->lset.v[i].name, s->lset.v[i].value};
+        for (size_t j = 0; j < 2; j++) {
+            size_t n = strlen(str[j]);
+            w->len += bs_put_uvarint(w->buf + w->len, n);
+            memcpy(w->buf + w->len, str[j], n);
+            w->len += n;
+        }
+    }
+    w->series++;
+}
+
+int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
+{
+    struct tsdb_head *h = &db->head;
+    const char *waldir = db->waldir;
+    char tmp[4200], final[4200], path[4300];
+    int64_t t0 = bs_monotonic_ns();
+
+    pthread_mutex_lock(&db->wal.mu);
+    uint32_t last = db->wal.seg;
+    bool empty = db->wal.seg_off == 0;
+    int rc = empty ? 0 : tsdb_wal_cut_locked(&db->wal, err);
+    pthread_mutex_unlock(&db->wal.mu);
+    if (rc)
+        return rc;
+    if (empty) {
+        if (last == 0)
+            return 0; /* nothing was ever written */
+        last--;       /* the current segment is empty: cover up to the one before */
+    }
+    bool prev_found;
+    uint32_t prev;
+    rc = tsdb_checkpoint_find(waldir, &prev_found, &prev, err);
+    if (rc)
+        return rc;
+    if (prev_found && prev >= last)
+        return 0;
+
+    snprintf(tmp, sizeof(tmp), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u.tmp", waldir, last);
+    snprintf(final, sizeof(final), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u", waldir, last);
+    struct ck_writer w = {.fd = -1};
+    uint32_t *segs = NULL;
+    size_t nsegs = 0;
+    uint64_t chunks = 0, bytes = 0;
+    tsdb_rmdir_all(tmp);
+    if (mkdir(tmp, 0755) != 0) {
+        int e = errno;
+        return bs_error_set(err, errno_code(e), "cannot create %s: %s", tmp, strerror(e));
+    }
+    snprintf(path, sizeof(path), "%s/" CK_SEGMENT, tmp);
+    w.path = path;
+    w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0) {
+        int e = errno;
+        rc = bs_error_set(err, errno_code(e), "cannot create %s: %s", path, strerror(e));
+        goto done;
+    }
+
+    /* The head as of now: everything the segments up to `last` put there
+     * (and possibly later samples, which replay then skips as repeats). */
+    uint64_t epoch = tsdb_reclaim_enter(&h->reclaim);
+    pthread_rwlock_rdlock(&h->postings.lock);
+    tsdb_ref maxref = h->next_ref;
+    pthread_rwlock_unlock(&h->postings.lock);
+    uint8_t *cbuf = NULL;
+    size_t ccap = 0;
+    for (tsdb_ref lo = 1; lo < maxref && rc == 0; lo += 4096) {
+        tsdb_ref hi = lo + 4096 < maxref ? lo + 4096 : maxref;
+        ck_begin(&w, TSDB_WAL_REC_SERIES);
+        for (tsdb_ref ref = lo; ref < hi; ref++) {
+            struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
+            if (s && !s->removed)
+                ck_put_series(&w, s, ref);
+        }
+        ck_end(&w);
+        ck_begin(&w, TSDB_WAL_REC_OPEN_CHUNKS);
+        for (tsdb_ref ref = lo; ref < hi && rc == 0; ref++) {
+            struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
+            if (!s || s->ref != ref || s->removed)
+                continue;
+            pthread_mutex_lock(&s->mu);
+            for (size_t i = 0; i < s->nchunks; i++) {
+                if (s->chunks[i].ref & TSDB_HCHUNK_MEM)
+                    rc = BS_ELIMIT;
+            }
+            size_t len = s->open.n > 0 ? tsdb_xor_enc_bytes(&s->open) : 0;
+            int64_t maxt = s->open.t;
+            if (rc == 0 && len > 0) {
+                if (len > ccap) {
+                    ccap = len * 2;
+                    cbuf = bs_xrealloc(cbuf, ccap);
+                }
+                memcpy(cbuf, s->open.buf, len);
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (rc || len == 0)
+                continue;
+            ck_reserve(&w, 30 + len);
+            w.len += bs_put_uvarint(w.buf + w.len, ref);
+            w.len += bs_put_varint(w.buf + w.len, maxt);
+            w.len += bs_put_uvarint(w.buf + w.len, len);
+            memcpy(w.buf + w.len, cbuf, len);
+            w.len += len;
+            chunks++;
+        }
+        ck_end(&w);
+        if (rc == 0 && w.len >= (8u << 20)) {
+            bytes += w.len;
+            rc = ck_flush(&w, err);
+        }
+    }
+    tsdb_reclaim_exit(&h->reclaim, epoch);
+    free(cbuf);
+    if (rc == BS_ELIMIT) {
+        bs_error_set(err, rc,
+                     "head checkpoint skipped: some closed chunks are held in memory after a "
+                     "failed head chunk file write; the WAL keeps them");
+        goto done;
+    }
+    bytes += w.len;
+    if (rc == 0)
+        rc = ck_flush(&w, err);
+    /* The closed chunks must be durable before the segments holding their
+     * samples go. */
+    if (rc == 0 && h->hc)
+        rc = tsdb_hchunks_sync(h->hc, err);
+    if (rc == 0 && fsync(w.fd) != 0) {
+        int e = errno;
+        rc = bs_error_set(err, errno_code(e), "fsync of %s failed: %s", path, strerror(e));
+    }
+    close(w.fd);
+    w.fd = -1;
+    if (rc)
+        goto done;
+    int e = tsdb_fsync_dir(tmp);
+    if (e == 0 && rename(tmp, final) != 0)
+        e = errno;
+    if (e == 0)
+        e = tsdb_fsync_dir(waldir);
+    if (e) {
+        rc = bs_error_set(err, errno_code(e), "cannot commit checkpoint %s: %s", final,
+                          strerror(e));
+        goto done;
+    }
+    uint64_t dropped = 0;
+    rc = tsdb_wal_segments(waldir, &segs, &nsegs, err);
+    for (size_t i = 0; i < nsegs && rc == 0; i++) {
+        if (segs[i] > last)
+            break;
+        snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
+        struct stat st;
+        if (stat(path, &st) == 0)
+            dropped += (uint64_t)st.st_size;
+        if (unlink(path) != 0)
+            BS_WARN("tsdb", "cannot delete WAL segment %s: %s", path, strerror(errno));
+    }
+    if (prev_found) {
+        char prevdir[4200];
+        snprintf(prevdir, sizeof(prevdir), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u", waldir, prev);
+        if (tsdb_rmdir_all(prevdir) != 0)
+            BS_WARN("tsdb", "cannot delete old checkpoint %s", prevdir);
+    }
+    pthread_mutex_lock(&db->wal.mu);
+    db->wal.total_bytes = db->wal.total_bytes > dropped ? db->wal.total_bytes - dropped : 0;
+    db->wal.total_bytes += bytes;
+    db->ck_wal_bytes = db->wal.total_bytes;
+    db->ck_bytes = bytes;
+    pthread_mutex_unlock(&db->wal.mu);
+    __atomic_add_fetch(&db->head_checkpoints, 1, __ATOMIC_RELAXED);
+    BS_INFO("tsdb",
+            "head checkpoint %s written: %llu series, %llu open chunks (%.1f MiB), WAL segments "
+            "up to %08u deleted, in %.3fs",
+            final, (unsigned long long)w.series, (unsigned long long)chunks,
+            (double)bytes / 1048576.0, last, (double)(bs_monotonic_ns() - t0) / 1e9);
+done:
+    if (w.fd >= 0)
+        close(w.fd);
+    if (rc)
+        tsdb_rmdir_all(tmp);
+    free(w.buf);
+    free(segs);
     return rc;
 }

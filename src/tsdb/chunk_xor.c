@@ -116,9 +116,12 @@ int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits)
 {
     size_t need = tsdb_xor_enc_bytes(e) + TSDB_CHUNK_SAMPLE_MAX + 8;
     if (need > e->cap) {
-        size_t ncap = e->cap ? e->cap * 2 : 32;
+        /* Grow in 64-byte steps, not by doubling: the open chunk is most of
+         * a series' resident memory, and doubling would leave a quarter of
+         * it unused on average. */
+        size_t ncap = e->cap ? e->cap : 32;
         while (ncap < need)
-            ncap *= 2;
+            ncap += 64;
         uint8_t *nb = realloc(e->buf, ncap);
         if (!nb)
             return BS_ENOMEM;
@@ -334,4 +337,38 @@ bool tsdb_xor_dec_next(struct tsdb_xor_dec *d)
 corrupt:
     d->err = BS_ECORRUPT;
     return false;
+}
+
+int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
+{
+    struct tsdb_xor_dec d;
+    tsdb_xor_dec_init(&d, p, len);
+    int64_t mint = 0;
+    while (tsdb_xor_dec_next(&d)) {
+        if (d.read == 1)
+            mint = d.t;
+    }
+    if (d.err || d.read != d.total || d.total == 0 || (d.pos + 7) / 8 != len)
+        return BS_ECORRUPT;
+    size_t cap = 32;
+    while (cap < len + TSDB_CHUNK_SAMPLE_MAX + 8)
+        cap *= 2;
+    uint8_t *nb = calloc(1, cap);
+    if (!nb)
+        return BS_ENOMEM;
+    memcpy(nb, p, len);
+    if (d.pos % 8)
+        nb[len - 1] &= (uint8_t)(0xff << (8 - d.pos % 8)); /* zero past nbits */
+    free(e->buf);
+    e->buf = nb;
+    e->cap = cap;
+    e->nbits = d.pos;
+    e->n = d.total;
+    e->mint = mint;
+    e->t = d.t;
+    e->tdelta = d.tdelta;
+    e->v = d.v;
+    e->leading = d.leading;
+    e->trailing = d.trailing;
+    return 0;
 }

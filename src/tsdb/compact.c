@@ -262,22 +262,29 @@ static void *grow(void *p, size_t *cap, size_t need, size_t elem)
 
 /* Gather the chunks of s starting in [mint, maxt). The caller is an epoch
  * reader, so closed chunks stay allocated even if truncated meanwhile. */
-static int collect_series(struct collect *c, struct tsdb_series *s, int64_t mint, int64_t maxt)
+static int collect_series(struct tsdb *db, struct collect *c, struct tsdb_series *s, int64_t mint,
+                          int64_t maxt)
 {
     size_t first = c->nchunks;
     int rc = 0;
     pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < s->nchunks; i++) {
-        const struct tsdb_chunk *ch = s->chunks[i];
+    for (size_t i = 0; i < s->nchunks && rc == 0; i++) {
+        const struct tsdb_hchunk *ch = &s->chunks[i];
         if (ch->mint < mint)
             continue;
         if (ch->mint >= maxt)
             break;
+        const uint8_t *p;
+        uint32_t len;
+        uint16_t n;
+        if (!tsdb_head_chunk_bytes(&db->head, ch, &p, &len, &n)) {
+            rc = BS_ECORRUPT;
+            break;
+        }
         c->chunks = grow(c->chunks, &c->chunks_cap, c->nchunks + 1, sizeof(*c->chunks));
-        c->chunks[c->nchunks++] =
-            (struct tsdb_bw_chunk){ch->mint, ch->maxt, ch->data, ch->len, ch->n, 0};
+        c->chunks[c->nchunks++] = (struct tsdb_bw_chunk){ch->mint, ch->maxt, p, len, n, 0};
     }
-    if (s->open.n > 0 && s->open.mint >= mint && s->open.mint < maxt) {
+    if (rc == 0 && s->open.n > 0 && s->open.mint >= mint && s->open.mint < maxt) {
         size_t len = tsdb_xor_enc_bytes(&s->open);
         uint8_t *copy = malloc(len);
         if (!copy) {
@@ -315,7 +322,7 @@ int tsdb_compact_head_range(struct tsdb *db, int64_t mint, int64_t maxt, bool *w
     for (tsdb_ref ref = 1; ref < maxref && rc == 0; ref++) {
         struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
         if (s && s->ref == ref)
-            rc = collect_series(&c, s, mint, maxt);
+            rc = collect_series(db, &c, s, mint, maxt);
     }
     if (rc) {
         bs_error_set(err, rc, "out of memory collecting head chunks for a block");
@@ -369,7 +376,7 @@ static int64_t head_true_min(struct tsdb_head *h)
         if (!s || s->ref != ref)
             continue;
         pthread_mutex_lock(&s->mu);
-        int64_t sm = s->nchunks ? s->chunks[0]->mint : s->open.n ? s->open.mint : INT64_MAX;
+        int64_t sm = s->nchunks ? s->chunks[0].mint : s->open.n ? s->open.mint : INT64_MAX;
         pthread_mutex_unlock(&s->mu);
         if (sm < m)
             m = sm;
@@ -952,6 +959,18 @@ static size_t apply_retention(struct tsdb *db)
     return ngone;
 }
 
+/* Has the WAL grown by more than max(64 MiB, the last head checkpoint's
+ * size) since that checkpoint? (ck_wal_bytes and ck_bytes change under
+ * the WAL mutex.) */
+static bool head_checkpoint_due(struct tsdb *db)
+{
+    pthread_mutex_lock(&db->wal.mu);
+    uint64_t total = db->wal.total_bytes, base = db->ck_wal_bytes, last = db->ck_bytes;
+    pthread_mutex_unlock(&db->wal.mu);
+    uint64_t limit = last > (UINT64_C(64) << 20) ? last : UINT64_C(64) << 20;
+    return total > base && total - base > limit;
+}
+
 int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
 {
     if (!db)
@@ -990,6 +1009,7 @@ int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
         if (dropped) {
             pthread_mutex_lock(&db->wal.mu);
             db->wal.total_bytes = db->wal.total_bytes > dropped ? db->wal.total_bytes - dropped : 0;
+            db->ck_wal_bytes = db->ck_wal_bytes > dropped ? db->ck_wal_bytes - dropped : 0;
             pthread_mutex_unlock(&db->wal.mu);
         }
         if (rc)
@@ -1007,6 +1027,16 @@ int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
         rc = tsdb_compact_blocks(db, &merged, err);
         if (merged)
             apply_retention(db);
+    }
+    /* Bound what a restart after kill -9 replays: once the WAL grew by
+     * more than max(64 MiB, the last head checkpoint), snapshot the head
+     * (open chunks and series; closed chunks are in the head chunk files)
+     * and drop the segments before it. Amortised, this writes at most as
+     * much again as the WAL itself. */
+    if (rc == 0 && head_checkpoint_due(db)) {
+        struct bs_error cerr = {0};
+        if (tsdb_checkpoint_head(db, &cerr) != 0)
+            BS_WARN("tsdb", "%s", cerr.msg);
     }
     pthread_mutex_unlock(&db->compact_mu);
     return rc;
@@ -1061,7 +1091,7 @@ int tsdb_compactor_start(struct tsdb *db, struct bs_error *err)
 
 void tsdb_compactor_kick(struct tsdb *db)
 {
-    if (!db->compactor_started || !head_compactable(&db->head))
+    if (!db->compactor_started || (!head_compactable(&db->head) && !head_checkpoint_due(db)))
         return;
     pthread_mutex_lock(&db->compactor_mu);
     pthread_cond_signal(&db->compactor_cond);

@@ -39,6 +39,7 @@ void tsdb_options_default(struct tsdb_options *o)
     o->compaction_interval_ms = 60000;
     o->max_block_range_ms = 0;
     o->retention_bytes = 0;
+    o->head_snapshot_on_close = true;
 }
 
 /* --------------------------------------------------------- self-metrics */
@@ -305,6 +306,9 @@ int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *
     rc = tsdb_blocks_load(db, err);
     if (rc)
         goto fail;
+    rc = tsdb_hchunks_open(db->dir, &db->head.hc, err);
+    if (rc)
+        goto fail;
     uint32_t next_seg = 0;
     rc = tsdb_wal_replay(db, waldir, &next_seg, err);
     if (rc)
@@ -354,6 +358,16 @@ void tsdb_close(struct tsdb *db)
         return;
     open_list_del(db);
     tsdb_compactor_stop(db);
+    /* Shutdown snapshot: the next open reads the head checkpoint and the
+     * head chunk files instead of replaying the WAL. */
+    if (db->wal.fd >= 0 && db->opts.head_snapshot_on_close) {
+        struct bs_error err = {0};
+        pthread_mutex_lock(&db->compact_mu);
+        if (tsdb_checkpoint_head(db, &err) != 0)
+            BS_WARN("tsdb", "no head snapshot at shutdown, the next start replays the WAL: %s",
+                    err.msg);
+        pthread_mutex_unlock(&db->compact_mu);
+    }
     tsdb_wal_close(&db->wal);
     tsdb_blocks_close(db);
     tsdb_head_fini(&db->head);

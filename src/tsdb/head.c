@@ -86,8 +86,10 @@ int tsdb_head_init(struct tsdb_head *h)
 void tsdb_head_series_free(void *p)
 {
     struct tsdb_series *s = p;
-    for (size_t i = 0; i < s->nchunks; i++)
-        free(s->chunks[i]);
+    for (size_t i = 0; i < s->nchunks; i++) {
+        if (s->chunks[i].ref & TSDB_HCHUNK_MEM)
+            free((void *)(uintptr_t)(s->chunks[i].ref & ~TSDB_HCHUNK_MEM));
+    }
     free(s->chunks);
     tsdb_xor_enc_fini(&s->open);
     free(s->lset.v);
@@ -118,6 +120,7 @@ void tsdb_head_fini(struct tsdb_head *h)
     pthread_mutex_destroy(&h->pages_mu);
     tsdb_postings_fini(&h->postings);
     tsdb_reclaim_fini(&h->reclaim);
+    tsdb_hchunks_close(h->hc);
     labels_symtab_free(h->syms);
     memset(h, 0, sizeof(*h));
 }
@@ -250,31 +253,80 @@ void tsdb_head_note_time(struct tsdb_head *h, int64_t t)
     }
 }
 
-/* Move the open chunk to the closed list. */
+bool tsdb_head_chunk_bytes(struct tsdb_head *h, const struct tsdb_hchunk *c, const uint8_t **p,
+                           uint32_t *len, uint16_t *nsamples)
+{
+    if (c->ref & TSDB_HCHUNK_MEM) {
+        const struct tsdb_chunk *m =
+            (const struct tsdb_chunk *)(uintptr_t)(c->ref & ~TSDB_HCHUNK_MEM);
+        *p = m->data;
+        *len = m->len;
+        if (nsamples)
+            *nsamples = m->n;
+        return true;
+    }
+    *p = h->hc ? tsdb_hchunks_data(h->hc, c->ref, len, nsamples) : NULL;
+    return *p != NULL;
+}
+
+static int chunks_reserve(struct tsdb_series *s)
+{
+    if (s->nchunks < s->chunks_cap)
+        return 0;
+    uint32_t ncap = s->chunks_cap ? s->chunks_cap * 2 : 4;
+    struct tsdb_hchunk *nc = realloc(s->chunks, ncap * sizeof(*nc));
+    if (!nc)
+        return BS_ENOMEM;
+    s->chunks = nc;
+    s->chunks_cap = ncap;
+    return 0;
+}
+
+/* Move the open chunk to the closed list: into the head chunk file when
+ * there is one (the series keeps a reference), else (or when the write
+ * fails) into memory. */
 static int series_cut(struct tsdb_head *h, struct tsdb_series *s)
 {
     size_t len = tsdb_xor_enc_bytes(&s->open);
-    struct tsdb_chunk *c = malloc(sizeof(*c) + len);
-    if (!c)
-        return BS_ENOMEM;
-    if (s->nchunks == s->chunks_cap) {
-        size_t ncap = s->chunks_cap ? s->chunks_cap * 2 : 4;
-        struct tsdb_chunk **nc = realloc(s->chunks, ncap * sizeof(*nc));
-        if (!nc) {
-            free(c);
+    int rc = chunks_reserve(s);
+    if (rc)
+        return rc;
+    struct tsdb_hchunk hc = {s->open.mint, s->open.t, 0};
+    if (!h->hc || tsdb_hchunks_write(h->hc, s->ref, hc.mint, hc.maxt, s->open.n, s->open.v,
+                                     s->open.buf, (uint32_t)len, &hc.ref) != 0) {
+        struct tsdb_chunk *c = malloc(sizeof(*c) + len);
+        if (!c)
             return BS_ENOMEM;
-        }
-        s->chunks = nc;
-        s->chunks_cap = ncap;
+        c->mint = hc.mint;
+        c->maxt = hc.maxt;
+        c->len = (uint32_t)len;
+        c->n = s->open.n;
+        memcpy(c->data, s->open.buf, len);
+        hc.ref = (uint64_t)(uintptr_t)c | TSDB_HCHUNK_MEM;
     }
-    c->mint = s->open.mint;
-    c->maxt = s->open.t;
-    c->len = (uint32_t)len;
-    c->n = s->open.n;
-    memcpy(c->data, s->open.buf, len);
-    s->chunks[s->nchunks++] = c;
+    s->chunks[s->nchunks++] = hc;
     tsdb_xor_enc_reset(&s->open);
-    (void)h;
+    return 0;
+}
+
+int tsdb_head_series_attach(struct tsdb_head *h, struct tsdb_series *s,
+                            const struct tsdb_hchunk *c, uint64_t last_v)
+{
+    if (s->has_samples && c->mint <= s->max_t)
+        return BS_EOUTOFORDER;
+    if (s->open.n > 0)
+        return BS_EOUTOFORDER; /* replayed samples came first: keep them */
+    int rc = chunks_reserve(s);
+    if (rc)
+        return rc;
+    s->chunks[s->nchunks++] = *c;
+    if (!s->has_samples) {
+        s->min_t = c->mint;
+        s->has_samples = true;
+    }
+    s->max_t = c->maxt;
+    s->last_v = last_v;
+    __atomic_add_fetch(&h->num_chunks, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -325,15 +377,23 @@ bool tsdb_chunk_has_sample_in(const uint8_t *p, size_t len, int64_t cmint, int64
     return false;
 }
 
-bool tsdb_head_series_has_sample_in(struct tsdb_series *s, int64_t mint, int64_t maxt)
+bool tsdb_head_series_has_sample_in(struct tsdb_head *h, struct tsdb_series *s, int64_t mint,
+                                    int64_t maxt)
 {
     if (!s->has_samples || s->max_t < mint || s->min_t > maxt)
         return false;
     for (size_t i = 0; i < s->nchunks; i++) {
-        const struct tsdb_chunk *c = s->chunks[i];
+        const struct tsdb_hchunk *c = &s->chunks[i];
         if (c->mint > maxt)
             return false;
-        if (tsdb_chunk_has_sample_in(c->data, c->len, c->mint, c->maxt, mint, maxt))
+        if (c->maxt < mint)
+            continue;
+        if (c->mint >= mint && c->maxt <= maxt)
+            return true;
+        const uint8_t *p;
+        uint32_t len;
+        if (tsdb_head_chunk_bytes(h, c, &p, &len, NULL) &&
+            tsdb_chunk_has_sample_in(p, len, c->mint, c->maxt, mint, maxt))
             return true;
     }
     if (s->open.n > 0)

@@ -84,7 +84,7 @@ static void ref_push(struct ref_vec *rv, tsdb_ref ref)
 static int64_t series_min_locked(const struct tsdb_series *s)
 {
     if (s->nchunks > 0)
-        return s->chunks[0]->mint;
+        return s->chunks[0].mint;
     if (s->open.n > 0)
         return s->open.mint;
     return INT64_MAX;
@@ -148,8 +148,10 @@ int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t 
         }
         pthread_mutex_lock(&s->mu);
         size_t k = 0;
-        while (k < s->nchunks && s->chunks[k]->maxt < mint)
-            batch_push(chunks, s->chunks[k++]);
+        for (; k < s->nchunks && s->chunks[k].maxt < mint; k++) {
+            if (s->chunks[k].ref & TSDB_HCHUNK_MEM)
+                batch_push(chunks, (void *)(uintptr_t)(s->chunks[k].ref & ~TSDB_HCHUNK_MEM));
+        }
         if (k > 0) {
             memmove(s->chunks, s->chunks + k, (s->nchunks - k) * sizeof(*s->chunks));
             s->nchunks -= k;
@@ -229,6 +231,9 @@ int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t 
     if (removed)
         *removed = dead->n;
     retire_batch(&h->reclaim, dead);
+    /* No series references a chunk ending before mint any more. */
+    if (h->hc)
+        tsdb_hchunks_truncate(h->hc, mint, &h->reclaim);
     tsdb_reclaim_advance(&h->reclaim);
     free(empty.v);
     free(aliases.v);

@@ -102,7 +102,7 @@ int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size
         if (!ok)
             continue;
         pthread_mutex_lock(&s->mu);
-        ok = tsdb_head_series_has_sample_in(s, mint, maxt);
+        ok = tsdb_head_series_has_sample_in(h, s, mint, maxt);
         pthread_mutex_unlock(&s->mu);
         if (ok)
             v[n++] = s;
@@ -136,19 +136,22 @@ static int push_chunk(struct tsdb_iter_chunk **v, size_t *n, size_t *cap, struct
     return 0;
 }
 
-int tsdb_head_series_chunks(struct tsdb_series *s, int64_t mint, int64_t maxt,
-                            struct tsdb_iter_chunk **v, size_t *n, size_t *cap)
+int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t mint,
+                            int64_t maxt, struct tsdb_iter_chunk **v, size_t *n, size_t *cap)
 {
     int rc = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->nchunks && rc == 0; i++) {
-        const struct tsdb_chunk *c = s->chunks[i];
+        const struct tsdb_hchunk *c = &s->chunks[i];
         if (c->maxt < mint)
             continue;
         if (c->mint > maxt)
             break;
-        rc = push_chunk(v, n, cap,
-                        (struct tsdb_iter_chunk){c->data, c->len, c->mint, c->maxt, NULL, 0});
+        const uint8_t *p;
+        uint32_t len;
+        if (!tsdb_head_chunk_bytes(h, c, &p, &len, NULL))
+            continue; /* cannot happen: the file outlives the chunk's reference */
+        rc = push_chunk(v, n, cap, (struct tsdb_iter_chunk){p, len, c->mint, c->maxt, NULL, 0});
     }
     if (rc == 0 && s->open.n > 0 && s->open.mint <= maxt && s->open.t >= mint) {
         size_t len = tsdb_xor_enc_bytes(&s->open);

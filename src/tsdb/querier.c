@@ -396,8 +396,8 @@ static int head_select(struct tsdb_querier *q, const struct q_source *src,
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t first = set->nh;
-        rc = tsdb_head_series_chunks(v[i], src->mint, src->maxt, &set->hchunks, &set->nh,
-                                     &set->hcap);
+        rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &set->hchunks,
+                                     &set->nh, &set->hcap);
         if (rc == 0)
             rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, 0, first,
                                                 set->nh - first});

@@ -58,9 +58,13 @@ struct tsdb_options {
      * whole blocks are deleted while blocks + WAL (checkpoint included)
      * exceed it. */
     int64_t retention_bytes;
+    /* Write a head snapshot (a head checkpoint: series and open chunks)
+     * at tsdb_close, so that the next open replays no WAL. Default true;
+     * tests of the WAL format turn it off to keep the segments. */
+    bool head_snapshot_on_close;
 };
 /* dir "data", 15d, 1000 ms, 2h blocks, compaction checked every minute,
- * default maximum block range, no size limit. */
+ * default maximum block range, no size limit, head snapshot on close. */
 void tsdb_options_default(struct tsdb_options *o);
 
 struct tsdb;

@@ -56,6 +56,11 @@ void tsdb_xor_enc_reset(struct tsdb_xor_enc *e);
 /* Append one sample. t must be greater than the previous sample's time
  * (the caller checks). Returns 0, or BS_ENOMEM (the chunk is unchanged). */
 int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits);
+/* Make e continue the encoded chunk p[0..len) (e's buffer replaced by a
+ * copy): appends then produce the bytes an encoder that wrote those
+ * samples itself would. BS_ECORRUPT when p does not decode exactly,
+ * BS_ENOMEM. */
+int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len);
 static inline size_t tsdb_xor_enc_bytes(const struct tsdb_xor_enc *e)
 {
     return (e->nbits + 7) / 8;
@@ -153,6 +158,16 @@ void tsdb_reclaim_advance(struct tsdb_reclaim *r);
 
 /* ------------------------------------------------------------------ head */
 
+/* A closed head chunk as its series keeps it: 24 bytes. ref is a head
+ * chunk file reference (file index << 32 | offset of the record, see
+ * head_chunks.c), or, with TSDB_HCHUNK_MEM set, the address of a struct
+ * tsdb_chunk in memory (no head chunk files, or a failed write). */
+struct tsdb_hchunk {
+    int64_t mint, maxt;
+    uint64_t ref;
+};
+#define TSDB_HCHUNK_MEM (UINT64_C(1) << 63)
+
 struct tsdb_series {
     tsdb_ref ref;
     uint64_t hash;             /* labels_hash(&lset) */
@@ -161,14 +176,15 @@ struct tsdb_series {
     bool wal_logged;           /* series record is in the WAL (WAL mutex) */
     bool removed;              /* dropped from the head by GC (WAL mutex) */
 
-    pthread_mutex_t mu;         /* guards everything below */
-    struct tsdb_chunk **chunks; /* closed chunks, oldest first */
-    size_t nchunks, chunks_cap;
+    bool has_samples;           /* guarded by mu, as everything below */
+    pthread_mutex_t mu;
+    struct tsdb_hchunk *chunks; /* closed chunks, oldest first */
+    uint32_t nchunks, chunks_cap;
     struct tsdb_xor_enc open; /* the open chunk (open.n may be 0) */
-    bool has_samples;
-    int64_t min_t, max_t; /* valid when has_samples */
-    uint64_t last_v;      /* bits of the newest sample */
+    int64_t min_t, max_t;     /* valid when has_samples */
+    uint64_t last_v;          /* bits of the newest sample */
 };
+
 
 #define TSDB_STRIPES 64
 struct tsdb_stripe {
@@ -212,8 +228,13 @@ struct tsdb_postings {
 #define TSDB_REF_PAGES (1u << 18) /* max ref is 2^32 - 1 */
 #define TSDB_REF_MAX ((UINT64_C(1) << 32) - 1)
 
+struct tsdb_hchunks;
+
 struct tsdb_head {
     struct labels_symtab *syms;
+    /* Where closed chunks go (NULL: they stay in memory); set once at
+     * open, before any append; owned (closed by tsdb_head_fini). */
+    struct tsdb_hchunks *hc;
     struct tsdb_stripe stripes[TSDB_STRIPES];
     /* ref -> series, two levels; entries are published with release stores
      * and read lock-free with acquire loads. */
@@ -237,6 +258,19 @@ struct tsdb_head {
     int64_t min_time, max_time;
 };
 
+/* Bytes of closed chunk c (in a head chunk file's mapping or in memory):
+ * *p, *len and *nsamples (may be NULL). The caller is an epoch reader or
+ * holds the series mutex. Returns false when the file is gone (cannot
+ * happen while the chunk is in the head). */
+bool tsdb_head_chunk_bytes(struct tsdb_head *h, const struct tsdb_hchunk *c, const uint8_t **p,
+                           uint32_t *len, uint16_t *nsamples);
+/* Attach a closed chunk loaded from a head chunk file to s (WAL replay,
+ * before any sample of s was replayed; chunks come oldest first).
+ * last_v is its newest value. BS_ENOMEM, or BS_EOUTOFORDER when c does
+ * not start after s's newest sample (ignored by the caller). */
+int tsdb_head_series_attach(struct tsdb_head *h, struct tsdb_series *s,
+                            const struct tsdb_hchunk *c, uint64_t last_v);
+
 int tsdb_head_init(struct tsdb_head *h);
 void tsdb_head_fini(struct tsdb_head *h);
 /* Lock-free lookup; NULL when ref is unknown. */
@@ -253,7 +287,8 @@ int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls,
  * BS_EOUTOFORDER, BS_EDUPLICATE or BS_ENOMEM. */
 int tsdb_head_series_append(struct tsdb_head *h, struct tsdb_series *s, int64_t t, uint64_t vbits);
 /* Does s hold a sample with mint <= t <= maxt? Caller holds s->mu. */
-bool tsdb_head_series_has_sample_in(struct tsdb_series *s, int64_t mint, int64_t maxt);
+bool tsdb_head_series_has_sample_in(struct tsdb_head *h, struct tsdb_series *s, int64_t mint,
+                                    int64_t maxt);
 void tsdb_head_note_time(struct tsdb_head *h, int64_t t);
 /* Oldest time an appender may write now: the later of min_valid and
  * max_time - chunk_range/2 (INT64_MIN when the head is empty). */
@@ -310,7 +345,7 @@ int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size
                      size_t *nout, struct bs_error *err);
 /* Append to *v (growing it) the chunks of s overlapping [mint, maxt],
  * oldest first; the open chunk is copied. BS_ENOMEM on failure. */
-int tsdb_head_series_chunks(struct tsdb_series *s, int64_t mint, int64_t maxt,
+int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t mint, int64_t maxt,
                             struct tsdb_iter_chunk **v, size_t *n, size_t *cap);
 
 /* ------------------------------------------------------------------- WAL */
@@ -318,6 +353,7 @@ int tsdb_head_series_chunks(struct tsdb_series *s, int64_t mint, int64_t maxt,
 #define TSDB_WAL_CHECKPOINT_PREFIX "checkpoint."
 #define TSDB_WAL_REC_SERIES 1
 #define TSDB_WAL_REC_SAMPLES 2
+#define TSDB_WAL_REC_OPEN_CHUNKS 3 /* checkpoints only: open chunks of the head */
 #define TSDB_WAL_HEADER 9                        /* type u8, len be32, crc be32 */
 #define TSDB_WAL_MAX_RECORD (UINT32_C(64) << 20) /* payload cap */
 #define TSDB_WAL_DEFAULT_SEGMENT (UINT64_C(128) << 20)
@@ -392,6 +428,65 @@ int tsdb_checkpoint_find(const char *waldir, bool *found, uint32_t *idx, struct 
  * *bytes_dropped gets the size of the segments deleted. */
 int tsdb_checkpoint_write(struct tsdb *db, const char *waldir, uint32_t last, int64_t mint,
                           uint64_t *bytes_dropped, struct bs_error *err);
+
+/* ---------------------------------------------------- head chunk files */
+
+/* <data>/chunks_head/NNNNNN (head_chunks.c, docs/format/head_chunks.md). */
+#define TSDB_HCF_MAGIC UINT32_C(0x42534843) /* "BSHC" */
+#define TSDB_HCF_VERSION 1
+#define TSDB_HCF_HEADER 8                      /* magic be32, version u8, 3 zero bytes */
+#define TSDB_HCF_REC_HEADER 39                 /* ref, mint, maxt, last v, enc, n, len */
+#define TSDB_HCF_SIZE (UINT64_C(128) << 20)    /* file size cap (and mapping length) */
+#define TSDB_HCF_MAX_CHUNK (UINT32_C(64) << 10) /* chunk bytes cap */
+#define TSDB_HCF_SLOTS 4096                    /* live files at most */
+
+struct tsdb_hchunks;
+/* Called by scan for each good record: series ref, the chunk (ref set),
+ * its sample count and newest value bits. */
+typedef void (*tsdb_hchunks_scan_fn)(void *arg, uint64_t sref, const struct tsdb_hchunk *c,
+                                     uint16_t nsamples, uint64_t last_v);
+/* Use (creating it) <datadir>/chunks_head. No file is read yet. */
+int tsdb_hchunks_open(const char *datadir, struct tsdb_hchunks **out, struct bs_error *err);
+/* fsync the file being written and unmap everything. NULL is allowed. */
+void tsdb_hchunks_close(struct tsdb_hchunks *hc);
+/* Map every file and call fn for each good record whose maxt >= min_valid,
+ * in file and offset order (so each series' chunks come oldest first). A
+ * damaged tail is truncated with one warning. Call once, before writing.
+ * Errors: BS_EIO when a file cannot be opened or mapped. */
+int tsdb_hchunks_scan(struct tsdb_hchunks *hc, int64_t min_valid, tsdb_hchunks_scan_fn fn,
+                      void *arg, struct bs_error *err);
+/* Append one XOR chunk of series sref; OUT: *ref for tsdb_hchunks_data.
+ * Thread-safe. BS_ENOSPC, BS_EIO, BS_ELIMIT or BS_ENOMEM on failure
+ * (logged once per streak of failures; the caller keeps the chunk in
+ * memory). */
+int tsdb_hchunks_write(struct tsdb_hchunks *hc, uint64_t sref, int64_t mint, int64_t maxt,
+                       uint16_t nsamples, uint64_t last_v, const uint8_t *data, uint32_t len,
+                       uint64_t *ref);
+/* Chunk bytes at ref, in the file's mapping (valid while the caller's
+ * epoch lasts); *len and *nsamples (may be NULL) from the record. NULL
+ * when the file is gone. */
+const uint8_t *tsdb_hchunks_data(struct tsdb_hchunks *hc, uint64_t ref, uint32_t *len,
+                                 uint16_t *nsamples);
+/* fsync what was written (before WAL segments that hold the same samples
+ * may be deleted). */
+int tsdb_hchunks_sync(struct tsdb_hchunks *hc, struct bs_error *err);
+/* Delete the files (but the current one) whose chunks all end before
+ * mint; unmapping is retired through r (NULL: at once). Returns the
+ * number of files deleted. */
+size_t tsdb_hchunks_truncate(struct tsdb_hchunks *hc, int64_t mint, struct tsdb_reclaim *r);
+void tsdb_hchunks_stats(struct tsdb_hchunks *hc, uint64_t *written, uint64_t *failures,
+                        size_t *files);
+
+/* Write a head checkpoint (a snapshot of the head): cut the WAL, then
+ * write waldir/checkpoint.<last segment before the cut> from the head
+ * itself - a series record for every live series and an open-chunk
+ * record with every non-empty open chunk - after fsyncing the head chunk
+ * files that hold the closed chunks; then delete the segments it covers
+ * and older checkpoints. Replay then reads only this checkpoint and the
+ * segments written after the cut. Fails with BS_EBUSY (nothing written)
+ * when a closed chunk is held in memory because a head chunk file write
+ * failed. Caller holds compact_mu; the WAL must be open. */
+int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err);
 
 /* ---------------------------------------------------------------- blocks */
 
@@ -563,6 +658,11 @@ struct tsdb {
      * maximum (compact.c); nranges is at least 1. */
     int64_t ranges[TSDB_MAX_RANGES];
     size_t nranges;
+    /* Head checkpoints (WAL mutex): the WAL size right after the last
+     * one and that checkpoint's size; the next is due once the WAL grew
+     * by more than max(64 MiB, that size). */
+    uint64_t ck_wal_bytes, ck_bytes;
+    uint64_t head_checkpoints; /* atomic */
 };
 
 /* compact.c */

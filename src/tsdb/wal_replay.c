@@ -38,6 +38,116 @@
 #define REPLAY_BUF (1u << 20)
 #define REPLAY_MAX_LABELS 65536u
 
+/* ------------------------------------------------- head chunks to attach */
+
+/* The chunks read from the head chunk files, waiting for their series to
+ * be created by a series record: entries in scan order (so each series'
+ * chunks oldest first), chained per series ref through `next`, found by
+ * an open-addressing table ref -> (first, last). */
+struct pending_chunk {
+    struct tsdb_hchunk c;
+    uint64_t last_v;
+    uint32_t next; /* index + 1 of the series' next chunk; 0 = none */
+};
+
+struct pending_slot {
+    uint64_t ref; /* 0 = empty */
+    uint32_t first, last; /* index + 1 */
+};
+
+struct pending {
+    struct pending_chunk *v;
+    size_t n, cap;
+    struct pending_slot *tab;
+    size_t tab_n, tab_cap; /* tab_cap: a power of two */
+    bool overflow;         /* more than UINT32_MAX - 1 chunks: the rest are dropped */
+};
+
+static size_t pending_hash(uint64_t ref, size_t cap)
+{
+    return (size_t)((ref * UINT64_C(0x9E3779B97F4A7C15)) >> 17) & (cap - 1);
+}
+
+static struct pending_slot *pending_slot(struct pending *pd, uint64_t ref, bool create)
+{
+    if (create && (pd->tab_n + 1) * 2 > pd->tab_cap) {
+        size_t ncap = pd->tab_cap ? pd->tab_cap * 2 : 1024;
+        struct pending_slot *nt = bs_xcalloc(ncap, sizeof(*nt));
+        for (size_t i = 0; i < pd->tab_cap; i++) {
+            if (!pd->tab[i].ref)
+                continue;
+            size_t j = pending_hash(pd->tab[i].ref, ncap);
+            while (nt[j].ref)
+                j = (j + 1) & (ncap - 1);
+            nt[j] = pd->tab[i];
+        }
+        free(pd->tab);
+        pd->tab = nt;
+        pd->tab_cap = ncap;
+    }
+    if (pd->tab_cap == 0)
+        return NULL;
+    for (size_t j = pending_hash(ref, pd->tab_cap);; j = (j + 1) & (pd->tab_cap - 1)) {
+        if (pd->tab[j].ref == ref)
+            return &pd->tab[j];
+        if (!pd->tab[j].ref) {
+            if (!create)
+                return NULL;
+            pd->tab[j].ref = ref;
+            pd->tab_n++;
+            return &pd->tab[j];
+        }
+    }
+}
+
+static void pending_add(void *arg, uint64_t sref, const struct tsdb_hchunk *c, uint16_t nsamples,
+                        uint64_t last_v)
+{
+    struct pending *pd = arg;
+    (void)nsamples;
+    if (sref == 0 || pd->n >= UINT32_MAX - 1) {
+        pd->overflow = pd->overflow || sref != 0;
+        return;
+    }
+    if (pd->n == pd->cap) {
+        pd->cap = pd->cap ? pd->cap * 2 : 4096;
+        pd->v = bs_xrealloc(pd->v, pd->cap * sizeof(*pd->v));
+    }
+    struct pending_slot *sl = pending_slot(pd, sref, true);
+    uint32_t idx = (uint32_t)pd->n + 1;
+    pd->v[pd->n++] = (struct pending_chunk){*c, last_v, 0};
+    if (sl->last)
+        pd->v[sl->last - 1].next = idx;
+    else
+        sl->first = idx;
+    sl->last = idx;
+}
+
+/* Attach the pending chunks of ref to s (just created by a series record). */
+static int pending_attach(struct tsdb_head *h, struct pending *pd, uint64_t ref,
+                          struct tsdb_series *s, uint64_t *attached)
+{
+    struct pending_slot *sl = pending_slot(pd, ref, false);
+    if (!sl)
+        return 0;
+    for (uint32_t i = sl->first; i; i = pd->v[i - 1].next) {
+        int rc = tsdb_head_series_attach(h, s, &pd->v[i - 1].c, pd->v[i - 1].last_v);
+        if (rc == BS_ENOMEM)
+            return rc;
+        if (rc == 0)
+            (*attached)++;
+    }
+    sl->first = sl->last = 0;
+    return 0;
+}
+
+static void pending_fini(struct pending *pd)
+{
+    free(pd->v);
+    free(pd->tab);
+    memset(pd, 0, sizeof(*pd));
+}
+
 struct replay {
     struct tsdb *db;
     /* streaming reader */
@@ -52,8 +162,9 @@ struct replay {
     size_t strs_cap;
     struct label *lv;
     size_t lv_cap;
+    struct pending pending; /* head chunks waiting for their series */
     /* totals */
-    uint64_t series, samples, skipped;
+    uint64_t series, samples, skipped, attached;
     int64_t mint, maxt;
 };
 
@@ -154,8 +265,20 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
             continue;
         }
         s->wal_logged = true;
-        if (created)
+        if (created) {
             r->series++;
+            if (r->pending.tab_n > 0 && s->ref == ref) {
+                pthread_mutex_lock(&s->mu);
+                rc = pending_attach(h, &r->pending, ref, s, &r->attached);
+                if (s->has_samples && s->min_t < r->mint)
+                    r->mint = s->min_t;
+                if (s->has_samples && s->max_t > r->maxt)
+                    r->maxt = s->max_t;
+                pthread_mutex_unlock(&s->mu);
+                if (rc)
+                    return rc;
+            }
+        }
     }
     return 0;
 }
@@ -206,6 +329,66 @@ static int decode_samples(struct replay *r, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* Open chunks of a head checkpoint: entries of ref, maxt, len, bytes. A
+ * chunk becomes its series' open chunk when the series has none and the
+ * chunk starts after everything the series holds (a later version of it
+ * may have been cut and loaded from a head chunk file). */
+static int decode_open_chunks(struct replay *r, const uint8_t *p, size_t len)
+{
+    struct tsdb_head *h = &r->db->head;
+    struct tsdb_xor_enc e;
+    tsdb_xor_enc_init(&e);
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        uint64_t ref, clen;
+        int64_t maxt;
+        size_t k = bs_get_uvarint(p + i, len - i, &ref), k2 = 0, k3 = 0;
+        if (k)
+            k2 = bs_get_varint(p + i + k, len - i - k, &maxt);
+        if (k2)
+            k3 = bs_get_uvarint(p + i + k + k2, len - i - k - k2, &clen);
+        if (!k3 || clen > len - i - k - k2 - k3) {
+            rc = BS_ECORRUPT;
+            break;
+        }
+        const uint8_t *data = p + i + k + k2 + k3;
+        i += k + k2 + k3 + (size_t)clen;
+        struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
+        if (!s || s->ref != ref || maxt < h->min_valid) {
+            r->skipped++;
+            continue;
+        }
+        rc = tsdb_xor_enc_restore(&e, data, (size_t)clen);
+        if (rc || e.t != maxt) {
+            rc = rc == BS_ENOMEM ? rc : BS_ECORRUPT;
+            break;
+        }
+        pthread_mutex_lock(&s->mu);
+        if (s->open.n == 0 && (!s->has_samples || e.mint > s->max_t)) {
+            struct tsdb_xor_enc tmp = s->open;
+            s->open = e;
+            e = tmp;
+            if (!s->has_samples) {
+                s->min_t = s->open.mint;
+                s->has_samples = true;
+            }
+            s->max_t = s->open.t;
+            s->last_v = s->open.v;
+            __atomic_add_fetch(&h->num_chunks, 1, __ATOMIC_RELAXED);
+            r->samples += s->open.n;
+            if (s->open.mint < r->mint)
+                r->mint = s->open.mint;
+            if (s->open.t > r->maxt)
+                r->maxt = s->open.t;
+        } else {
+            r->skipped += e.n;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    tsdb_xor_enc_fini(&e);
+    return rc;
+}
+
 /* Replay one segment; truncates a damaged tail. Returns BS_ENOMEM or
  * BS_EIO (cannot open) only. */
 static int replay_segment(struct replay *r, const char *path, struct bs_error *err)
@@ -232,7 +415,8 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
         uint8_t type = hd[0];
         uint32_t len = bs_get_be32(hd + 1);
         uint32_t crc = bs_get_be32(hd + 5);
-        if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES) ||
+        if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES &&
+             type != TSDB_WAL_REC_OPEN_CHUNKS) ||
             len > TSDB_WAL_MAX_RECORD) {
             why = "invalid record header";
             break;
@@ -248,8 +432,9 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
             why = "CRC mismatch";
             break;
         }
-        rc = type == TSDB_WAL_REC_SERIES ? decode_series(r, payload, len)
-                                         : decode_samples(r, payload, len);
+        rc = type == TSDB_WAL_REC_SERIES    ? decode_series(r, payload, len)
+             : type == TSDB_WAL_REC_SAMPLES ? decode_samples(r, payload, len)
+                                            : decode_open_chunks(r, payload, len);
         if (rc == BS_ENOMEM) {
             bs_error_set(err, rc, "out of memory replaying WAL segment %s", path);
             break;
@@ -316,16 +501,32 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     *next_seg = nsegs ? segs[nsegs - 1] + 1 : 0;
     if (ck && *next_seg <= ck_idx)
         *next_seg = ck_idx + 1;
+
+    struct replay r = {.db = db, .fd = -1, .mint = INT64_MAX, .maxt = INT64_MIN};
+    int64_t t0 = bs_monotonic_ns();
+    /* Head chunk files first (always: their indices must be known before
+     * new ones are written); their chunks wait in r.pending for the series
+     * records that define their series. */
+    if (db->head.hc) {
+        rc = tsdb_hchunks_scan(db->head.hc, db->head.min_valid, pending_add, &r.pending, err);
+        if (rc) {
+            pending_fini(&r.pending);
+            free(segs);
+            free(csegs);
+            return rc;
+        }
+        if (r.pending.overflow)
+            BS_WARN("tsdb", "too many head chunks to load; the newest were left to WAL replay");
+    }
     if (nsegs == 0 && ncsegs == 0) {
+        pending_fini(&r.pending);
         free(segs);
         free(csegs);
         return 0;
     }
 
-    struct replay r = {.db = db, .fd = -1, .mint = INT64_MAX, .maxt = INT64_MIN};
     r.cap = REPLAY_BUF;
     r.buf = bs_xmalloc(r.cap);
-    int64_t t0 = bs_monotonic_ns();
     for (size_t i = 0; i < ncsegs && rc == 0; i++) {
         snprintf(path, sizeof(path), "%s/%08u", ckdir, csegs[i]);
         rc = replay_segment(&r, path, err);
@@ -334,17 +535,18 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
         snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
         rc = replay_segment(&r, path, err);
     }
-    if (r.samples) {
+    if (r.samples || r.attached) {
         tsdb_head_note_time(&db->head, r.mint);
         tsdb_head_note_time(&db->head, r.maxt);
     }
     if (rc == 0)
         BS_INFO("tsdb",
-                "WAL replay completed: %s%zu segments, %llu series, %llu samples "
-                "(%llu skipped) in %.3fs",
+                "WAL replay completed: %s%zu segments, %llu series, %llu head chunks from "
+                "files, %llu samples (%llu skipped) in %.3fs",
                 ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.series,
-                (unsigned long long)r.samples, (unsigned long long)r.skipped,
-                (double)(bs_monotonic_ns() - t0) / 1e9);
+                (unsigned long long)r.attached, (unsigned long long)r.samples,
+                (unsigned long long)r.skipped, (double)(bs_monotonic_ns() - t0) / 1e9);
+    pending_fini(&r.pending);
     free(r.buf);
     free(r.strs);
     free(r.lv);

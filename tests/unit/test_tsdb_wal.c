@@ -17,6 +17,24 @@
 #include "test_tsdb_util.h"
 #include "tsdb/tsdb_int.h"
 
+/* These tests look at the WAL segments a store leaves: no head snapshot
+ * at close (that would fold the segments into a checkpoint). */
+static struct tsdb *open_wal_db(const char *dir, int64_t fsync_ms, size_t seg_size)
+{
+    struct tsdb_options o;
+    tsdb_options_default(&o);
+    o.dir = dir;
+    o.wal_fsync_interval_ms = fsync_ms;
+    o.wal_segment_size = seg_size;
+    o.head_snapshot_on_close = false;
+    struct tsdb *db = NULL;
+    struct bs_error err = {0};
+    int rc = tsdb_open(&db, &o, &err);
+    if (rc)
+        fail_msg("tsdb_open(%s): %s", dir, err.msg);
+    return db;
+}
+
 static uint64_t rng_state = 0x1234567887654321ULL;
 static uint64_t rnd(void)
 {
@@ -102,7 +120,7 @@ static void test_reopen_same_refs(void **state)
 {
     (void)state;
     char *dir = make_tmpdir();
-    struct tsdb *db = open_db(dir, 0, 0);
+    struct tsdb *db = open_wal_db(dir, 0, 0);
     struct labels_builder b;
     labels_builder_init(&b);
     tsdb_ref refs[20];
@@ -126,7 +144,7 @@ static void test_reopen_same_refs(void **state)
     tsdb_stats(db, &st1);
     tsdb_close(db);
 
-    db = open_db(dir, 0, 0);
+    db = open_wal_db(dir, 0, 0);
     char *after = dump_query(db, INT64_MIN, INT64_MAX, "__name__=r", true);
     assert_string_equal(before, after);
     struct tsdb_stats st2;
@@ -157,7 +175,7 @@ static void test_reopen_same_refs(void **state)
     assert_true(file_size(s1) > 0);
     free(s1);
 
-    db = open_db(dir, 0, 0);
+    db = open_wal_db(dir, 0, 0);
     char *again = dump_query(db, INT64_MIN, INT64_MAX, "__name__=~r|new", true);
     assert_non_null(strstr(again, "new 100:1\n"));
     free(again);
@@ -173,7 +191,7 @@ static void test_reopen_same_refs(void **state)
  * segment size after each batch. */
 static uint8_t *build_wal(const char *dir, int nb, off_t *bounds, size_t *len)
 {
-    struct tsdb *db = open_db(dir, 0, 0);
+    struct tsdb *db = open_wal_db(dir, 0, 0);
     char *seg = seg_file(dir, 0);
     for (int k = 0; k < nb; k++) {
         write_batch(db, k);
@@ -226,7 +244,7 @@ static void test_torn_tail(void **state)
         int complete = 0;
         while (complete < NB && (size_t)bounds[complete] <= cut)
             complete++;
-        struct tsdb *db = open_db(dir, 0, 0);
+        struct tsdb *db = open_wal_db(dir, 0, 0);
         check_dump(db, complete);
         tsdb_close(db);
         /* cut back to a record boundary: at or after the last complete
@@ -238,7 +256,7 @@ static void test_torn_tail(void **state)
         if (complete < NB && cut == (size_t)bounds[complete] - 1 && complete > 0)
             assert_true(file_size(seg) < (off_t)cut);
         /* reopening again finds a clean log and the same data */
-        db = open_db(dir, 0, 0);
+        db = open_wal_db(dir, 0, 0);
         check_dump(db, complete);
         tsdb_close(db);
     }
@@ -266,7 +284,7 @@ static void test_corrupt_byte(void **state)
         int complete = 0;
         while (complete < NB && (size_t)bounds[complete] <= off)
             complete++;
-        struct tsdb *db = open_db(dir, 0, 0);
+        struct tsdb *db = open_wal_db(dir, 0, 0);
         check_dump(db, complete);
         tsdb_close(db);
     }
@@ -282,7 +300,7 @@ static void test_segments(void **state)
     (void)state;
     char *dir = make_tmpdir();
     /* tiny segments: roughly one batch each */
-    struct tsdb *db = open_db(dir, 0, 256);
+    struct tsdb *db = open_wal_db(dir, 0, 256);
     for (int k = 0; k < NB; k++)
         write_batch(db, k);
     check_dump(db, NB);
@@ -297,7 +315,7 @@ static void test_segments(void **state)
         assert_int_equal(segs[i], i);
     free(segs);
 
-    db = open_db(dir, 0, 256);
+    db = open_wal_db(dir, 0, 256);
     check_dump(db, NB);
     tsdb_close(db);
 
@@ -313,7 +331,7 @@ static void test_segments(void **state)
     assert_int_equal(pwrite(fd, &byte, 1, sz - 3), 1);
     close(fd);
     bs_log_set_level(BS_LOG_ERROR);
-    db = open_db(dir, 0, 256);
+    db = open_wal_db(dir, 0, 256);
     bs_log_set_level(BS_LOG_WARN);
     char *got = dump_query(db, INT64_MIN, INT64_MAX, "__name__=w;s=00", true);
     /* first batch and last batch present */
@@ -331,7 +349,7 @@ static void test_lock_and_errors(void **state)
 {
     (void)state;
     char *dir = make_tmpdir();
-    struct tsdb *db = open_db(dir, 0, 0);
+    struct tsdb *db = open_wal_db(dir, 0, 0);
     struct tsdb_options o;
     tsdb_options_default(&o);
     o.dir = dir;
@@ -342,7 +360,7 @@ static void test_lock_and_errors(void **state)
     assert_non_null(strstr(err.msg, dir));
     tsdb_close(db);
     /* released on close */
-    db = open_db(dir, 0, 0);
+    db = open_wal_db(dir, 0, 0);
     tsdb_close(db);
 
     /* a file where the directory should be */
@@ -368,7 +386,7 @@ static void test_fsync_interval(void **state)
 {
     (void)state;
     char *dir = make_tmpdir();
-    struct tsdb *db = open_db(dir, 5, 0);
+    struct tsdb *db = open_wal_db(dir, 5, 0);
     for (int k = 0; k < 3; k++) {
         write_batch(db, k);
         bs_sleep_ms(12);
@@ -378,7 +396,7 @@ static void test_fsync_interval(void **state)
     pthread_mutex_unlock(&db->wal.mu);
     assert_true(fsyncs >= 1);
     tsdb_close(db);
-    db = open_db(dir, 5, 0);
+    db = open_wal_db(dir, 5, 0);
     check_dump(db, 3);
     tsdb_close(db);
     rmrf(dir);
@@ -389,7 +407,7 @@ static void test_many_series_replay(void **state)
 {
     (void)state;
     char *dir = make_tmpdir();
-    struct tsdb *db = open_db(dir, 1000, 0);
+    struct tsdb *db = open_wal_db(dir, 1000, 0);
     struct labels_builder b;
     labels_builder_init(&b);
     char spec[64];
@@ -411,7 +429,7 @@ static void test_many_series_replay(void **state)
     }
     char *before = dump_query(db, INT64_MIN, INT64_MAX, "s=~1.*", true);
     tsdb_close(db);
-    db = open_db(dir, 1000, 0);
+    db = open_wal_db(dir, 1000, 0);
     char *after = dump_query(db, INT64_MIN, INT64_MAX, "s=~1.*", true);
     assert_string_equal(before, after);
     struct tsdb_stats st;
