@@ -66,6 +66,14 @@ struct scrape_manager *scrape_manager_new(struct tsdb *db)
     m->db = db;
     m->body_limit = SCRAPE_DEFAULT_BODY_SIZE_LIMIT;
     m->multi = curl_multi_init();
+    /* Keep one idle keep-alive connection per target between scrapes, as
+     * Go's transport does for Prometheus. libcurl's default cache holds
+     * about four connections per handle attached at the moment, and scrape
+     * handles are detached between scrapes, so without this nearly every
+     * scrape paid a new TCP (and TLS) handshake: measured 45% of scrape
+     * CPU in libcurl with 2000 targets (bench/scrape_scale). */
+    if (m->multi)
+        curl_multi_setopt(m->multi, CURLMOPT_MAXCONNECTS, (long)SCRAPE_MAX_IDLE_CONNECTIONS);
     if (!m->multi || pthread_mutex_init(&m->mu, NULL) != 0) {
         if (m->multi)
             curl_multi_cleanup(m->multi);

@@ -19,6 +19,10 @@
 #include "tsdb/tsdb.h"
 #include "util/util.h"
 
+/* Idle connections the scrape multi handle keeps for reuse (one per
+ * target up to this many); each costs one file descriptor. */
+#define SCRAPE_MAX_IDLE_CONNECTIONS 20000
+
 #define SCRAPE_COMPONENT "scrape"
 /* Largest credentials or password file read for a scrape. */
 #define SCRAPE_SECRET_FILE_MAX ((size_t)1 << 16)
