@@ -37,9 +37,10 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r';
 }
 
-/* Scan a key or tag/measurement token from *pos: stop at an unescaped byte
- * of stop (plus '\n' and the end). Returns the stopping position. */
-static size_t scan_token(const char *b, size_t len, size_t pos, const char *stop, bool *esc)
+/* Scan a key or tag/measurement token from *pos: stop at an unescaped ',',
+ * ' ' or (with eq) '=', and at '\n', a NUL byte or the end. Returns the
+ * stopping position. */
+static size_t scan_token(const char *b, size_t len, size_t pos, bool eq, bool *esc)
 {
     *esc = false;
     while (pos < len) {
@@ -49,7 +50,7 @@ static size_t scan_token(const char *b, size_t len, size_t pos, const char *stop
             pos += 2;
             continue;
         }
-        if (c == '\n' || strchr(stop, c))
+        if (c == '\n' || c == ',' || c == ' ' || c == '\0' || (eq && c == '='))
             return pos;
         pos++;
     }
@@ -105,6 +106,46 @@ static bool word_is(const char *s, size_t n, const char *w)
     return strlen(w) == n && memcmp(s, w, n) == 0;
 }
 
+/* A plain decimal ([+-]digits[.digits], float_syntax() already checked)
+ * with at most 15 significant digits and 22 after the point: its digits as
+ * an integer m < 2^53 and 10^k with k <= 22 are exact doubles, so m / 10^k
+ * is the correctly rounded value, the one strtod() returns. False for
+ * anything else (exponents, longer numbers), which strtod() then reads. */
+static bool fast_decimal(const char *s, size_t n, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = false;
+    if (s[0] == '-' || s[0] == '+') {
+        neg = s[0] == '-';
+        i++;
+    }
+    uint64_t m = 0;
+    int digits = 0, frac = -1;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            frac = 0;
+            continue;
+        }
+        if (c < '0' || c > '9')
+            return false;
+        if (m == 0 && c == '0') {
+            /* leading zeros are not significant */
+        } else if (++digits > 15) {
+            return false;
+        }
+        m = m * 10 + (uint64_t)(c - '0');
+        if (frac >= 0 && ++frac > 22)
+            return false;
+    }
+    double v = frac > 0 ? (double)m / pow10[frac] : (double)m;
+    *out = neg ? -v : v;
+    return true;
+}
+
 /* Classify and convert a non-string field value. Returns NULL or a reason. */
 static const char *field_value(const char *s, size_t n, struct lp_field *f, char *rbuf, size_t rcap)
 {
@@ -136,6 +177,17 @@ static const char *field_value(const char *s, size_t n, struct lp_field *f, char
                 return "invalid number";
         } else if (!all_digits(d, dn)) {
             return "invalid number";
+        }
+        /* Up to 18 digits cannot overflow: converted here, exactly as
+         * strtoll/strtoull would. */
+        size_t first = (d[0] == '-' || d[0] == '+') ? 1 : 0;
+        if (dn - first <= 18) {
+            uint64_t u = 0;
+            for (size_t i = first; i < dn; i++)
+                u = u * 10 + (uint64_t)(d[i] - '0');
+            f->type = last == 'i' ? LP_INT : LP_UINT;
+            f->value = neg ? (double)-(int64_t)u : (double)u; /* "-0i" is +0 */
+            return NULL;
         }
         if (dn >= sizeof(tmp))
             dn = sizeof(tmp) - 1;
@@ -169,6 +221,10 @@ static const char *field_value(const char *s, size_t n, struct lp_field *f, char
     }
     if (!float_syntax(s, n) || n >= sizeof(tmp))
         return "invalid number";
+    if (fast_decimal(s, n, &f->value)) {
+        f->type = LP_FLOAT;
+        return NULL;
+    }
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     errno = 0;
@@ -239,7 +295,7 @@ int lp_parser_next(struct lp_parser *p, struct lp_line *line, const char **reaso
     line->time = 0;
 
     /* Measurement. */
-    size_t e = scan_token(b, len, pos, ", ", &esc);
+    size_t e = scan_token(b, len, pos, false, &esc);
     if (e == pos)
         return fail(p, line, start, pos, reason, "missing measurement");
     line->measurement = (struct lp_token){b + pos, e - pos, esc};
@@ -248,7 +304,7 @@ int lp_parser_next(struct lp_parser *p, struct lp_line *line, const char **reaso
     /* Tags. */
     while (pos < len && b[pos] == ',') {
         pos++;
-        size_t k = scan_token(b, len, pos, ",= ", &esc);
+        size_t k = scan_token(b, len, pos, true, &esc);
         if (k == pos)
             return fail(p, line, start, pos, reason,
                         k < len && b[k] == '=' ? "missing tag key" : "missing tag value");
@@ -258,7 +314,7 @@ int lp_parser_next(struct lp_parser *p, struct lp_line *line, const char **reaso
             return fail(p, line, start, k, reason, "too many tags");
         struct lp_token key = {b + pos, k - pos, esc};
         pos = k + 1;
-        size_t v = scan_token(b, len, pos, ",= ", &esc);
+        size_t v = scan_token(b, len, pos, true, &esc);
         if (v == pos)
             return fail(p, line, start, pos, reason, "missing tag value");
         if (v < len && b[v] == '=')
@@ -277,7 +333,7 @@ int lp_parser_next(struct lp_parser *p, struct lp_line *line, const char **reaso
 
     /* Fields. */
     for (;;) {
-        size_t k = scan_token(b, len, pos, ",= ", &esc);
+        size_t k = scan_token(b, len, pos, true, &esc);
         if (k == pos && k < len && b[k] == '=')
             return fail(p, line, start, pos, reason, "missing field key");
         if (k >= len || b[k] != '=')

@@ -19,7 +19,11 @@
  * bytes on the wire and ~50 in memory) hits the cap instead of the heap.
  * Label strings are declared `bytes` in the schema so their lengths survive:
  * a NUL or invalid UTF-8 inside a name or value refuses the series rather
- * than truncating it.
+ * than truncating it. Plain 1.0 requests (labels and float samples only, as
+ * Prometheus sends them) take a fast path instead that decodes into flat
+ * arrays without copying label strings; it hands anything else to
+ * protobuf-c untouched (see "1.0 fast path" below), so the answers are the
+ * same.
  *
  * Then every series is validated and its samples are appended through one
  * tsdb appender, committed once. Validation: names valid for the store
@@ -327,13 +331,77 @@ static int label_name_cmp(const void *a, const void *b)
     return strcmp(((const struct label *)a)->name, ((const struct label *)b)->name);
 }
 
-/* Turn raw[0..n) into a valid label set in c->scratch (reset by the
- * caller per series). pre_terminated: the strings are already NUL-free and
- * NUL-terminated (2.0 symbols), so they are used in place. Returns false
- * after recording the reason when the set is invalid. */
-static bool rw_build_labels(struct rw_ctx *c, const struct rw_raw_label *raw, size_t n,
-                            bool pre_terminated, struct labels *out)
+/* How the strings of raw labels arrive. */
+enum rw_raw_kind {
+    RW_RAW_COPY,       /* bytes to check and copy into c->scratch */
+    RW_RAW_TERMINATED, /* bytes to check, NUL-terminated in place: used in place */
+    RW_RAW_VALID,      /* checked and NUL-terminated already (2.0 symbols) */
+};
+
+/* Bytes allowed in a label name: 1 first, 2 after the first. */
+static const uint8_t rw_name_chars[256] = {
+    ['_'] = 3,
+    ['0'] = 2, ['1'] = 2, ['2'] = 2, ['3'] = 2, ['4'] = 2,
+    ['5'] = 2, ['6'] = 2, ['7'] = 2, ['8'] = 2, ['9'] = 2,
+    ['a'] = 3, ['b'] = 3, ['c'] = 3, ['d'] = 3, ['e'] = 3, ['f'] = 3, ['g'] = 3,
+    ['h'] = 3, ['i'] = 3, ['j'] = 3, ['k'] = 3, ['l'] = 3, ['m'] = 3, ['n'] = 3,
+    ['o'] = 3, ['p'] = 3, ['q'] = 3, ['r'] = 3, ['s'] = 3, ['t'] = 3, ['u'] = 3,
+    ['v'] = 3, ['w'] = 3, ['x'] = 3, ['y'] = 3, ['z'] = 3,
+    ['A'] = 3, ['B'] = 3, ['C'] = 3, ['D'] = 3, ['E'] = 3, ['F'] = 3, ['G'] = 3,
+    ['H'] = 3, ['I'] = 3, ['J'] = 3, ['K'] = 3, ['L'] = 3, ['M'] = 3, ['N'] = 3,
+    ['O'] = 3, ['P'] = 3, ['Q'] = 3, ['R'] = 3, ['S'] = 3, ['T'] = 3, ['U'] = 3,
+    ['V'] = 3, ['W'] = 3, ['X'] = 3, ['Y'] = 3, ['Z'] = 3,
+};
+
+/* labels_name_valid(), [a-zA-Z_][a-zA-Z0-9_]*, from a table. */
+static inline bool rw_name_ok(const char *s, size_t n)
 {
+    const unsigned char *p = (const unsigned char *)s;
+    if (n == 0 || !(rw_name_chars[p[0]] & 1))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!(rw_name_chars[p[i]] & 2))
+            return false;
+    return true;
+}
+
+enum { RW_VALUE_OK, RW_VALUE_NUL, RW_VALUE_BAD_UTF8 };
+
+/* A label value: holds a NUL byte (whatever else), or is not UTF-8, or is
+ * fine. ASCII is checked eight bytes at a time. */
+static int rw_value_check(const char *s, size_t n)
+{
+    const uint64_t lo = UINT64_C(0x0101010101010101), hi = UINT64_C(0x8080808080808080);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & hi)
+            goto slow;
+        if ((w - lo) & ~w & hi)
+            return RW_VALUE_NUL;
+    }
+    for (; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == 0)
+            return RW_VALUE_NUL;
+        if (ch & 0x80)
+            goto slow;
+    }
+    return RW_VALUE_OK;
+slow:
+    if (memchr(s + i, 0, n - i))
+        return RW_VALUE_NUL;
+    return ingest_utf8_valid(s, n) ? RW_VALUE_OK : RW_VALUE_BAD_UTF8;
+}
+
+/* Turn raw[0..n) into a valid label set in c->scratch (reset by the
+ * caller per series). Returns false after recording the reason when the
+ * set is invalid. */
+static bool rw_build_labels(struct rw_ctx *c, const struct rw_raw_label *raw, size_t n,
+                            enum rw_raw_kind kind, struct labels *out)
+{
+    bool pre_terminated = kind == RW_RAW_VALID;
     const struct ingest_limits *lim = c->lim;
     if (lim->max_labels_per_series && n > lim->max_labels_per_series) {
         rw_error(c, NULL, raw, n, RW_NO_TS, "series has %zu labels, more than the limit of %zu", n,
@@ -353,12 +421,17 @@ static bool rw_build_labels(struct rw_ctx *c, const struct rw_raw_label *raw, si
             rw_error(c, NULL, raw, n, RW_NO_TS, "invalid label name \"\"");
             return false;
         }
-        if (!pre_terminated && (memchr(r->name, 0, r->name_len) ||
-                                (r->value_len && memchr(r->value, 0, r->value_len)))) {
+        /* The checks, in this order: a NUL byte in the name or the value,
+         * the name's syntax, the value's UTF-8. A valid name holds no NUL,
+         * so the usual case reads the name once and the value once. */
+        bool name_ok = rw_name_ok(r->name, r->name_len);
+        int vcheck = pre_terminated ? RW_VALUE_OK : rw_value_check(r->value, r->value_len);
+        if (!pre_terminated && ((!name_ok && memchr(r->name, 0, r->name_len)) ||
+                                vcheck == RW_VALUE_NUL)) {
             rw_error(c, NULL, raw, n, RW_NO_TS, "label %zu contains a NUL byte", i);
             return false;
         }
-        if (!labels_name_valid(r->name, r->name_len)) {
+        if (!name_ok) {
             rw_error(c, NULL, raw, n, RW_NO_TS,
                      "invalid label name %.*s (want [a-zA-Z_][a-zA-Z0-9_]*)",
                      (int)(r->name_len > 128 ? 128 : r->name_len), r->name);
@@ -366,13 +439,13 @@ static bool rw_build_labels(struct rw_ctx *c, const struct rw_raw_label *raw, si
         }
         if (r->value_len == 0)
             continue; /* empty and absent are the same */
-        if (!pre_terminated && !ingest_utf8_valid(r->value, r->value_len)) {
+        if (vcheck == RW_VALUE_BAD_UTF8) {
             rw_error(c, NULL, raw, n, RW_NO_TS, "value of label %.*s is not valid UTF-8",
                      (int)(r->name_len > 128 ? 128 : r->name_len), r->name);
             return false;
         }
         const char *name = r->name, *value = r->value;
-        if (!pre_terminated) {
+        if (kind == RW_RAW_COPY) {
             name = bs_arena_strndup(&c->scratch, r->name, r->name_len);
             value = bs_arena_strndup(&c->scratch, r->value, r->value_len);
             if (!name || !value) {
@@ -381,19 +454,23 @@ static bool rw_build_labels(struct rw_ctx *c, const struct rw_raw_label *raw, si
             }
         }
         v[k] = (struct label){name, value};
+        /* Strictly increasing names are sorted and unique: the usual case,
+         * settled with one comparison per label. */
         if (k > 0 && strcmp(v[k - 1].name, name) >= 0)
             sorted = false;
+        if (r->name_len == sizeof(LABELS_METRIC_NAME) - 1 &&
+            memcmp(name, LABELS_METRIC_NAME, sizeof(LABELS_METRIC_NAME) - 1) == 0)
+            has_name = true;
         k++;
     }
-    if (!sorted)
+    if (!sorted) {
         qsort(v, k, sizeof(*v), label_name_cmp);
-    for (size_t i = 0; i < k; i++) {
-        if (i > 0 && strcmp(v[i - 1].name, v[i].name) == 0) {
-            rw_error(c, NULL, raw, n, RW_NO_TS, "duplicate label name %s", v[i].name);
-            return false;
+        for (size_t i = 1; i < k; i++) {
+            if (strcmp(v[i - 1].name, v[i].name) == 0) {
+                rw_error(c, NULL, raw, n, RW_NO_TS, "duplicate label name %s", v[i].name);
+                return false;
+            }
         }
-        if (strcmp(v[i].name, LABELS_METRIC_NAME) == 0)
-            has_name = true;
     }
     if (!has_name) {
         rw_error(c, NULL, raw, n, RW_NO_TS, "missing metric name (label __name__)");
@@ -404,13 +481,22 @@ static bool rw_build_labels(struct rw_ctx *c, const struct rw_raw_label *raw, si
     return true;
 }
 
-/* Append the float samples of one valid series. */
+/* A decoded sample of the 1.0 fast path. */
+struct rw_fsample {
+    int64_t t;
+    double v;
+};
+
+/* Append the float samples of one valid series: samples[0..n) as
+ * protobuf-c decoded them, or fs[0..n) (the 1.0 fast path) when samples is
+ * NULL. */
 static void rw_append_samples(struct rw_ctx *c, const struct labels *ls,
-                              Bongsu__Rw__Sample *const *samples, size_t n, int64_t ct)
+                              Bongsu__Rw__Sample *const *samples, const struct rw_fsample *fs,
+                              size_t n, int64_t ct)
 {
     tsdb_ref ref = 0;
-    if (ct != 0 && n > 0 && c->lim->created_timestamp_zero && samples[0]->timestamp != 0 &&
-        ct < samples[0]->timestamp && ct <= c->max_t) {
+    if (ct != 0 && n > 0 && c->lim->created_timestamp_zero && samples &&
+        samples[0]->timestamp != 0 && ct < samples[0]->timestamp && ct <= c->max_t) {
         /* A 0 at the created timestamp; out of order when a previous request
          * already carried it, which is expected and not an error. */
         int rc = tsdb_appender_add(c->app, 0, ls, ct, 0.0, &ref);
@@ -420,7 +506,8 @@ static void rw_append_samples(struct rw_ctx *c, const struct labels *ls,
         }
     }
     for (size_t i = 0; i < n; i++) {
-        int64_t t = samples[i]->timestamp;
+        int64_t t = samples ? samples[i]->timestamp : fs[i].t;
+        double v = samples ? samples[i]->value : fs[i].v;
         int rc;
         if (t > c->max_t) {
             rc = BS_EOUTOFBOUNDS;
@@ -428,7 +515,7 @@ static void rw_append_samples(struct rw_ctx *c, const struct labels *ls,
             rw_error(c, ls, NULL, 0, t, "out of bounds: timestamp is too far in the future");
             continue;
         }
-        rc = tsdb_appender_add(c->app, ref, ls, t, samples[i]->value, &ref);
+        rc = tsdb_appender_add(c->app, ref, ls, t, v, &ref);
         switch (rc) {
         case 0:
             c->written++;
@@ -494,16 +581,214 @@ static void rw_write_v1(struct rw_ctx *c, const Bongsu__Rw__WriteRequest *req)
                                            (const char *)l->value.data, l->value.len};
         }
         struct labels ls;
-        if (!rw_build_labels(c, raw, ts->n_labels, false, &ls)) {
+        if (!rw_build_labels(c, raw, ts->n_labels, RW_RAW_COPY, &ls)) {
             c->rejected += ts->n_samples;
             c->hist_rejected += ts->n_histograms;
             continue;
         }
-        rw_append_samples(c, &ls, ts->samples, ts->n_samples, 0);
+        rw_append_samples(c, &ls, ts->samples, NULL, ts->n_samples, 0);
         rw_refuse_histograms(c, &ls, ts->n_histograms);
         /* Exemplars: not stored (no exemplar storage yet), not an error. */
     }
     free(raw);
+}
+
+/* ------------------------------------------------------ 1.0 fast path */
+
+/* Most 1.0 requests are what Prometheus writes: timeseries made of labels
+ * (name, value) and samples (value, timestamp), nothing else. Those are
+ * decoded here without protobuf-c: one pass over the wire bytes into three
+ * flat arrays, label strings pointing into the decompressed body, which is
+ * then NUL-terminated in place (the byte after a string is always a tag or
+ * length byte already read, or the extra byte after the body), so labels
+ * need no copies. Anything else -- an unknown or repeated singular field, a
+ * wire type protobuf-c would refuse, an overlong varint, a truncated
+ * message, exemplars, histograms, metadata, or a request whose protobuf-c
+ * decoding might come near max_decode_memory -- makes the fast path give
+ * up before it changed anything, and the request goes through protobuf-c
+ * as before, so statuses and messages are the same either way. */
+
+struct rw_fseries {
+    size_t l0, nl; /* labels[l0..l0+nl) */
+    size_t s0, ns; /* samples[s0..s0+ns) */
+};
+
+struct rw_fast {
+    struct rw_raw_label *labels;
+    struct rw_fsample *samples;
+    struct rw_fseries *series;
+    size_t nlabels, nsamples, nseries;
+    size_t cap_labels, cap_samples, cap_series;
+};
+
+enum { RW_FAST_OK, RW_FAST_FALLBACK, RW_FAST_NOMEM };
+
+static void rw_fast_fini(struct rw_fast *f)
+{
+    free(f->labels);
+    free(f->samples);
+    free(f->series);
+    memset(f, 0, sizeof(*f));
+}
+
+static bool rw_grow(void **v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? *cap * 2 : 256;
+    void *nv = realloc(*v, ncap * size);
+    if (!nv)
+        return false;
+    *v = nv;
+    *cap = ncap;
+    return true;
+}
+
+/* A varint within [*pp, end): at most 10 bytes, no bits past 64. */
+static inline bool rw_varint(const uint8_t **pp, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *p = *pp;
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 10 && p < end; i++) {
+        uint8_t b = *p++;
+        if (i == 9 && b > 1)
+            return false;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *pp = p;
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A length prefix that fits within [*pp, end). */
+static inline bool rw_len(const uint8_t **pp, const uint8_t *end, size_t *out)
+{
+    uint64_t n;
+    if (!rw_varint(pp, end, &n) || n > (uint64_t)(end - *pp))
+        return false;
+    *out = (size_t)n;
+    return true;
+}
+
+/* What protobuf-c would take from the decode arena, over-estimated: each
+ * object rounded up with the arena's alignment, a pointer in its parent's
+ * array, and its share of protobuf-c's scratch for scanned fields. */
+#define RW_EST_OBJ(sz) ((((sz) + 15) & ~(size_t)15) + 16 + 8 + 96)
+#define RW_EST_BYTES(n) ((((n) + 15) & ~(size_t)15) + 16)
+
+static int rw_fast_v1(const uint8_t *p, const uint8_t *end, size_t budget, struct rw_fast *f)
+{
+    size_t est = RW_EST_OBJ(sizeof(Bongsu__Rw__WriteRequest));
+    while (p < end) {
+        uint64_t tag;
+        size_t len;
+        if (!rw_varint(&p, end, &tag) || tag != (1 << 3 | 2) || !rw_len(&p, end, &len))
+            return RW_FAST_FALLBACK;
+        const uint8_t *te = p + len;
+        if (!rw_grow((void **)&f->series, &f->cap_series, f->nseries, sizeof(*f->series)))
+            return RW_FAST_NOMEM;
+        struct rw_fseries *ts = &f->series[f->nseries++];
+        *ts = (struct rw_fseries){f->nlabels, 0, f->nsamples, 0};
+        est += RW_EST_OBJ(sizeof(Bongsu__Rw__TimeSeries));
+        while (p < te) {
+            if (!rw_varint(&p, te, &tag) || !rw_len(&p, te, &len))
+                return RW_FAST_FALLBACK;
+            const uint8_t *me = p + len;
+            if (tag == (1 << 3 | 2)) { /* Label */
+                struct rw_raw_label l = {"", 0, "", 0};
+                bool have_name = false, have_value = false;
+                while (p < me) {
+                    size_t n;
+                    if (!rw_varint(&p, me, &tag) || !rw_len(&p, me, &n))
+                        return RW_FAST_FALLBACK;
+                    if (tag == (1 << 3 | 2) && !have_name) {
+                        l.name = n ? (const char *)p : "";
+                        l.name_len = n;
+                        have_name = true;
+                    } else if (tag == (2 << 3 | 2) && !have_value) {
+                        l.value = n ? (const char *)p : "";
+                        l.value_len = n;
+                        have_value = true;
+                    } else {
+                        return RW_FAST_FALLBACK;
+                    }
+                    p += n;
+                    est += RW_EST_BYTES(n) + 2 * 96;
+                }
+                if (!rw_grow((void **)&f->labels, &f->cap_labels, f->nlabels,
+                             sizeof(*f->labels)))
+                    return RW_FAST_NOMEM;
+                f->labels[f->nlabels++] = l;
+                ts->nl++;
+                est += RW_EST_OBJ(sizeof(Bongsu__Rw__Label));
+            } else if (tag == (2 << 3 | 2)) { /* Sample */
+                struct rw_fsample smp = {0, 0.0};
+                bool have_v = false, have_t = false;
+                while (p < me) {
+                    if (!rw_varint(&p, me, &tag))
+                        return RW_FAST_FALLBACK;
+                    if (tag == (1 << 3 | 1) && !have_v && me - p >= 8) {
+                        uint64_t bits = 0;
+                        for (int i = 7; i >= 0; i--)
+                            bits = bits << 8 | p[i];
+                        memcpy(&smp.v, &bits, sizeof(bits));
+                        p += 8;
+                        have_v = true;
+                    } else if (tag == (2 << 3 | 0) && !have_t) {
+                        uint64_t t;
+                        if (!rw_varint(&p, me, &t))
+                            return RW_FAST_FALLBACK;
+                        smp.t = (int64_t)t;
+                        have_t = true;
+                    } else {
+                        return RW_FAST_FALLBACK;
+                    }
+                    est += 2 * 96;
+                }
+                if (!rw_grow((void **)&f->samples, &f->cap_samples, f->nsamples,
+                             sizeof(*f->samples)))
+                    return RW_FAST_NOMEM;
+                f->samples[f->nsamples++] = smp;
+                ts->ns++;
+                est += RW_EST_OBJ(sizeof(Bongsu__Rw__Sample));
+            } else {
+                return RW_FAST_FALLBACK; /* exemplars, histograms, unknown */
+            }
+            if (est > budget)
+                return RW_FAST_FALLBACK;
+            p = me;
+        }
+    }
+    return RW_FAST_OK;
+}
+
+/* NUL-terminate every label string in place (see above). */
+static void rw_fast_terminate(struct rw_fast *f)
+{
+    for (size_t i = 0; i < f->nlabels; i++) {
+        struct rw_raw_label *l = &f->labels[i];
+        if (l->name_len)
+            ((char *)l->name)[l->name_len] = '\0';
+        if (l->value_len)
+            ((char *)l->value)[l->value_len] = '\0';
+    }
+}
+
+static void rw_write_v1_fast(struct rw_ctx *c, const struct rw_fast *f)
+{
+    for (size_t i = 0; i < f->nseries && !c->fatal_status; i++) {
+        const struct rw_fseries *ts = &f->series[i];
+        bs_arena_reset(&c->scratch);
+        struct labels ls;
+        if (!rw_build_labels(c, f->labels + ts->l0, ts->nl, RW_RAW_TERMINATED, &ls)) {
+            c->rejected += ts->ns;
+            continue;
+        }
+        rw_append_samples(c, &ls, NULL, f->samples + ts->s0, ts->ns, 0);
+    }
 }
 
 /* The symbols as NUL-terminated strings in the decode arena; NULL entries
@@ -594,14 +879,14 @@ static void rw_write_v2(struct rw_ctx *c, struct rw_pb_arena *pa, const Bongsu__
                          "labels_refs has an odd length (%zu) for series with labels_refs [%s]",
                          ts->n_labels_refs, refs);
         } else {
-            ok = rw_build_labels(c, raw, nl, true, &ls);
+            ok = rw_build_labels(c, raw, nl, RW_RAW_VALID, &ls);
         }
         if (!ok) {
             c->rejected += ts->n_samples;
             c->hist_rejected += ts->n_histograms;
             continue;
         }
-        rw_append_samples(c, &ls, ts->samples, ts->n_samples, ts->created_timestamp);
+        rw_append_samples(c, &ls, ts->samples, NULL, ts->n_samples, ts->created_timestamp);
         rw_refuse_histograms(c, &ls, ts->n_histograms);
         /* Exemplars and metadata: not stored yet, reported as 0 written. */
     }
@@ -656,7 +941,7 @@ int ingest_remote_write(struct tsdb *db, const struct ingest_limits *lim, const 
                              dlen, lim->max_decoded_bytes);
         goto out;
     }
-    char *dec = malloc(dlen ? dlen : 1);
+    char *dec = malloc(dlen + 1); /* + 1: see the 1.0 fast path */
     if (!dec) {
         ingest_response_text(resp, 500, "out of memory decompressing %zu bytes", dlen);
         goto out;
@@ -668,16 +953,41 @@ int ingest_remote_write(struct tsdb *db, const struct ingest_limits *lim, const 
         goto out;
     }
 
-    /* Protobuf, into the capped arena. */
+    /* Protobuf: the 1.0 fast path, or protobuf-c into the capped arena. */
     struct rw_pb_arena pa = {.over_cap = false, .exhausted = false};
     size_t block = dlen * 3;
     block = block < 65536 ? 65536 : block > ((size_t)4 << 20) ? ((size_t)4 << 20) : block;
     bs_arena_init(&pa.arena, block, lim->max_decode_memory);
     ProtobufCAllocator alloc = {rw_pb_alloc, rw_pb_free, &pa};
-    ProtobufCMessage *msg = protobuf_c_message_unpack(
-        ver == RW_V1 ? &bongsu__rw__write_request__descriptor : &bongsu__rw__v2_request__descriptor,
-        &alloc, dlen, (const uint8_t *)dec);
-    if (!msg) {
+    struct rw_fast fast;
+    memset(&fast, 0, sizeof(fast));
+    bool use_fast = false;
+    if (ver == RW_V1) {
+        /* Leave requests whose protobuf-c decoding could come near the cap
+         * to protobuf-c, which says exactly when it is reached. */
+        size_t margin = 2 * block + ((size_t)8 << 20);
+        size_t budget = !lim->max_decode_memory                ? SIZE_MAX
+                        : lim->max_decode_memory / 2 > margin ? lim->max_decode_memory / 2 - margin
+                                                               : 0;
+        int frc = budget ? rw_fast_v1((const uint8_t *)dec, (const uint8_t *)dec + dlen, budget,
+                                      &fast)
+                         : RW_FAST_FALLBACK;
+        if (frc == RW_FAST_NOMEM) {
+            ingest_response_text(resp, 500, "out of memory decoding the request");
+            goto out_dec;
+        }
+        use_fast = frc == RW_FAST_OK;
+        if (use_fast)
+            rw_fast_terminate(&fast);
+        else
+            rw_fast_fini(&fast);
+    }
+    ProtobufCMessage *msg =
+        use_fast ? NULL
+                 : protobuf_c_message_unpack(ver == RW_V1 ? &bongsu__rw__write_request__descriptor
+                                                          : &bongsu__rw__v2_request__descriptor,
+                                             &alloc, dlen, (const uint8_t *)dec);
+    if (!use_fast && !msg) {
         if (pa.over_cap)
             ingest_response_text(resp, 413,
                                  "decoding the request needs more than %zu bytes of memory",
@@ -689,8 +999,9 @@ int ingest_remote_write(struct tsdb *db, const struct ingest_limits *lim, const 
                                  ver == RW_V1 ? RW_PROTO_V1 : RW_PROTO_V2, dlen);
         goto out_dec;
     }
-    size_t nseries = ver == RW_V1 ? ((Bongsu__Rw__WriteRequest *)msg)->n_timeseries
-                                  : ((Bongsu__Rw__V2Request *)msg)->n_timeseries;
+    size_t nseries = use_fast        ? fast.nseries
+                     : ver == RW_V1 ? ((Bongsu__Rw__WriteRequest *)msg)->n_timeseries
+                                    : ((Bongsu__Rw__V2Request *)msg)->n_timeseries;
     if (lim->max_series_per_request && nseries > lim->max_series_per_request) {
         ingest_response_text(resp, 413, "request has %zu series, more than the limit of %zu",
                              nseries, lim->max_series_per_request);
@@ -711,6 +1022,8 @@ int ingest_remote_write(struct tsdb *db, const struct ingest_limits *lim, const 
     c.app = tsdb_appender_new(db);
     if (!c.app) {
         rw_fatal(&c, 500, "cannot create an appender");
+    } else if (use_fast) {
+        rw_write_v1_fast(&c, &fast);
     } else if (ver == RW_V1) {
         rw_write_v1(&c, (Bongsu__Rw__WriteRequest *)msg);
     } else {
@@ -758,6 +1071,7 @@ int ingest_remote_write(struct tsdb *db, const struct ingest_limits *lim, const 
     bs_buf_fini(&c.errs);
     bs_buf_fini(&c.fatal_msg);
 out_dec:
+    rw_fast_fini(&fast);
     bs_arena_fini(&pa.arena);
     free(dec);
 out:
