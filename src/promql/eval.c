@@ -14,9 +14,24 @@
  * query (eval range widened by lookback or range, shifted by offset, pinned
  * by @, widened again under subqueries). Each selector's series are loaded
  * into heap buffers (struct sel_data) for the life of the query; per step
- * a binary search finds the window. Only load_selector() touches the tsdb,
- * so it can become a streaming iterator walk later without touching the
- * rest.
+ * a cursor per series (find_upto) slides the window forward, falling back
+ * to a binary search when the time moves backwards or far. Only
+ * load_selector() touches the tsdb, so it can become a streaming iterator
+ * walk without touching the rest.
+ *
+ * Work shared between steps. Step-by-step evaluation would redo, at every
+ * step, work whose result does not depend on the step; three caches keep
+ * it for the query instead:
+ *   - subquery results (struct sq_cache): the inner expression is
+ *     evaluated once per grid time, not once per grid time per outer step
+ *     (the window slides; see the section's comment);
+ *   - stable labels: label sets that live as long as the query are
+ *     registered by address with their hash, so duplicate checks and the
+ *     range accumulator look them up instead of hashing them at each step;
+ *   - aggregation groups (struct agg_cache): the group key and labels of
+ *     each stable input series are computed once per aggregation node.
+ * Nodes that compile something (label_replace's regex) keep it in a
+ * per-query slot (promql_eval_node_slot).
  *
  * Memory. Everything produced while evaluating one step (vectors, matrices
  * from subqueries, computed label sets) lives in an arena reset after the
@@ -24,7 +39,10 @@
  * selector buffers (query lifetime) or into the arena (step lifetime). The
  * range-query accumulator copies what it keeps with labels_dup. Errors
  * simply unwind: the arena and the selector buffers are freed at the end of
- * the query whatever happened.
+ * the query whatever happened. glibc keeps freed heap memory for reuse, so
+ * after a query that handled many samples (a failed one included) the
+ * memory is handed back with malloc_trim (promql_release_memory), and the
+ * process returns to its size before the query.
  *
  * Names. As Prometheus 3 (EnableDelayedNameRemoval), an operation that
  * drops the metric name only flags the sample (drop_name) and keeps its
@@ -50,6 +68,9 @@
  */
 #include <math.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +88,31 @@ struct sel_series {
     struct labels *ls;          /* labels_dup */
     struct promql_point *p;     /* malloc */
     size_t n;
+    bool has_stale;             /* some point is a stale marker */
+    size_t hint_lo, hint_hi;    /* cursors of the last window (see find_upto) */
 };
 
 struct sel_data {
     const struct promql_expr *node;
     struct sel_series *s;
     size_t n;
+};
+
+struct sq_cache;
+struct agg_cache;
+
+struct node_slot {
+    const void *key;
+    void *value;
+    void (*free_fn)(void *);
+};
+
+/* A label set that lives as long as the query, with what is worth
+ * remembering about it across steps. */
+struct stable_ls {
+    const struct labels *ls;
+    uint64_t hash;              /* labels_hash */
+    int64_t acc;                /* range query accumulator series, -1 unknown */
 };
 
 struct promql_eval {
@@ -84,7 +124,22 @@ struct promql_eval {
     struct bs_arena arena;
     struct sel_data *sels;
     size_t nsels;
-    int64_t samples;
+    struct sq_cache *sqs;       /* one per subquery node evaluated */
+    size_t nsqs;
+    /* Stable label sets (see "Stable labels" below). */
+    struct stable_ls *stable;
+    size_t nstable, stable_cap;
+    uintptr_t *st_keys;         /* pointer -> index into stable; open addressing */
+    uint32_t *st_vals;
+    size_t st_slots;
+    struct agg_cache *aggs;     /* one per aggregation node evaluated */
+    size_t naggs;
+    struct labels **owned;      /* query-lifetime label sets to free at the end */
+    size_t nowned, owned_cap;
+    struct node_slot *slots;    /* promql_eval_node_slot */
+    size_t nslots;
+    int64_t samples;            /* held now (loaded, cached, accumulated) */
+    int64_t churn;              /* cached points ever added (for the trim decision) */
     struct bs_error *err;
     int code;
     unsigned ticks;
@@ -186,6 +241,21 @@ void promql_eval_annotate(struct promql_eval *ev, bool info, const char *fmt, ..
         (*nlist)++;
 }
 
+void **promql_eval_node_slot(struct promql_eval *ev, const void *key, void (*free_fn)(void *))
+{
+    for (size_t i = 0; i < ev->nslots; i++)
+        if (ev->slots[i].key == key)
+            return &ev->slots[i].value;
+    struct node_slot *nv = realloc(ev->slots, (ev->nslots + 1) * sizeof(*nv));
+    if (!nv) {
+        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        return NULL;
+    }
+    ev->slots = nv;
+    ev->slots[ev->nslots] = (struct node_slot){key, NULL, free_fn};
+    return &ev->slots[ev->nslots++].value;
+}
+
 int promql_eval_check(struct promql_eval *ev)
 {
     if (ev->code)
@@ -274,6 +344,111 @@ static int cleanup_names(struct promql_eval *ev, struct promql_sample *v, size_t
     return 0;
 }
 
+/* --------------------------------------------------------- stable labels
+ *
+ * Labels in vectors are borrowed pointers, either into query-lifetime
+ * storage (selector series, subquery caches, aggregation group labels) or
+ * into the step arena. The query-lifetime ones are registered here by
+ * address: as they are never freed before the query ends, no other label
+ * set can have the same address meanwhile, so the address identifies the
+ * set across steps. Lookups by address then replace, step after step, the
+ * hashing of whole label sets (duplicate checks, the range accumulator)
+ * and the computation of aggregation groups. Unregistered (arena) labels
+ * take the general path. */
+
+static int64_t stable_id(const struct promql_eval *ev, const struct labels *ls)
+{
+    if (!ev->st_slots)
+        return -1;
+    uintptr_t k = (uintptr_t)ls;
+    size_t mask = ev->st_slots - 1;
+    size_t i = (size_t)((uint64_t)k * UINT64_C(0x9E3779B97F4A7C15) >> 20) & mask;
+    while (ev->st_keys[i]) {
+        if (ev->st_keys[i] == k)
+            return ev->st_vals[i];
+        i = (i + 1) & mask;
+    }
+    return -1;
+}
+
+static void stable_slot_put(uintptr_t *keys, uint32_t *vals, size_t nslots, uintptr_t k,
+                            uint32_t v)
+{
+    size_t mask = nslots - 1;
+    size_t i = (size_t)((uint64_t)k * UINT64_C(0x9E3779B97F4A7C15) >> 20) & mask;
+    while (keys[i])
+        i = (i + 1) & mask;
+    keys[i] = k;
+    vals[i] = v;
+}
+
+/* Register ls (query lifetime) with its hash h. */
+static int stable_add(struct promql_eval *ev, const struct labels *ls, uint64_t h)
+{
+    if (ev->nstable >= UINT32_MAX - 1)
+        return 0;   /* best effort: it just stays on the general path */
+    if (ev->nstable == ev->stable_cap) {
+        size_t nc = ev->stable_cap ? ev->stable_cap * 2 : 256;
+        struct stable_ls *ns = realloc(ev->stable, nc * sizeof(*ns));
+        if (!ns)
+            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        ev->stable = ns;
+        ev->stable_cap = nc;
+    }
+    if ((ev->nstable + 1) * 2 > ev->st_slots) {
+        size_t nslots = ev->st_slots ? ev->st_slots * 2 : 512;
+        uintptr_t *nk = calloc(nslots, sizeof(*nk));
+        uint32_t *nv = malloc(nslots * sizeof(*nv));
+        if (!nk || !nv) {
+            free(nk);
+            free(nv);
+            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        }
+        for (size_t i = 0; i < ev->nstable; i++)
+            stable_slot_put(nk, nv, nslots, (uintptr_t)ev->stable[i].ls, (uint32_t)i);
+        free(ev->st_keys);
+        free(ev->st_vals);
+        ev->st_keys = nk;
+        ev->st_vals = nv;
+        ev->st_slots = nslots;
+    }
+    stable_slot_put(ev->st_keys, ev->st_vals, ev->st_slots, (uintptr_t)ls,
+                    (uint32_t)ev->nstable);
+    ev->stable[ev->nstable++] = (struct stable_ls){ls, h, -1};
+    return 0;
+}
+
+/* labels_hash(ls), from the registry when ls is stable. */
+static uint64_t eval_labels_hash(const struct promql_eval *ev, const struct labels *ls)
+{
+    int64_t id = stable_id(ev, ls);
+    return id >= 0 ? ev->stable[id].hash : labels_hash(ls);
+}
+
+/* Keep ls (a labels_dup copy) until the query ends and register it. */
+static const struct labels *own_labels(struct promql_eval *ev, struct labels *ls)
+{
+    if (!ls) {
+        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        return NULL;
+    }
+    if (ev->nowned == ev->owned_cap) {
+        size_t nc = ev->owned_cap ? ev->owned_cap * 2 : 64;
+        struct labels **no = realloc(ev->owned, nc * sizeof(*no));
+        if (!no) {
+            free(ls);
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+        ev->owned = no;
+        ev->owned_cap = nc;
+    }
+    ev->owned[ev->nowned++] = ls;
+    if (stable_add(ev, ls, labels_hash(ls)))
+        return NULL;
+    return ls;
+}
+
 /* An arena hash map from 64-bit keys to indices. */
 struct hmap {
     uint64_t *keys;
@@ -335,7 +510,7 @@ static int check_dups(struct promql_eval *ev, const struct promql_sample *v, siz
     if (hmap_init(ev, &h, n))
         return ev->code;
     for (size_t i = 0; i < n; i++) {
-        uint64_t k = labels_hash(v[i].ls);
+        uint64_t k = eval_labels_hash(ev, v[i].ls);
         bool found;
         size_t s = hmap_slot(&h, k, &found);
         if (found && labels_equal(v[h.vals[s]].ls, v[i].ls))
@@ -433,6 +608,8 @@ static int load_selector(struct promql_eval *ev, const struct promql_expr *node,
             goto done;
         }
         d->n++;
+        if ((rc = stable_add(ev, s->ls, labels_hash(s->ls))))
+            goto done;
         struct tsdb_iterator *it = tsdb_series_set_iterator(set);
         if (!it) {
             rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
@@ -464,6 +641,7 @@ static int load_selector(struct promql_eval *ev, const struct promql_expr *node,
             s->p[s->n].t = t;
             s->p[s->n].v = v;
             s->n++;
+            s->has_stale |= bs_is_stale_nan(v);
         }
         tsdb_iterator_free(it);
     }
@@ -533,6 +711,29 @@ static ptrdiff_t last_at_or_before(const struct promql_point *p, size_t n, int64
     return (ptrdiff_t)lo - 1;
 }
 
+/* The number of points with t <= ref, starting from the cursor *hint (the
+ * answer for an earlier ref). Steps move forward by a point or two, so a
+ * short forward scan beats a binary search, whose scattered loads miss the
+ * cache once per series per step; a backward or long move falls back to
+ * the search. */
+static size_t find_upto(const struct promql_point *p, size_t n, int64_t ref, size_t *hint)
+{
+    size_t c = *hint;
+    if (c > n)
+        c = n;
+    if (c == 0 || p[c - 1].t <= ref) {
+        size_t lim = c + 8;
+        while (c < n && c < lim && p[c].t <= ref)
+            c++;
+        if (c < n && c == lim && p[c].t <= ref)
+            c = (size_t)(last_at_or_before(p + c, n - c, ref) + 1) + c;
+    } else {
+        c = (size_t)(last_at_or_before(p, c, ref) + 1);
+    }
+    *hint = c;
+    return c;
+}
+
 /* ------------------------------------------------------------- selectors */
 
 static int eval(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
@@ -551,8 +752,8 @@ static int eval_vector_sel(struct promql_eval *ev, const struct promql_expr *x, 
     if (!out->vec)
         return ev->code;
     for (size_t i = 0; i < d->n; i++) {
-        const struct sel_series *s = &d->s[i];
-        ptrdiff_t k = last_at_or_before(s->p, s->n, ref);
+        struct sel_series *s = &d->s[i];
+        ptrdiff_t k = (ptrdiff_t)find_upto(s->p, s->n, ref, &s->hint_hi) - 1;
         if (k < 0 || s->p[k].t <= ref - lb || bs_is_stale_nan(s->p[k].v))
             continue;
         out->vec[out->nvec++] = (struct promql_sample){s->ls, s->p[k].v, s->p[k].t, false};
@@ -576,13 +777,13 @@ static int eval_matrix_sel(struct promql_eval *ev, const struct promql_expr *x, 
     if (!out->mat)
         return ev->code;
     for (size_t i = 0; i < d->n; i++) {
-        const struct sel_series *s = &d->s[i];
-        ptrdiff_t hi = last_at_or_before(s->p, s->n, ref);
-        ptrdiff_t lo = last_at_or_before(s->p, s->n, ref - x->range_ms) + 1;
+        struct sel_series *s = &d->s[i];
+        ptrdiff_t hi = (ptrdiff_t)find_upto(s->p, s->n, ref, &s->hint_hi) - 1;
+        ptrdiff_t lo = (ptrdiff_t)find_upto(s->p, s->n, ref - x->range_ms, &s->hint_lo);
         if (hi < lo)
             continue;
         size_t n = (size_t)(hi - lo + 1), stale = 0;
-        for (size_t k = 0; k < n; k++)
+        for (size_t k = 0; s->has_stale && k < n; k++)
             stale += bs_is_stale_nan(s->p[lo + (ptrdiff_t)k].v);
         const struct promql_point *pts = s->p + lo;
         if (stale) {
@@ -611,6 +812,158 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
+/* ------------------------------------------------------ subquery cache
+ *
+ * A subquery evaluates its inner expression on a grid of absolute times
+ * (multiples of its step) inside (ref - range, ref]. Successive steps of a
+ * range query, and successive evaluations of a subquery nested in another,
+ * see windows that slide forward on the same grid, so the inner results
+ * are kept per subquery node: one series per label set (labels copied
+ * once, for the query), its points in time order. Each evaluation computes
+ * only the grid times after the newest one cached, drops points that fell
+ * out of the window and hands out the window as a matrix pointing into the
+ * cache (valid until that node is evaluated again: its consumer, the
+ * enclosing function, is done with it by then). A window that does not
+ * continue the cached one (it moved backwards, or @ pins it elsewhere)
+ * resets the cache. Evaluation is a function of the time alone, so this
+ * gives the same values, warnings and errors as evaluating every grid time
+ * again. Cached points count against max_samples while held. */
+
+struct sq_series {
+    struct labels *ls;          /* labels_dup, query lifetime */
+    uint64_t hash;
+    struct promql_point *p;     /* malloc; live points are p[off..n) */
+    size_t off, n, cap;
+};
+
+struct sq_cache {
+    const struct promql_expr *node;
+    int64_t lo, hi;             /* grid times computed; hi < lo when empty */
+    struct sq_series *s;
+    size_t n, cap;
+    int64_t *slots;             /* open addressing over s, -1 empty */
+    size_t nslots;
+    int64_t held;               /* live points, counted in ev->samples */
+};
+
+static void sq_cache_fini(struct sq_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->s[i].ls);
+        free(c->s[i].p);
+    }
+    free(c->s);
+    free(c->slots);
+}
+
+static struct sq_cache *sq_cache_get(struct promql_eval *ev, const struct promql_expr *node)
+{
+    for (size_t i = 0; i < ev->nsqs; i++)
+        if (ev->sqs[i].node == node)
+            return &ev->sqs[i];
+    struct sq_cache *nv = realloc(ev->sqs, (ev->nsqs + 1) * sizeof(*nv));
+    if (!nv) {
+        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        return NULL;
+    }
+    ev->sqs = nv;
+    struct sq_cache *c = &ev->sqs[ev->nsqs++];
+    memset(c, 0, sizeof(*c));
+    c->node = node;
+    c->lo = 0;
+    c->hi = -1;
+    return c;
+}
+
+static int sq_rehash(struct sq_cache *c, size_t nslots)
+{
+    int64_t *ns = malloc(nslots * sizeof(*ns));
+    if (!ns)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < nslots; i++)
+        ns[i] = -1;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t j = (size_t)(c->s[i].hash * UINT64_C(0x9E3779B97F4A7C15)) & (nslots - 1);
+        while (ns[j] >= 0)
+            j = (j + 1) & (nslots - 1);
+        ns[j] = (int64_t)i;
+    }
+    free(c->slots);
+    c->slots = ns;
+    c->nslots = nslots;
+    return 0;
+}
+
+static int sq_add(struct promql_eval *ev, struct sq_cache *c, const struct labels *ls, int64_t t,
+                  double v)
+{
+    if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
+        return too_many_samples(ev);
+    c->held++;
+    ev->churn++;
+    if ((c->n + 1) * 2 > c->nslots && sq_rehash(c, c->nslots ? c->nslots * 2 : 64))
+        return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    uint64_t h = eval_labels_hash(ev, ls);
+    size_t j = (size_t)(h * UINT64_C(0x9E3779B97F4A7C15)) & (c->nslots - 1);
+    int64_t idx = -1;
+    while (c->slots[j] >= 0) {
+        int64_t k = c->slots[j];
+        if (c->s[k].hash == h && labels_equal(c->s[k].ls, ls)) {
+            idx = k;
+            break;
+        }
+        j = (j + 1) & (c->nslots - 1);
+    }
+    if (idx < 0) {
+        if (c->n == c->cap) {
+            size_t nc = c->cap ? c->cap * 2 : 16;
+            struct sq_series *ns = realloc(c->s, nc * sizeof(*ns));
+            if (!ns)
+                return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            c->s = ns;
+            c->cap = nc;
+        }
+        struct labels *dup = labels_dup(ls);
+        if (!dup)
+            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        idx = (int64_t)c->n++;
+        c->s[idx] = (struct sq_series){dup, h, NULL, 0, 0, 0};
+        c->slots[j] = idx;
+        if (stable_add(ev, dup, h))
+            return ev->code;
+    }
+    struct sq_series *s = &c->s[idx];
+    if (s->n == s->cap) {
+        if (s->off > 0 && s->off * 2 >= s->n) {
+            /* reuse the space of dropped points */
+            memmove(s->p, s->p + s->off, (s->n - s->off) * sizeof(*s->p));
+            s->n -= s->off;
+            s->off = 0;
+        } else {
+            size_t nc = s->cap ? s->cap * 2 : 16;
+            struct promql_point *np = realloc(s->p, nc * sizeof(*np));
+            if (!np)
+                return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            s->p = np;
+            s->cap = nc;
+        }
+    }
+    s->p[s->n++] = (struct promql_point){t, v};
+    return 0;
+}
+
+static void sq_drop_before(struct promql_eval *ev, struct sq_cache *c, int64_t first)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct sq_series *s = &c->s[i];
+        while (s->off < s->n && s->p[s->off].t < first) {
+            s->off++;
+            c->held--;
+            ev->samples--;
+        }
+    }
+}
+
 static int eval_subquery(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
                          struct promql_val *out)
 {
@@ -627,73 +980,58 @@ static int eval_subquery(struct promql_eval *ev, const struct promql_expr *x, in
     size_t nsteps = first > ref ? 0 : (size_t)((ref - first) / step) + 1;
     if ((int64_t)nsteps > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
         return too_many_samples(ev);
-    struct promql_val *vals = promql_eval_alloc(ev, (nsteps ? nsteps : 1) * sizeof(*vals));
-    if (!vals)
+    struct sq_cache *c = sq_cache_get(ev, x);
+    if (!c)
         return ev->code;
-    size_t total = 0;
-    for (size_t i = 0; i < nsteps; i++) {
-        memset(&vals[i], 0, sizeof(vals[i]));
-        int rc = eval(ev, x->lhs, first + (int64_t)i * step, &vals[i]);
+    bool empty = c->hi < c->lo;
+    if (!empty && (first < c->lo || first > c->hi + step)) {
+        sq_drop_before(ev, c, INT64_MAX);   /* not a continuation: start over */
+        empty = true;
+    }
+    int64_t from = empty ? first : c->hi + step;
+    if (empty) {
+        c->lo = first;
+        c->hi = first - step;
+    }
+    for (int64_t it = from; it <= ref; it += step) {
+        struct promql_val v;
+        int rc = eval(ev, x->lhs, it, &v);
         /* The subquery's output is a finished range vector: apply the
          * delayed name removal of its inner expression now. */
         if (!rc)
-            rc = cleanup_names(ev, vals[i].vec, vals[i].nvec);
+            rc = cleanup_names(ev, v.vec, v.nvec);
         if (!rc)
-            rc = check_dups(ev, vals[i].vec, vals[i].nvec);
+            rc = check_dups(ev, v.vec, v.nvec);
+        if (rc) {
+            sq_drop_before(ev, c, INT64_MAX);
+            c->lo = 0;
+            c->hi = -1;
+            return rc;
+        }
+        if (v.type == PROMQL_VALUE_SCALAR) {
+            struct labels none = {NULL, 0};
+            rc = sq_add(ev, c, &none, it, v.scalar);
+        }
+        for (size_t k = 0; !rc && k < v.nvec; k++)
+            rc = sq_add(ev, c, v.vec[k].ls, it, v.vec[k].v);
         if (rc)
             return rc;
-        total += vals[i].type == PROMQL_VALUE_SCALAR ? 1 : vals[i].nvec;
+        c->hi = it;
     }
-    struct hmap h;
-    if (hmap_init(ev, &h, total))
+    if (first > c->lo) {
+        sq_drop_before(ev, c, first);
+        c->lo = first;
+    }
+    out->mat = promql_eval_alloc(ev, (c->n ? c->n : 1) * sizeof(*out->mat));
+    if (!out->mat)
         return ev->code;
-    size_t *counts = promql_eval_alloc(ev, (total ? total : 1) * sizeof(size_t));
-    out->mat = promql_eval_alloc(ev, (total ? total : 1) * sizeof(*out->mat));
-    if (!counts || !out->mat)
-        return ev->code;
-    /* Pass 1: find the groups and their sizes. Hash collisions between
-     * different label sets are resolved by probing on. */
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < nsteps; i++) {
-            for (size_t k = 0; k < vals[i].nvec; k++) {
-                const struct labels *ls = vals[i].vec[k].ls;
-                uint64_t key = labels_hash(ls);
-                int64_t g = -1;
-                for (uint64_t probe = key;; probe++) {
-                    int64_t v = hmap_get(&h, probe);
-                    if (v < 0)
-                        break;
-                    if (labels_equal(out->mat[v].ls, ls)) {
-                        g = v;
-                        break;
-                    }
-                }
-                if (g < 0) {
-                    uint64_t probe = key;
-                    while (hmap_get(&h, probe) >= 0)
-                        probe++;
-                    g = (int64_t)out->nmat++;
-                    hmap_put(&h, probe, g);
-                    out->mat[g].ls = ls;
-                    out->mat[g].n = 0;
-                    counts[g] = 0;
-                }
-                if (pass == 0) {
-                    counts[g]++;
-                } else {
-                    struct promql_point *pp = (struct promql_point *)out->mat[g].p;
-                    pp[out->mat[g].n++] =
-                        (struct promql_point){first + (int64_t)i * step, vals[i].vec[k].v};
-                }
-            }
-        }
-        if (pass == 0) {
-            for (size_t g = 0; g < out->nmat; g++) {
-                out->mat[g].p = promql_eval_alloc(ev, counts[g] * sizeof(struct promql_point));
-                if (!out->mat[g].p)
-                    return ev->code;
-            }
-        }
+    for (size_t i = 0; i < c->n; i++) {
+        const struct sq_series *s = &c->s[i];
+        size_t a = s->off, b = s->n;
+        while (b > a && s->p[b - 1].t > ref)
+            b--;
+        if (b > a)
+            out->mat[out->nmat++] = (struct promql_mseries){s->ls, s->p + a, b - a};
     }
     return 0;
 }
@@ -1038,6 +1376,54 @@ static int cmp_members(const void *a, const void *b, void *arg)
     return i < j ? -1 : (i > j);
 }
 
+/* Move the lim members that sort first under cmp_members to the front of
+ * m (in no particular order): a max-heap of the best lim seen so far, its
+ * root the worst of them, so topk(10, ...) over thousands of series costs
+ * n log 10 comparisons instead of a full sort. */
+static void select_first(size_t *m, size_t n, size_t lim, struct sort_ctx *sc)
+{
+    if (lim == 0)
+        return;
+    /* heapify m[0..lim) so that m[0] sorts last */
+    for (size_t i = lim / 2; i-- > 0;) {
+        size_t j = i;
+        for (;;) {
+            size_t l = 2 * j + 1, r = l + 1, w = j;
+            if (l < lim && cmp_members(&m[l], &m[w], sc) > 0)
+                w = l;
+            if (r < lim && cmp_members(&m[r], &m[w], sc) > 0)
+                w = r;
+            if (w == j)
+                break;
+            size_t t = m[j];
+            m[j] = m[w];
+            m[w] = t;
+            j = w;
+        }
+    }
+    for (size_t i = lim; i < n; i++) {
+        if (cmp_members(&m[i], &m[0], sc) >= 0)
+            continue;
+        size_t t = m[0];
+        m[0] = m[i];
+        m[i] = t;
+        size_t j = 0;
+        for (;;) {
+            size_t l = 2 * j + 1, r = l + 1, w = j;
+            if (l < lim && cmp_members(&m[l], &m[w], sc) > 0)
+                w = l;
+            if (r < lim && cmp_members(&m[r], &m[w], sc) > 0)
+                w = r;
+            if (w == j)
+                break;
+            t = m[j];
+            m[j] = m[w];
+            m[w] = t;
+            j = w;
+        }
+    }
+}
+
 static const struct labels *group_labels(struct promql_eval *ev, const struct promql_expr *x,
                                          const struct labels *ls, struct labels_builder *lb)
 {
@@ -1065,6 +1451,91 @@ static const struct labels *group_labels(struct promql_eval *ev, const struct pr
         return NULL;
     }
     return promql_eval_labels(ev, &out);
+}
+
+/* Per aggregation node: for each stable input label set (by its stable
+ * id) the group key and the group's labels, and the groups by key, so
+ * that the group of a series is computed once per query, not per step.
+ * Group labels are query-lifetime (and stable themselves). */
+struct agg_cache {
+    const struct promql_expr *node;
+    uint64_t *key;              /* by stable id */
+    const struct labels **gl;   /* by stable id; NULL: not computed yet */
+    size_t n;
+    uint64_t *gkeys;            /* groups: open addressing by key */
+    const struct labels **gvals;
+    size_t gslots, ngroups;
+};
+
+static void agg_cache_fini(struct agg_cache *c)
+{
+    free(c->key);
+    free(c->gl);
+    free(c->gkeys);
+    free(c->gvals);
+}
+
+static struct agg_cache *agg_cache_get(struct promql_eval *ev, const struct promql_expr *node)
+{
+    for (size_t i = 0; i < ev->naggs; i++)
+        if (ev->aggs[i].node == node)
+            return &ev->aggs[i];
+    struct agg_cache *nv = realloc(ev->aggs, (ev->naggs + 1) * sizeof(*nv));
+    if (!nv) {
+        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        return NULL;
+    }
+    ev->aggs = nv;
+    struct agg_cache *c = &ev->aggs[ev->naggs++];
+    memset(c, 0, sizeof(*c));
+    c->node = node;
+    return c;
+}
+
+/* The query-lifetime labels of the group with key; computed from ls (a
+ * member) the first time. */
+static const struct labels *agg_cache_group(struct promql_eval *ev, struct agg_cache *c,
+                                            const struct promql_expr *x, uint64_t key,
+                                            const struct labels *ls, struct labels_builder *lb)
+{
+    if ((c->ngroups + 1) * 2 > c->gslots) {
+        size_t nslots = c->gslots ? c->gslots * 2 : 64;
+        uint64_t *nk = malloc(nslots * sizeof(*nk));
+        const struct labels **nv = calloc(nslots, sizeof(*nv));
+        if (!nk || !nv) {
+            free(nk);
+            free(nv);
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+        for (size_t i = 0; i < c->gslots; i++) {
+            if (!c->gvals[i])
+                continue;
+            size_t j = (size_t)(c->gkeys[i] * UINT64_C(0x9E3779B97F4A7C15)) & (nslots - 1);
+            while (nv[j])
+                j = (j + 1) & (nslots - 1);
+            nk[j] = c->gkeys[i];
+            nv[j] = c->gvals[i];
+        }
+        free(c->gkeys);
+        free(c->gvals);
+        c->gkeys = nk;
+        c->gvals = nv;
+        c->gslots = nslots;
+    }
+    size_t j = (size_t)(key * UINT64_C(0x9E3779B97F4A7C15)) & (c->gslots - 1);
+    while (c->gvals[j]) {
+        if (c->gkeys[j] == key)
+            return c->gvals[j];
+        j = (j + 1) & (c->gslots - 1);
+    }
+    const struct labels *gl = group_labels(ev, x, ls, lb);
+    if (!gl || !(gl = own_labels(ev, labels_dup(gl))))
+        return NULL;
+    c->gkeys[j] = key;
+    c->gvals[j] = gl;
+    c->ngroups++;
+    return gl;
 }
 
 void promql_kahan_inc(double inc, double *sum, double *c)
@@ -1111,6 +1582,9 @@ static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t
         skip[i] = x->grouping[i];
     skip[x->ngrouping] = LABELS_METRIC_NAME;
 
+    struct agg_cache *ac = NULL;
+    if (op != PROMQL_AGG_COUNT_VALUES && !(ac = agg_cache_get(ev, x)))
+        return ev->code;
     struct labels_builder lb;
     labels_builder_init(&lb);
     struct hmap h;
@@ -1137,10 +1611,38 @@ static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t
                 !(gl = promql_eval_labels(ev, &cl)))
                 break;
             key = labels_hash(gl);
-        } else if (!x->without) {
-            key = labels_hash_only(ls, (const char *const *)x->grouping, x->ngrouping);
         } else {
-            key = labels_hash_without(ls, skip, x->ngrouping + 1);
+            int64_t sid = ac ? stable_id(ev, ls) : -1;
+            if (sid >= 0 && (size_t)sid < ac->n && ac->gl[sid]) {
+                key = ac->key[sid];
+                gl = ac->gl[sid];
+            } else {
+                if (!x->without)
+                    key = labels_hash_only(ls, (const char *const *)x->grouping, x->ngrouping);
+                else
+                    key = labels_hash_without(ls, skip, x->ngrouping + 1);
+                if (sid >= 0) {
+                    if ((size_t)sid >= ac->n) {
+                        size_t nn = ev->nstable;
+                        uint64_t *nk = realloc(ac->key, nn * sizeof(*nk));
+                        if (nk)
+                            ac->key = nk;
+                        const struct labels **ng = realloc(ac->gl, nn * sizeof(*ng));
+                        if (ng)
+                            ac->gl = ng;
+                        if (!nk || !ng) {
+                            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+                            break;
+                        }
+                        memset(ac->gl + ac->n, 0, (nn - ac->n) * sizeof(*ng));
+                        ac->n = nn;
+                    }
+                    if (!(gl = agg_cache_group(ev, ac, x, key, ls, &lb)))
+                        break;
+                    ac->key[sid] = key;
+                    ac->gl[sid] = gl;
+                }
+            }
         }
         int64_t g = hmap_get(&h, key);
         if (g < 0) {
@@ -1255,8 +1757,10 @@ static int eval_agg(struct promql_eval *ev, const struct promql_expr *x, int64_t
             if (k < 1)
                 continue;
             struct sort_ctx sc = {in.vec, op == PROMQL_AGG_TOPK};
-            qsort_r(gr->members, gr->nmembers, sizeof(size_t), cmp_members, &sc);
             size_t lim = k >= (double)gr->nmembers ? gr->nmembers : (size_t)k;
+            if (lim < gr->nmembers)
+                select_first(gr->members, gr->nmembers, lim, &sc);
+            qsort_r(gr->members, lim, sizeof(size_t), cmp_members, &sc);
             for (size_t m = 0; m < lim; m++)
                 out->vec[out->nvec++] = in.vec[gr->members[m]];
             continue;
@@ -1402,11 +1906,14 @@ static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *l
 {
     if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
         return too_many_samples(ev);
+    int64_t sid = stable_id(ev, ls);
+    int64_t idx = sid >= 0 ? ev->stable[sid].acc : -1;
+    if (idx >= 0)
+        goto append;
     if ((a->n + 1) * 2 > a->nslots && acc_rehash(a, a->nslots ? a->nslots * 2 : 64))
         return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-    uint64_t h = labels_hash(ls);
+    uint64_t h = sid >= 0 ? ev->stable[sid].hash : labels_hash(ls);
     size_t j = (size_t)(h * UINT64_C(0x9E3779B97F4A7C15)) & (a->nslots - 1);
-    int64_t idx = -1;
     while (a->slots[j] >= 0) {
         int64_t k = a->slots[j];
         if (a->hash[k] == h && labels_equal(a->s[k].labels, ls)) {
@@ -1444,6 +1951,9 @@ static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *l
         a->drop[idx] = drop;
         a->slots[j] = idx;
     }
+    if (sid >= 0)
+        ev->stable[sid].acc = idx;
+append:;
     struct promql_series *s = &a->s[idx];
     if (s->npoints > 0 && s->points[s->npoints - 1].t == t)
         return promql_eval_error(ev, BS_EEXEC,
@@ -1655,6 +2165,23 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     for (size_t i = 0; i < ev.nsels; i++)
         sel_data_fini(&ev.sels[i]);
     free(ev.sels);
+    for (size_t i = 0; i < ev.nsqs; i++)
+        sq_cache_fini(&ev.sqs[i]);
+    free(ev.sqs);
+    for (size_t i = 0; i < ev.naggs; i++)
+        agg_cache_fini(&ev.aggs[i]);
+    free(ev.aggs);
+    for (size_t i = 0; i < ev.nowned; i++)
+        free(ev.owned[i]);
+    free(ev.owned);
+    free(ev.stable);
+    free(ev.st_keys);
+    free(ev.st_vals);
+    for (size_t i = 0; i < ev.nslots; i++)
+        if (ev.slots[i].value)
+            ev.slots[i].free_fn(ev.slots[i].value);
+    free(ev.slots);
+    promql_release_memory(ev.samples + ev.churn);
     acc_fini(&acc);
     engine_release(e);
     promql_expr_free(x);
@@ -1670,6 +2197,16 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     }
     *out = res;
     return 0;
+}
+
+void promql_release_memory(int64_t samples)
+{
+#ifdef __GLIBC__
+    if (samples >= PROMQL_TRIM_SAMPLES)
+        malloc_trim(0);
+#else
+    (void)samples;
+#endif
 }
 
 int promql_query_instant(struct promql_engine *e, struct tsdb *db, const char *q, int64_t t_ms,

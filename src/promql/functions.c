@@ -983,6 +983,22 @@ static int set_label(struct promql_eval *ev, const struct labels *ls, const char
     return rc;
 }
 
+/* label_replace's regex, compiled once per query (promql_eval_node_slot):
+ * the argument is a string literal, the same at every step. */
+struct lr_regex {
+    const char *src;            /* the regex text it was compiled from */
+    pcre2_code *re;
+    pcre2_match_data *md;
+};
+
+static void lr_regex_free(void *p)
+{
+    struct lr_regex *r = p;
+    pcre2_match_data_free(r->md);
+    pcre2_code_free(r->re);
+    free(r);
+}
+
 static int fn_label_replace(struct promql_eval *ev, const struct promql_expr *call,
                             struct promql_val *a, int64_t t, struct promql_val *out)
 {
@@ -990,23 +1006,44 @@ static int fn_label_replace(struct promql_eval *ev, const struct promql_expr *ca
     if (!labels_name_valid(dst, strlen(dst)))
         return promql_eval_error(ev, BS_EEXEC,
                                  "invalid destination label name in label_replace(): %s", dst);
-    size_t plen = strlen(regex) + 16;
-    char *pat = promql_eval_alloc(ev, plen);
-    if (!pat)
+    void **slot = promql_eval_node_slot(ev, call, lr_regex_free);
+    if (!slot)
         return BS_ENOMEM;
-    snprintf(pat, plen, "^(?:%s)$", regex);
-    int errcode;
-    PCRE2_SIZE erroff;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_DOTALL, &errcode, &erroff, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(errcode, msg, sizeof(msg));
-        return promql_eval_error(ev, BS_EEXEC, "invalid regular expression in label_replace(): %s",
-                                 (const char *)msg);
+    struct lr_regex *lr = *slot;
+    if (lr && lr->src != regex) {
+        lr_regex_free(lr);
+        *slot = lr = NULL;
     }
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-    int rc = md ? vec_alloc(ev, out, a[0].nvec) : BS_ENOMEM;
+    if (!lr) {
+        size_t plen = strlen(regex) + 16;
+        char *pat = promql_eval_alloc(ev, plen);
+        if (!pat)
+            return BS_ENOMEM;
+        snprintf(pat, plen, "^(?:%s)$", regex);
+        int errcode;
+        PCRE2_SIZE erroff;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                       PCRE2_UTF | PCRE2_DOTALL, &errcode, &erroff, NULL);
+        if (!re) {
+            /* upstream names the expression, not the compiler's complaint */
+            return promql_eval_error(ev, BS_EEXEC,
+                                     "invalid regular expression in label_replace(): %s", regex);
+        }
+        pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);   /* best effort */
+        lr = calloc(1, sizeof(*lr));
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        if (!lr || !md) {
+            free(lr);
+            pcre2_match_data_free(md);
+            pcre2_code_free(re);
+            return BS_ENOMEM;
+        }
+        *lr = (struct lr_regex){regex, re, md};
+        *slot = lr;
+    }
+    pcre2_code *re = lr->re;
+    pcre2_match_data *md = lr->md;
+    int rc = vec_alloc(ev, out, a[0].nvec);
     struct bs_buf b;
     bs_buf_init(&b, 1 << 20);
     for (size_t i = 0; !rc && i < a[0].nvec; i++) {
@@ -1028,8 +1065,6 @@ static int fn_label_replace(struct promql_eval *ev, const struct promql_expr *ca
             rc = push(ev, out, ls, a[0].vec[i].v, t, drop);
     }
     bs_buf_fini(&b);
-    pcre2_match_data_free(md);
-    pcre2_code_free(re);
     return rc;
 }
 

@@ -224,6 +224,11 @@ const struct labels *promql_eval_labels(struct promql_eval *ev, const struct lab
 const struct labels *promql_eval_drop_name(struct promql_eval *ev, const struct labels *ls);
 /* True for __name__, __type__ and __unit__. */
 bool promql_is_metadata_label(const char *name);
+/* A per-query slot for state that a node computes once and reuses at
+ * every step (a compiled regex): *slot is NULL the first time key is
+ * seen; whatever is stored there is passed to free_fn when the query ends.
+ * Returns NULL (with the evaluation error set) on allocation failure. */
+void **promql_eval_node_slot(struct promql_eval *ev, const void *key, void (*free_fn)(void *));
 /* Set the evaluation error; returns code. */
 int promql_eval_error(struct promql_eval *ev, int code, const char *fmt, ...) BS_PRINTF(3, 4);
 /* Record an annotation for the query result: a warning ("PromQL warning:
@@ -239,6 +244,21 @@ int promql_eval_check(struct promql_eval *ev);
 int64_t promql_eval_start(const struct promql_eval *ev);
 int64_t promql_eval_end(const struct promql_eval *ev);
 int64_t promql_eval_step(const struct promql_eval *ev);
+
+/* Number text for the API (fmt.c): the value exactly as
+ * bs_float_format_api writes it, only faster; Unix seconds with up to
+ * three decimals ("1.5", "1700000000.123"). dst needs BS_FLOAT_FMT_MAX and
+ * 32 bytes respectively; both return the length written (NUL added). */
+size_t promql_float_format_api(double v, char *dst);
+size_t promql_time_format(int64_t t, char *dst);
+
+/* Give freed heap memory back to the system (glibc's malloc_trim) when a
+ * query or result of that many samples was just freed: glibc keeps freed
+ * memory for reuse otherwise, and the process would stay at its peak size
+ * after one big query. Below the threshold nothing happens (trimming costs
+ * a walk of the heap). */
+#define PROMQL_TRIM_SAMPLES 262144   /* about 4 MiB of points */
+void promql_release_memory(int64_t samples);
 
 /* Shared numeric helpers (functions.c). */
 double promql_quantile(double q, double *vals, size_t n);   /* sorts vals */

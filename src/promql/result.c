@@ -3,7 +3,6 @@
  * promql results: freeing, the JSON "data" object of the HTTP API (byte
  * for byte as Prometheus writes it), and the API error type of a code.
  */
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,9 +12,11 @@ void promql_result_free(struct promql_result *r)
 {
     if (!r)
         return;
+    int64_t points = 0;
     for (size_t i = 0; i < r->nseries; i++) {
         free(r->series[i].labels);
         free(r->series[i].points);
+        points += (int64_t)r->series[i].npoints;
     }
     free(r->series);
     free(r->string);
@@ -26,6 +27,7 @@ void promql_result_free(struct promql_result *r)
         free(r->infos[i]);
     free(r->infos);
     free(r);
+    promql_release_memory(points);
 }
 
 const char *promql_error_type(int code)
@@ -42,28 +44,23 @@ const char *promql_error_type(int code)
 /* Unix seconds with up to three decimals and no trailing zeros. */
 static int put_time(struct bs_buf *b, int64_t t)
 {
-    uint64_t a = t < 0 ? (uint64_t)0 - (uint64_t)t : (uint64_t)t;
-    uint64_t s = a / 1000, ms = a % 1000;
-    int rc = bs_buf_printf(b, "%s%" PRIu64, t < 0 ? "-" : "", s);
-    if (rc || ms == 0)
-        return rc;
-    if (ms % 100 == 0)
-        return bs_buf_printf(b, ".%" PRIu64, ms / 100);
-    if (ms % 10 == 0)
-        return bs_buf_printf(b, ".%02" PRIu64, ms / 10);
-    return bs_buf_printf(b, ".%03" PRIu64, ms);
+    char num[32];
+    return bs_buf_append(b, num, promql_time_format(t, num));
 }
 
+/* [t,"v"]: one buffer append per point (fmt.c does the numbers). */
 static int put_point(struct bs_buf *b, const struct promql_point *p)
 {
-    char num[BS_FLOAT_FMT_MAX];
-    int rc = bs_buf_putc(b, '[');
-    if (!rc)
-        rc = put_time(b, p->t);
-    bs_float_format_api(p->v, num);
-    if (!rc)
-        rc = bs_buf_printf(b, ",\"%s\"]", num);
-    return rc;
+    char tmp[BS_FLOAT_FMT_MAX + 40];
+    size_t n = 0;
+    tmp[n++] = '[';
+    n += promql_time_format(p->t, tmp + n);
+    tmp[n++] = ',';
+    tmp[n++] = '"';
+    n += promql_float_format_api(p->v, tmp + n);
+    tmp[n++] = '"';
+    tmp[n++] = ']';
+    return bs_buf_append(b, tmp, n);
 }
 
 int promql_result_json(const struct promql_result *r, struct bs_buf *b)
