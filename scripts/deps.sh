@@ -9,7 +9,7 @@ BUILD_PKGS="gcc make pkg-config libcurl4-openssl-dev libmicrohttpd-dev libyaml-d
   libfreeipmi-dev libipmimonitoring-dev"
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-requests curl prometheus
   prometheus-node-exporter openipmi ipmitool freeipmi-tools prometheus-pushgateway
-  prometheus-alertmanager influxdb python3-prometheus-client python3-influxdb"
+  prometheus-alertmanager influxdb python3-prometheus-client python3-influxdb openssl"
 want=$BUILD_PKGS
 [ "${1:-}" = "--test" ] && want="$want $TEST_PKGS"
 
