@@ -2,10 +2,17 @@
  *
  * bongsu: the server. Thin by design: parse Prometheus-compatible flags,
  * load the configuration, open storage (replaying the WAL), start the query
- * engine, the scrape manager and the HTTP API, then wait for signals:
- * SIGHUP reloads the configuration, SIGINT/SIGTERM shut down cleanly.
+ * engine, the scrape manager, the rules manager (with its notifier), the
+ * IPMI collector and the HTTP API, then wait for signals: SIGHUP reloads
+ * the configuration, SIGINT/SIGTERM shut down cleanly.
+ *
+ * Configuration is mapped here onto each module's own option structs
+ * (alertmanagers onto struct rules_notifier_config, ipmi_configs onto
+ * struct ipmi_target_config after target relabeling), because only cmd
+ * knows both config and the modules.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,7 +26,10 @@
 #include "cmd/routes.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "ipmi/ipmi.h"
+#include "labels/labels.h"
 #include "promql/promql.h"
+#include "rules/rules.h"
 #include "scrape/scrape.h"
 #include "tsdb/tsdb.h"
 #include "util/util.h"
@@ -57,6 +67,11 @@ static struct flag server_flags[] = {
     {"storage.tsdb.retention.size", FLAG_STRING, "0B", "Maximum number of bytes of storage to retain (WAL and blocks); the oldest blocks are dropped first. 0 disables. Units: B, KB, MB, GB, TB, PB, EB (base 2).", NULL, false},
     {"storage.tsdb.min-block-duration", FLAG_STRING, "2h", "Minimum duration of a data block before being persisted (the head's block range).", NULL, false},
     {"storage.tsdb.max-block-duration", FLAG_STRING, "", "Maximum duration compacted blocks may span. Defaults to 10% of the retention period, at most 31d.", NULL, false},
+    {"rules.alert.for-outage-tolerance", FLAG_STRING, "1h", "Max time to tolerate bongsu outage for restoring \"for\" state of alert.", NULL, false},
+    {"rules.alert.for-grace-period", FLAG_STRING, "10m", "Minimum duration between alert and restored \"for\" state. This is maintained only for alerts with configured \"for\" time greater than grace period.", NULL, false},
+    {"rules.alert.resend-delay", FLAG_STRING, "1m", "Minimum amount of time to wait before resending an alert to Alertmanager.", NULL, false},
+    {"alertmanager.notification-queue-capacity", FLAG_STRING, "10000", "The capacity of the queue for pending Alertmanager notifications.", NULL, false},
+    {"ipmi.workers", FLAG_STRING, "4", "Number of threads polling BMCs (ipmi_configs); one session and one request in flight per BMC.", NULL, false},
     {"log.level", FLAG_STRING, "info", "Only log messages with the given severity or above. One of: [debug, info, warn, error]", NULL, false},
     {"log.format", FLAG_STRING, "logfmt", "Output format of log messages. One of: [logfmt]", NULL, false},
 };
@@ -115,12 +130,318 @@ static int load_config(const char *path, struct config **out, struct bs_error *e
                               err);
 }
 
-static int targets_cb(void *ud, const char *state, struct bs_buf *out)
+/* ------------------------------------------------- config → rules, ipmi */
+
+/* Read a secret file as Prometheus does (whole file, surrounding white
+ * space trimmed). OUT: *out, malloc'd. Returns 0 or BS_EIO/BS_ELIMIT with
+ * err naming the file. */
+static int read_secret_file(const char *path, char **out, struct bs_error *err)
 {
-    return scrape_manager_targets_json(ud, state, out);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return bs_error_set(err, BS_EIO, "unable to read file %s: %s", path, strerror(errno));
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    bool more = fgetc(f) != EOF;
+    fclose(f);
+    if (more)
+        return bs_error_set(err, BS_ELIMIT, "file %s is larger than %zu bytes", path, sizeof buf);
+    size_t a = 0;
+    while (a < n && (buf[a] == ' ' || buf[a] == '\t' || buf[a] == '\n' || buf[a] == '\r'))
+        a++;
+    while (n > a && (buf[n - 1] == ' ' || buf[n - 1] == '\t' || buf[n - 1] == '\n' ||
+                     buf[n - 1] == '\r'))
+        n--;
+    *out = bs_xstrndup(buf + a, n - a);
+    return 0;
 }
 
-/* ---------------------------------------------------------------- reload */
+/* The notifier settings of a configuration, in the rules module's terms.
+ * Strings are borrowed from the configuration, except secrets read from
+ * files, which are owned here; free with notifier_map_fini. */
+struct notifier_map {
+    struct rules_notifier_config nc;
+    struct rules_alertmanager_config *ams;
+    const char **targets;
+    char **owned;
+    size_t nowned;
+};
+
+static void notifier_map_fini(struct notifier_map *nm)
+{
+    for (size_t i = 0; i < nm->nowned; i++)
+        free(nm->owned[i]);
+    free(nm->owned);
+    free(nm->targets);
+    free(nm->ams);
+    memset(nm, 0, sizeof(*nm));
+}
+
+/* Map cfg's alerting section onto nm. HTTP client settings the notifier
+ * cannot honour are refused rather than ignored: an Authorization type
+ * other than Bearer, inline TLS PEM texts, proxy_url and TLS server_name.
+ * Returns 0, or BS_EINVAL/BS_EIO with err set. */
+static int notifier_map_build(const struct config *cfg, size_t queue_capacity,
+                              struct notifier_map *nm, struct bs_error *err)
+{
+    memset(nm, 0, sizeof(*nm));
+    size_t ntargets = 0;
+    for (size_t i = 0; i < cfg->nalertmanagers; i++)
+        for (size_t j = 0; j < cfg->alertmanagers[i].nstatic_configs; j++)
+            ntargets += cfg->alertmanagers[i].static_configs[j].ntargets;
+    nm->ams = bs_xcalloc(cfg->nalertmanagers + 1, sizeof(*nm->ams));
+    nm->targets = bs_xcalloc(ntargets + 1, sizeof(*nm->targets));
+    nm->owned = bs_xcalloc(2 * cfg->nalertmanagers + 1, sizeof(*nm->owned));
+    size_t t = 0;
+    for (size_t i = 0; i < cfg->nalertmanagers; i++) {
+        const struct config_alertmanager *a = &cfg->alertmanagers[i];
+        const struct config_http_client *h = &a->http;
+        struct rules_alertmanager_config *r = &nm->ams[i];
+        r->scheme = a->scheme;
+        r->path_prefix = a->path_prefix;
+        r->timeout_ms = a->timeout_ms;
+        r->targets = &nm->targets[t];
+        for (size_t j = 0; j < a->nstatic_configs; j++)
+            for (size_t k = 0; k < a->static_configs[j].ntargets; k++)
+                nm->targets[t++] = a->static_configs[j].targets[k];
+        r->ntargets = (size_t)(&nm->targets[t] - r->targets);
+        const char *why = NULL;
+        if (h->has_authorization && strcasecmp(h->auth_type, "Bearer") != 0)
+            why = "an authorization type other than Bearer";
+        else if (h->tls.ca || h->tls.cert || h->tls.key)
+            why = "inline TLS ca, cert or key (use ca_file, cert_file, key_file)";
+        else if (h->tls.server_name)
+            why = "tls_config.server_name";
+        else if (h->proxy_url)
+            why = "proxy_url";
+        if (why)
+            return bs_error_set(err, BS_EINVAL,
+                                "alerting.alertmanagers[%zu]: %s is not supported for "
+                                "Alertmanagers yet",
+                                i, why);
+        if (h->has_basic_auth) {
+            r->username = h->username ? h->username : "";
+            r->password = h->password ? h->password : "";
+            if (h->password_file) {
+                char *pw = NULL;
+                int rc = read_secret_file(h->password_file, &pw, err);
+                if (rc != 0)
+                    return rc;
+                nm->owned[nm->nowned++] = pw;
+                r->password = pw;
+            }
+        }
+        if (h->has_authorization) {
+            r->bearer_token = h->auth_credentials ? h->auth_credentials : "";
+            if (h->auth_credentials_file) {
+                char *tok = NULL;
+                int rc = read_secret_file(h->auth_credentials_file, &tok, err);
+                if (rc != 0)
+                    return rc;
+                nm->owned[nm->nowned++] = tok;
+                r->bearer_token = tok;
+            }
+        }
+        r->ca_file = h->tls.ca_file;
+        r->cert_file = h->tls.cert_file;
+        r->key_file = h->tls.key_file;
+        r->insecure_skip_verify = h->tls.insecure_skip_verify;
+    }
+    nm->nc.alertmanagers = nm->ams;
+    nm->nc.nalertmanagers = cfg->nalertmanagers;
+    nm->nc.alert_relabel_configs = cfg->alert_relabel_configs;
+    nm->nc.nalert_relabel_configs = cfg->nalert_relabel_configs;
+    nm->nc.queue_capacity = queue_capacity;
+    return 0;
+}
+
+/* The IPMI targets of a configuration. Label sets and host names are owned
+ * here; everything else is borrowed from the configuration. */
+struct ipmi_map {
+    struct ipmi_target_config *ts;
+    size_t n, cap;
+    struct labels **labels; /* one per target */
+    char **hosts;           /* one per target */
+    size_t dropped;         /* targets relabeling dropped */
+};
+
+static void ipmi_map_fini(struct ipmi_map *im)
+{
+    for (size_t i = 0; i < im->n; i++) {
+        free(im->labels[i]);
+        free(im->hosts[i]);
+    }
+    free(im->labels);
+    free(im->hosts);
+    free(im->ts);
+    memset(im, 0, sizeof(*im));
+}
+
+/* Split an __address__ into host and UDP port: "h", "h:p", "[v6]",
+ * "[v6]:p" or a bare IPv6 address. Returns 0 or -1. */
+static int split_host_port(const char *addr, char **host, uint16_t *port)
+{
+    const char *hs = addr, *he, *ps = NULL;
+    if (addr[0] == '[') {
+        const char *rb = strchr(addr, ']');
+        if (!rb || (rb[1] && rb[1] != ':'))
+            return -1;
+        hs = addr + 1;
+        he = rb;
+        ps = rb[1] == ':' ? rb + 2 : NULL;
+    } else {
+        const char *colon = strchr(addr, ':');
+        if (colon && strchr(colon + 1, ':')) { /* a bare IPv6 address */
+            he = addr + strlen(addr);
+        } else {
+            he = colon ? colon : addr + strlen(addr);
+            ps = colon ? colon + 1 : NULL;
+        }
+    }
+    if (he == hs)
+        return -1;
+    *port = 0;
+    if (ps) {
+        char *end = NULL;
+        errno = 0;
+        long v = strtol(ps, &end, 10);
+        if (errno || !*ps || *end || v < 1 || v > 65535)
+            return -1;
+        *port = (uint16_t)v;
+    }
+    *host = bs_xstrndup(hs, (size_t)(he - hs));
+    return 0;
+}
+
+/* Build the target labels of one IPMI target as Prometheus builds those of
+ * a scrape target: the group's labels, __address__, then job,
+ * __scrape_interval__ and __scrape_timeout__ unless set; relabel_configs;
+ * instance defaults to __address__; labels starting with "__" dropped.
+ * Appends the target to im unless relabeling dropped it. */
+static int ipmi_map_target(struct ipmi_map *im, const struct config_ipmi *ic,
+                           const struct labels *group, const char *target, struct bs_error *err)
+{
+    struct labels_builder b, out;
+    labels_builder_init(&b);
+    labels_builder_init(&out);
+    char ivl[32], tmo[32];
+    bs_duration_format(ic->scrape_interval_ms, ivl, sizeof ivl);
+    bs_duration_format(ic->scrape_timeout_ms, tmo, sizeof tmo);
+    int rc = labels_builder_from(&b, group);
+    if (rc == 0)
+        rc = labels_builder_set_str(&b, "__address__", target);
+    if (rc == 0 && !labels_builder_get(&b, "job"))
+        rc = labels_builder_set_str(&b, "job", ic->job_name);
+    if (rc == 0 && !labels_builder_get(&b, "__scrape_interval__"))
+        rc = labels_builder_set_str(&b, "__scrape_interval__", ivl);
+    if (rc == 0 && !labels_builder_get(&b, "__scrape_timeout__"))
+        rc = labels_builder_set_str(&b, "__scrape_timeout__", tmo);
+    struct labels in;
+    bool keep = true;
+    if (rc == 0)
+        rc = labels_builder_labels(&b, &in, err);
+    if (rc == 0)
+        rc = labels_relabel_apply(ic->relabel_configs, ic->nrelabel_configs, &in, &out, &keep);
+    if (rc != 0 || !keep) {
+        im->dropped += rc == 0;
+        goto done;
+    }
+    const char *a = labels_builder_get(&out, "__address__");
+    if (!a || !a[0]) {
+        im->dropped++; /* Prometheus drops a target relabeled to no address */
+        goto done;
+    }
+    char addr[512];
+    snprintf(addr, sizeof addr, "%s", a);
+    char *host = NULL;
+    uint16_t port = 0;
+    if (strlen(a) >= sizeof addr || split_host_port(addr, &host, &port) != 0) {
+        rc = bs_error_set(err, BS_EINVAL, "ipmi config \"%s\": invalid target address \"%s\"",
+                          ic->job_name, a);
+        goto done;
+    }
+    if (!labels_builder_get(&out, "instance"))
+        rc = labels_builder_set_str(&out, "instance", addr);
+    struct labels fin;
+    if (rc == 0)
+        rc = labels_builder_labels(&out, &fin, err);
+    struct labels_builder keepb;
+    labels_builder_init(&keepb);
+    for (size_t i = 0; rc == 0 && i < fin.n; i++)
+        if (strncmp(fin.v[i].name, "__", 2) != 0)
+            rc = labels_builder_set_str(&keepb, fin.v[i].name, fin.v[i].value);
+    struct labels kept;
+    struct labels *dup = NULL;
+    if (rc == 0)
+        rc = labels_builder_labels(&keepb, &kept, err);
+    if (rc == 0 && !(dup = labels_dup(&kept)))
+        rc = BS_ENOMEM;
+    labels_builder_fini(&keepb);
+    if (rc != 0) {
+        free(host);
+        goto done;
+    }
+    if (im->n == im->cap) {
+        im->cap = im->cap ? 2 * im->cap : 8;
+        im->ts = bs_xrealloc(im->ts, im->cap * sizeof(*im->ts));
+        im->labels = bs_xrealloc(im->labels, im->cap * sizeof(*im->labels));
+        im->hosts = bs_xrealloc(im->hosts, im->cap * sizeof(*im->hosts));
+    }
+    struct ipmi_target_config *t = &im->ts[im->n];
+    ipmi_target_config_default(t);
+    t->host = host;
+    t->port = port;
+    t->username = ic->username;
+    t->password = ic->password;
+    t->password_file = ic->password_file;
+    t->driver = ic->driver == CONFIG_IPMI_DRIVER_LAN ? IPMI_CFG_DRIVER_LAN : IPMI_CFG_DRIVER_LAN_2_0;
+    t->privilege = ic->privilege == CONFIG_IPMI_PRIV_ADMIN      ? IPMI_CFG_PRIV_ADMIN
+                   : ic->privilege == CONFIG_IPMI_PRIV_OPERATOR ? IPMI_CFG_PRIV_OPERATOR
+                                                                : IPMI_CFG_PRIV_USER;
+    t->cipher_suite_id = ic->cipher_suite_id;
+    t->workaround_flags = (const char *const *)ic->workaround_flags;
+    t->nworkaround_flags = ic->nworkaround_flags;
+    t->timeout_ms = ic->scrape_timeout_ms;
+    t->interval_ms = ic->scrape_interval_ms;
+    t->labels = dup;
+    im->labels[im->n] = dup;
+    im->hosts[im->n] = host;
+    im->n++;
+done:
+    labels_builder_fini(&b);
+    labels_builder_fini(&out);
+    if (rc == BS_ENOMEM)
+        bs_error_set(err, rc, "out of memory building ipmi targets");
+    return rc;
+}
+
+static int ipmi_map_build(const struct config *cfg, struct ipmi_map *im, struct bs_error *err)
+{
+    memset(im, 0, sizeof(*im));
+    for (size_t i = 0; i < cfg->nipmi_configs; i++) {
+        const struct config_ipmi *ic = &cfg->ipmi_configs[i];
+        for (size_t j = 0; j < ic->nstatic_configs; j++) {
+            const struct config_static_config *sc = &ic->static_configs[j];
+            for (size_t k = 0; k < sc->ntargets; k++) {
+                int rc = ipmi_map_target(im, ic, sc->labels, sc->targets[k], err);
+                if (rc != 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The rules manager's options for cfg: the flags' timings (base) with the
+ * configuration's external labels and evaluation interval. */
+static void rules_opts_for(const struct rules_manager_opts *base, const struct config *cfg,
+                           struct rules_manager_opts *o)
+{
+    *o = *base;
+    o->external_labels = cfg->external_labels;
+    o->default_interval_ms = cfg->evaluation_interval_ms;
+    memset(&o->notifier, 0, sizeof(o->notifier));
+}
 
 /* What a reload works on. SIGHUP (main thread) and POST /-/reload (an HTTP
  * worker thread) both go through app_reload(), serialised by mu. */
@@ -129,12 +450,141 @@ struct app {
     const char *config_path; /* borrowed from argv or the flag default */
     struct config *cfg;      /* the running configuration; owned */
     struct scrape_manager *scrape;
+    struct rules_manager *rules;
+    struct ipmi_collector *ipmi;
+    struct rules_manager_opts rules_base; /* flag timings and external URL */
+    size_t queue_capacity;                /* --alertmanager.notification-queue-capacity */
     struct http_server *http; /* NULL until started */
     struct bs_metric *reload_ok, *reload_time;
 };
 
-/* Load the configuration file again and apply it to the scrape manager.
- * On success the new configuration replaces the old one, also in
+/* /api/v1/targets: the scrape targets, with the IPMI targets appended to
+ * activeTargets (they are active targets too: `up` and lastError of each
+ * BMC show there). */
+static int targets_cb(void *ud, const char *state, struct bs_buf *out)
+{
+    struct app *a = ud;
+    size_t start = out->len;
+    int rc = scrape_manager_targets_json(a->scrape, state, out);
+    bool active = !state || !state[0] || strcasecmp(state, "active") == 0 ||
+                  strcasecmp(state, "any") == 0;
+    if (rc != 0 || !active || !a->ipmi)
+        return rc;
+    /* Insert before the "]" closing activeTargets. The marker cannot occur
+     * inside a JSON string, whose quotes are escaped. */
+    const char *text = out->data + start;
+    const char *at = strstr(text, "],\"droppedTargets\":");
+    if (!at) {
+        at = strrchr(text, ']');
+        if (!at)
+            return BS_EINVAL;
+    }
+    size_t pos = (size_t)(at - out->data);
+    bool leading = pos > start && out->data[pos - 1] != '[';
+    struct bs_buf ib;
+    bs_buf_init(&ib, 0);
+    size_t count = 0;
+    rc = ipmi_collector_targets_json(a->ipmi, leading, &ib, &count);
+    if (rc == 0 && count > 0 && ib.len > 0) {
+        size_t tail = out->len - pos;
+        rc = bs_buf_reserve(out, ib.len);
+        if (rc == 0) {
+            memmove(out->data + pos + ib.len, out->data + pos, tail + 1);
+            memcpy(out->data + pos, ib.data, ib.len);
+            out->len += ib.len;
+        }
+    }
+    bs_buf_fini(&ib);
+    return rc;
+}
+
+static int rules_cb(void *ud, const struct http_rules_query *q, struct bs_buf *out)
+{
+    struct app *a = ud;
+    struct rules_filters f;
+    memset(&f, 0, sizeof f);
+    f.type = strcmp(q->type, "alert") == 0    ? RULES_TYPE_ALERT
+             : strcmp(q->type, "record") == 0 ? RULES_TYPE_RECORD
+                                              : RULES_TYPE_ALL;
+    f.rule_names = q->rule_names;
+    f.nrule_names = q->nrule_names;
+    f.group_names = q->group_names;
+    f.ngroup_names = q->ngroup_names;
+    f.files = q->files;
+    f.nfiles = q->nfiles;
+    f.exclude_alerts = q->exclude_alerts;
+    return rules_manager_rules_json(a->rules, &f, out);
+}
+
+static int alerts_cb(void *ud, struct bs_buf *out)
+{
+    struct app *a = ud;
+    return rules_manager_alerts_json(a->rules, out);
+}
+
+static int targets_metadata_cb(void *ud, struct labels_matcher *const *ms, size_t n,
+                               const char *metric, long limit, struct bs_buf *out)
+{
+    struct app *a = ud;
+    return scrape_manager_targets_metadata_json(a->scrape, ms, n, metric, limit, out);
+}
+
+static int metadata_cb(void *ud, const char *metric, long limit, long limit_per_metric,
+                       struct bs_buf *out)
+{
+    struct app *a = ud;
+    return scrape_manager_metadata_json(a->scrape, metric, limit, limit_per_metric, out);
+}
+
+/* ---------------------------------------------------------------- reload */
+
+/* Apply cfg to every module: rule files first (all-or-nothing: a broken
+ * rule file leaves everything as it was), then the IPMI targets
+ * (validated before anything changes), the scrape jobs, the rules
+ * manager's options and the notifier. The mappings are built before any
+ * module is touched, so a configuration they refuse changes nothing.
+ * prev is the configuration running so far (NULL at start-up); the rules
+ * manager's options go back to it if the rule files are refused. Returns 0
+ * or an error with err set. */
+static int app_apply(struct app *a, const struct config *cfg, const struct config *prev,
+                     struct bs_error *err)
+{
+    struct notifier_map nm;
+    struct ipmi_map im;
+    struct rules_manager_opts ro;
+    memset(&im, 0, sizeof im);
+    int rc = notifier_map_build(cfg, a->queue_capacity, &nm, err);
+    if (rc == 0)
+        rc = ipmi_map_build(cfg, &im, err);
+    if (rc == 0) {
+        /* Group intervals default to evaluation_interval when loaded. */
+        rules_opts_for(&a->rules_base, cfg, &ro);
+        rc = rules_manager_set_options(a->rules, &ro, err);
+    }
+    if (rc == 0) {
+        rc = rules_manager_load(a->rules, (const char *const *)cfg->rule_files, cfg->nrule_files,
+                                err);
+        if (rc != 0 && prev) {
+            struct bs_error ignored = {0};
+            rules_opts_for(&a->rules_base, prev, &ro);
+            rules_manager_set_options(a->rules, &ro, &ignored);
+        }
+    }
+    if (rc == 0)
+        rc = ipmi_collector_set_targets(a->ipmi, im.ts, im.n, err);
+    if (rc == 0)
+        rc = scrape_manager_apply_config(a->scrape, cfg, err);
+    if (rc == 0)
+        rc = rules_manager_set_notifier(a->rules, &nm.nc, err);
+    if (rc == 0 && im.dropped)
+        BS_DEBUG("main", "%zu ipmi targets dropped by relabeling", im.dropped);
+    notifier_map_fini(&nm);
+    ipmi_map_fini(&im);
+    return rc;
+}
+
+/* Load the configuration file again and apply it (app_apply). On success
+ * the new configuration replaces the old one, also in
  * /api/v1/status/config. On failure the running configuration stays, the
  * failure is recorded for /api/v1/status/runtimeinfo, and err says why. */
 static int app_reload(struct app *a, struct bs_error *err)
@@ -149,7 +599,7 @@ static int app_reload(struct app *a, struct bs_error *err)
     if (rc != 0) {
         snprintf(msg, sizeof(msg), "%s", e.msg);
         bs_error_set(&e, rc, "couldn't load configuration (--config.file=\"%s\"): %s", shown, msg);
-    } else if ((rc = scrape_manager_apply_config(a->scrape, ncfg, &e)) != 0) {
+    } else if ((rc = app_apply(a, ncfg, a->cfg, &e)) != 0) {
         snprintf(msg, sizeof(msg), "%s", e.msg);
         bs_error_set(&e, rc,
                      "one or more errors occurred while applying the new configuration "
@@ -319,7 +769,9 @@ int main(int argc, char **argv)
     topts.dir = flag_value("storage.tsdb.path");
     struct promql_engine_opts qopts;
     promql_engine_opts_default(&qopts);
-    int64_t conc = 0, max_conns = 0, read_timeout_ms = 0;
+    int64_t conc = 0, max_conns = 0, read_timeout_ms = 0, queue_cap = 0, ipmi_workers = 0;
+    struct rules_manager_opts rbase;
+    rules_manager_opts_default(&rbase);
     if (flag_duration("storage.tsdb.retention.time", &topts.retention_ms) ||
         flag_duration("storage.tsdb.min-block-duration", &topts.block_range_ms) ||
         flag_duration("storage.tsdb.wal-fsync-interval", &topts.wal_fsync_interval_ms) ||
@@ -328,8 +780,18 @@ int main(int argc, char **argv)
         flag_int("query.max-samples", 1, &qopts.max_samples) ||
         flag_int("query.max-concurrency", 1, &conc) ||
         flag_int("web.max-connections", 0, &max_conns) ||
-        flag_duration("web.read-timeout", &read_timeout_ms))
+        flag_duration("web.read-timeout", &read_timeout_ms) ||
+        flag_duration("rules.alert.for-outage-tolerance", &rbase.outage_tolerance_ms) ||
+        flag_duration("rules.alert.for-grace-period", &rbase.grace_period_ms) ||
+        flag_duration("rules.alert.resend-delay", &rbase.resend_delay_ms) ||
+        flag_int("alertmanager.notification-queue-capacity", 1, &queue_cap) ||
+        flag_int("ipmi.workers", 1, &ipmi_workers))
         return 1;
+    if (ipmi_workers > 1024) {
+        fprintf(stderr, "bongsu: error: invalid value \"%s\" for flag --ipmi.workers: at most 1024\n",
+                flag_value("ipmi.workers"));
+        return 1;
+    }
     qopts.max_concurrency = (int)conc;
     if (read_timeout_ms <= 0) {
         fprintf(stderr, "bongsu: error: invalid value \"%s\" for flag --web.read-timeout: must be positive\n",
@@ -384,7 +846,10 @@ int main(int argc, char **argv)
         BS_WARN("main", "--web.enable-admin-api is accepted, but the admin API endpoints are not "
                 "there yet");
 
-    struct app app = {.config_path = flag_value("config.file")};
+    struct app app = {.config_path = flag_value("config.file"),
+                      .rules_base = rbase,
+                      .queue_capacity = (size_t)queue_cap};
+    app.rules_base.external_url = external_url;
     pthread_mutex_init(&app.mu, NULL);
     app.reload_ok = bs_metric_register(BS_METRIC_GAUGE, "bongsu_config_last_reload_successful",
                                        "Whether the last configuration reload attempt was successful.", NULL);
@@ -421,6 +886,22 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
+    struct rules_manager_opts ropts;
+    rules_opts_for(&app.rules_base, app.cfg, &ropts);
+    if (rules_manager_new(&app.rules, db, engine, &ropts, &err) != 0) {
+        BS_ERROR("main", "Starting the rules manager failed: %s", err.msg);
+        exit_code = 1;
+        goto out;
+    }
+    struct ipmi_collector_options iopts = {.data_dir = topts.dir,
+                                           .db = db,
+                                           .workers = (unsigned)ipmi_workers,
+                                           .retention_ms = topts.retention_ms};
+    if (ipmi_collector_new(&app.ipmi, &iopts, &err) != 0) {
+        BS_ERROR("main", "Starting the IPMI collector failed: %s", err.msg);
+        exit_code = 1;
+        goto out;
+    }
 
     struct cmd_remote_write rw = {.db = db};
     ingest_limits_default(&rw.limits);
@@ -430,13 +911,14 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
-    struct http_raw_route raw_routes[1 + CMD_PUSH_ROUTES + CMD_INFLUX_ROUTES];
+    struct http_raw_route raw_routes[2 + CMD_PUSH_ROUTES + CMD_INFLUX_ROUTES];
     size_t nraw = 0, nadd = 0;
     cmd_remote_write_route(&raw_routes[nraw++], &rw);
     cmd_push_routes(&raw_routes[nraw], &nadd, push);
     nraw += nadd;
     cmd_influx_routes(&raw_routes[nraw], &nadd, &rw);
     nraw += nadd;
+    cmd_ipmi_events_route(&raw_routes[nraw++], app.ipmi);
     bool lifecycle = flags_bool(flags_find(server_flags, NFLAGS, "web.enable-lifecycle"));
 
     struct http_server_opts hopts;
@@ -445,7 +927,15 @@ int main(int argc, char **argv)
     hopts.db = db;
     hopts.engine = engine;
     hopts.targets = targets_cb;
-    hopts.targets_ud = app.scrape;
+    hopts.targets_ud = &app;
+    hopts.rules = rules_cb;
+    hopts.rules_ud = &app;
+    hopts.alerts = alerts_cb;
+    hopts.alerts_ud = &app;
+    hopts.targets_metadata = targets_metadata_cb;
+    hopts.targets_metadata_ud = &app;
+    hopts.metadata = metadata_cb;
+    hopts.metadata_ud = &app;
     hopts.reload = lifecycle ? reload_cb : NULL;
     hopts.reload_ud = &app;
     hopts.quit = lifecycle ? quit_cb : NULL;
@@ -474,13 +964,15 @@ int main(int argc, char **argv)
         BS_INFO("main", "Remote write receiver enabled at /api/v1/write");
 
     pthread_mutex_lock(&app.mu);
-    int arc = scrape_manager_apply_config(app.scrape, app.cfg, &err);
+    int arc = app_apply(&app, app.cfg, NULL, &err);
     pthread_mutex_unlock(&app.mu);
     if (arc != 0) {
         BS_ERROR("main", "Error applying config: %s", err.msg);
+        fprintf(stderr, "bongsu: error applying config: %s\n", err.msg);
         exit_code = 1;
         goto out;
     }
+    rules_manager_start(app.rules);
     http_server_set_ready(app.http, true);
     BS_INFO("main", "Server is ready to receive web requests.");
 
@@ -498,11 +990,20 @@ int main(int argc, char **argv)
     }
 
 out:
-    if (app.http) {
+    /* Rule evaluations stop first (with their last notifications), then
+     * the API, whose handlers read the scrape manager, the rules manager
+     * and the IPMI collector; then scraping and BMC polls (cursors are
+     * persisted), and the storage they all write to last. */
+    if (app.http)
         http_server_set_ready(app.http, false);
+    if (app.rules)
+        rules_manager_stop(app.rules);
+    if (app.http)
         http_server_stop(app.http);
-    }
+    app.http = NULL;
     scrape_manager_free(app.scrape);
+    ipmi_collector_free(app.ipmi);
+    rules_manager_free(app.rules);
     ingest_push_free(push);
     promql_engine_free(engine);
     tsdb_close(db);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * Raw HTTP routes of bongsu: adapters from struct http_raw_request to the
- * transport-agnostic entry points of ingest and back. No protocol logic
- * lives here.
+ * transport-agnostic entry points of ingest and ipmi and back. No protocol
+ * logic lives here.
  */
 #include "cmd/routes.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Prometheus 2.42 names its old feature flag here; bongsu names the flag it
@@ -160,4 +163,93 @@ void cmd_remote_write_route(struct http_raw_route *route, struct cmd_remote_writ
     route->max_body_bytes = rw->limits.max_body_bytes;
     route->fn = rw->enabled ? remote_write : remote_write_disabled;
     route->ud = rw;
+}
+
+/* ------------------------------------------------------------ IPMI events */
+
+static int json_answer(struct http_raw_response *resp, int status, struct bs_buf *b)
+{
+    int rc = http_raw_response_set_body(resp, status, "application/json", b->data, b->len);
+    bs_buf_fini(b);
+    return rc;
+}
+
+static int events_bad_data(struct http_raw_response *resp, const char *msg)
+{
+    struct bs_buf b;
+    bs_buf_init(&b, 0);
+    int rc = bs_buf_puts(&b, "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":");
+    if (rc == 0)
+        rc = bs_json_string(&b, msg, strlen(msg));
+    if (rc == 0)
+        rc = bs_buf_puts(&b, "}");
+    if (rc != 0) {
+        bs_buf_fini(&b);
+        return rc;
+    }
+    return json_answer(resp, 400, &b);
+}
+
+static int ipmi_events(void *ud, const struct http_raw_request *req,
+                       struct http_raw_response *resp)
+{
+    struct ipmi_collector *c = ud;
+    struct ipmi_events_filter f;
+    ipmi_events_filter_default(&f);
+    f.instance = http_raw_request_param(req, "instance");
+    f.severity = http_raw_request_param(req, "severity");
+    f.sensor_type = http_raw_request_param(req, "sensor_type");
+    char msg[sizeof(((struct bs_error *)0)->msg) + 64];
+    struct bs_error err = {0};
+    static const char *const times[] = {"start", "end"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = http_raw_request_param(req, times[i]);
+        if (!v || !v[0])
+            continue;
+        if (bs_time_parse_api(v, i == 0 ? &f.start_ms : &f.end_ms, &err) != 0) {
+            snprintf(msg, sizeof msg, "invalid parameter \"%s\": %s", times[i], err.msg);
+            return events_bad_data(resp, msg);
+        }
+    }
+    const char *lim = http_raw_request_param(req, "limit");
+    if (lim && lim[0]) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(lim, &end, 10);
+        if (errno || !end || *end || v < 1 || v > 10000) {
+            snprintf(msg, sizeof msg,
+                     "invalid parameter \"limit\": \"%.64s\" is not an integer from 1 to 10000",
+                     lim);
+            return events_bad_data(resp, msg);
+        }
+        f.limit = (size_t)v;
+    }
+    const char *cursor = http_raw_request_param(req, "cursor");
+    struct bs_buf b;
+    bs_buf_init(&b, 0);
+    char next[IPMI_EVENTS_CURSOR_MAX] = "";
+    int rc = bs_buf_puts(&b, "{\"status\":\"success\",\"data\":{\"events\":");
+    if (rc == 0) {
+        rc = ipmi_events_query(c, &f, cursor, &b, next, &err);
+        if (rc == BS_EINVAL) {
+            bs_buf_fini(&b);
+            return events_bad_data(resp, err.msg);
+        }
+    }
+    if (rc == 0)
+        rc = bs_buf_puts(&b, ",\"cursor\":");
+    if (rc == 0)
+        rc = bs_json_string(&b, next, strlen(next));
+    if (rc == 0)
+        rc = bs_buf_puts(&b, "}}");
+    if (rc != 0) {
+        bs_buf_fini(&b);
+        return rc;
+    }
+    return json_answer(resp, 200, &b);
+}
+
+void cmd_ipmi_events_route(struct http_raw_route *route, struct ipmi_collector *c)
+{
+    set_route(route, "GET", "/api/v1/ipmi/events", HTTP_RAW_GATED, 0, ipmi_events, c);
 }

@@ -4,8 +4,8 @@
  * raw routes, wired here because only cmd may depend on both http and the
  * module (http knows neither ingest nor the others): POST /api/v1/write
  * (remote write), the Pushgateway API under /metrics/job/ and
- * /api/v1/metrics, and the InfluxDB 1.x/2.x write, ping and query
- * endpoints.
+ * /api/v1/metrics, the InfluxDB 1.x/2.x write, ping and query endpoints,
+ * and GET /api/v1/ipmi/events.
  */
 #ifndef BONGSU_CMD_ROUTES_H
 #define BONGSU_CMD_ROUTES_H
@@ -14,6 +14,7 @@
 
 #include "http/http.h"
 #include "ingest/ingest.h"
+#include "ipmi/ipmi.h"
 
 /* The state the remote-write route needs; owned by the caller and
  * borrowed by the route until the server stops. */
@@ -42,5 +43,14 @@ void cmd_push_routes(struct http_raw_route *routes, size_t *n, struct ingest_pus
  * rw supplies the store and the limits and must outlive the server. */
 #define CMD_INFLUX_ROUTES 6
 void cmd_influx_routes(struct http_raw_route *routes, size_t *n, struct cmd_remote_write *rw);
+
+/* GET /api/v1/ipmi/events over collector c (which must outlive the
+ * server). Parameters: instance, severity, sensor_type, start, end (API
+ * times: Unix seconds or RFC 3339), limit (1..10000, default 1000) and
+ * cursor (from a previous answer). Answers Prometheus's envelope:
+ *   {"status":"success","data":{"events":[...],"cursor":"e42"}}
+ * or 400 {"status":"error","errorType":"bad_data","error":"..."} for a bad
+ * parameter or a cursor this server did not produce. */
+void cmd_ipmi_events_route(struct http_raw_route *route, struct ipmi_collector *c);
 
 #endif

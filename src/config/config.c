@@ -261,6 +261,41 @@ static void scrape_fini(struct config_scrape *s)
     http_client_fini(&s->http);
 }
 
+static void static_configs_free(struct config_static_config *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        strv_free(v[i].targets, v[i].ntargets);
+        free(v[i].labels);
+    }
+    free(v);
+}
+
+static void relabels_free(struct labels_relabel_config *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        labels_relabel_config_fini(&v[i]);
+    free(v);
+}
+
+static void ipmi_fini(struct config_ipmi *ic)
+{
+    free(ic->job_name);
+    free(ic->username);
+    free(ic->password);
+    free(ic->password_file);
+    strv_free(ic->workaround_flags, ic->nworkaround_flags);
+    static_configs_free(ic->static_configs, ic->nstatic_configs);
+    relabels_free(ic->relabel_configs, ic->nrelabel_configs);
+}
+
+static void alertmanager_fini(struct config_alertmanager *am)
+{
+    free(am->scheme);
+    free(am->path_prefix);
+    static_configs_free(am->static_configs, am->nstatic_configs);
+    http_client_fini(&am->http);
+}
+
 struct config *config_ref(struct config *c)
 {
     atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
@@ -274,6 +309,14 @@ void config_free(struct config *c)
     for (size_t i = 0; i < c->nscrape_configs; i++)
         scrape_fini(&c->scrape_configs[i]);
     free(c->scrape_configs);
+    strv_free(c->rule_files, c->nrule_files);
+    for (size_t i = 0; i < c->nalertmanagers; i++)
+        alertmanager_fini(&c->alertmanagers[i]);
+    free(c->alertmanagers);
+    relabels_free(c->alert_relabel_configs, c->nalert_relabel_configs);
+    for (size_t i = 0; i < c->nipmi_configs; i++)
+        ipmi_fini(&c->ipmi_configs[i]);
+    free(c->ipmi_configs);
     free(c->external_labels);
     for (size_t i = 0; i < c->nwarnings; i++)
         free(c->warnings[i]);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * config: loads prometheus.yml into plain C structs. The accepted subset is
- * Prometheus's own schema for the global section and for scrape jobs with
- * static targets; every other key of Prometheus's schema is accepted with a
- * warning ("not supported yet"), and keys Prometheus does not know either are
- * errors. Every error names the file, line and column (1-based) and the key,
- * so a user can go straight to the mistake. See docs/configuration.md.
+ * Prometheus's own schema for the global section, scrape jobs, rule_files
+ * and alerting, plus bongsu's ipmi_configs; every other key of Prometheus's
+ * schema is accepted with a warning ("not supported yet"), and keys
+ * Prometheus does not know either are errors. Every error names the file,
+ * line and column (1-based) and the key, so a user can go straight to the
+ * mistake. See docs/configuration.md.
  *
  * Ownership: a struct config returned by a loader is one self-contained tree
  * of heap memory owned by the caller and released with config_free(). All
@@ -210,6 +211,60 @@ struct config_scrape {
     struct config_scrape_protocols protocols; /* scrape_protocols, fallback_scrape_protocol */
 };
 
+/* Prometheus's default alertmanagers[].timeout. */
+#define CONFIG_DEFAULT_ALERTMANAGER_TIMEOUT_MS INT64_C(10000)
+
+/* One element of alerting.alertmanagers (Prometheus's AlertmanagerConfig).
+ * api_version is always v2: "v1" is refused as Prometheus 3 refuses it.
+ * Only static_configs discover Alertmanagers; the HTTP client settings are
+ * validated like a scrape job's (bearer_token folded into authorization). */
+struct config_alertmanager {
+    char *scheme;      /* "http" (default) or "https" */
+    char *path_prefix; /* "" (default) or e.g. "/am" */
+    int64_t timeout_ms; /* > 0; default 10s */
+    struct config_static_config *static_configs;
+    size_t nstatic_configs;
+    struct config_http_client http;
+};
+
+/* ipmi_configs[].driver and .privilege (bongsu's extension; docs/ipmi.md). */
+enum config_ipmi_driver {
+    CONFIG_IPMI_DRIVER_LAN_2_0 = 0, /* "LAN_2_0" (RMCP+, lanplus), the default */
+    CONFIG_IPMI_DRIVER_LAN,         /* "LAN" (IPMI 1.5) */
+};
+enum config_ipmi_privilege {
+    CONFIG_IPMI_PRIV_USER = 0, /* the default */
+    CONFIG_IPMI_PRIV_OPERATOR,
+    CONFIG_IPMI_PRIV_ADMIN,
+};
+#define CONFIG_DEFAULT_IPMI_CIPHER_SUITE 3
+
+/* One ipmi_configs job: BMCs polled over IPMI LAN, shaped like a scrape
+ * job. Interval and timeout have the global scrape defaults applied
+ * (timeout < interval is enforced: a BMC poll must end before the next).
+ * Targets are "host" or "host:port" (UDP port, default 623), from
+ * static_configs only (file_sd_configs is not supported yet). Relabel
+ * configs are compiled; they turn each target's labels (__address__, job,
+ * the static labels) into the target labels, as for scrape targets. The
+ * workaround flag names were checked against the driver. */
+struct config_ipmi {
+    char *job_name;
+    int64_t scrape_interval_ms;
+    int64_t scrape_timeout_ms;
+    char *username;      /* NULL: the null user */
+    char *password;      /* NULL when absent; never set with password_file */
+    char *password_file; /* resolved against the configuration's directory */
+    enum config_ipmi_driver driver;
+    enum config_ipmi_privilege privilege;
+    int cipher_suite_id; /* 0..17; default 3 */
+    char **workaround_flags;
+    size_t nworkaround_flags;
+    struct config_static_config *static_configs;
+    size_t nstatic_configs;
+    struct labels_relabel_config *relabel_configs;
+    size_t nrelabel_configs;
+};
+
 /* A loaded configuration. */
 struct config {
     int64_t scrape_interval_ms;     /* global; default 1m */
@@ -220,6 +275,18 @@ struct config {
     struct config_scrape_protocols scrape_protocols; /* global; fallback unused */
     struct config_scrape *scrape_configs;
     size_t nscrape_configs;
+    /* rule_files: glob patterns, relative ones joined to the directory of
+     * the configuration file (as Prometheus's SetDirectory does). */
+    char **rule_files;
+    size_t nrule_files;
+    /* alerting: where alerts go and how they are relabeled first. */
+    struct config_alertmanager *alertmanagers;
+    size_t nalertmanagers;
+    struct labels_relabel_config *alert_relabel_configs;
+    size_t nalert_relabel_configs;
+    /* ipmi_configs: BMC jobs (bongsu only). */
+    struct config_ipmi *ipmi_configs;
+    size_t nipmi_configs;
     char *source; /* the YAML text as loaded, NUL-terminated */
     char *path;   /* file path, the name given, or "<default>" */
     /* One message per key that Prometheus knows but bongsu ignores, in file

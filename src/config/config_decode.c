@@ -52,7 +52,10 @@ enum section {
     SEC_TLS,
     SEC_FILE_SD,
     SEC_HTTP_SD,
-    SEC_DNS_SD
+    SEC_DNS_SD,
+    SEC_ALERTING,
+    SEC_ALERTMANAGER,
+    SEC_IPMI
 };
 
 /* Keys of Prometheus's configuration schema (2.x and 3.x) that bongsu does
@@ -63,9 +66,7 @@ static const struct unsupported_key {
     const char *key;
 } unsupported_keys[] = {
     /* top level (config.Config) */
-    {SEC_TOP, "rule_files"},
     {SEC_TOP, "scrape_config_files"},
-    {SEC_TOP, "alerting"},
     {SEC_TOP, "remote_write"},
     {SEC_TOP, "remote_read"},
     {SEC_TOP, "storage"},
@@ -136,6 +137,26 @@ static const struct unsupported_key {
     {SEC_SCRAPE, "triton_sd_configs"},
     {SEC_SCRAPE, "uyuni_sd_configs"},
     {SEC_SCRAPE, "vultr_sd_configs"},
+    /* alerting.alertmanagers: discovery other than static, and relabeling
+     * of the Alertmanager targets themselves */
+    {SEC_ALERTMANAGER, "relabel_configs"},
+    {SEC_ALERTMANAGER, "alert_relabel_configs"},
+    {SEC_ALERTMANAGER, "file_sd_configs"},
+    {SEC_ALERTMANAGER, "http_sd_configs"},
+    {SEC_ALERTMANAGER, "dns_sd_configs"},
+    {SEC_ALERTMANAGER, "consul_sd_configs"},
+    {SEC_ALERTMANAGER, "kubernetes_sd_configs"},
+    {SEC_ALERTMANAGER, "ec2_sd_configs"},
+    {SEC_ALERTMANAGER, "gce_sd_configs"},
+    {SEC_ALERTMANAGER, "azure_sd_configs"},
+    {SEC_ALERTMANAGER, "oauth2"},
+    {SEC_ALERTMANAGER, "no_proxy"},
+    {SEC_ALERTMANAGER, "proxy_from_environment"},
+    {SEC_ALERTMANAGER, "proxy_connect_header"},
+    {SEC_ALERTMANAGER, "http_headers"},
+    {SEC_ALERTMANAGER, "sigv4"},
+    /* ipmi_configs: only static targets for now */
+    {SEC_IPMI, "file_sd_configs"},
 };
 #define NUNSUPPORTED (sizeof unsupported_keys / sizeof unsupported_keys[0])
 
@@ -1478,8 +1499,10 @@ done:
     return rc;
 }
 
-static int dec_static_list(struct decoder *d, const struct pair *p, struct config_scrape *sc,
-                           bool check_urls)
+/* A static_configs list (of a scrape job, an Alertmanager or an IPMI job)
+ * into *out / *nout. */
+static int dec_static_configs(struct decoder *d, const struct pair *p,
+                              struct config_static_config **out, size_t *nout, bool check_urls)
 {
     bool is_null;
     int rc = expect_list(d, p, &is_null);
@@ -1488,17 +1511,25 @@ static int dec_static_list(struct decoder *d, const struct pair *p, struct confi
     size_t n = seq_len(p->value);
     if ((rc = dec_count(d, n, p->value)) < 0 || n == 0)
         return rc;
-    if (!(sc->static_configs = calloc(n, sizeof *sc->static_configs)))
+    if (*out)
+        return dec_fail(d, p->key, BS_EPARSE, "static_configs given twice");
+    if (!(*out = calloc(n, sizeof **out)))
         return dec_nomem(d);
-    sc->nstatic_configs = n;
+    *nout = n;
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = dec_node(d, p->value->data.sequence.items.start[i]);
         if (!item)
             return dec_fail(d, p->value, BS_EPARSE, "malformed list for key static_configs");
-        if ((rc = dec_static(d, item, &sc->static_configs[i], check_urls)) < 0)
+        if ((rc = dec_static(d, item, &(*out)[i], check_urls)) < 0)
             return rc;
     }
     return 0;
+}
+
+static int dec_static_list(struct decoder *d, const struct pair *p, struct config_scrape *sc,
+                           bool check_urls)
+{
+    return dec_static_configs(d, p, &sc->static_configs, &sc->nstatic_configs, check_urls);
 }
 
 /* ------------------------------------------------------ service discovery */
@@ -1967,6 +1998,336 @@ static int dec_scrape_list(struct decoder *d, const struct pair *p)
     return rc;
 }
 
+/* ------------------------------------------------------------ rule_files */
+
+/* Prometheus's patRulePath: ^[^*]*(\*[^/]*)?$ (one '*', in the last path
+ * component). */
+static bool rule_pattern_ok(const char *s)
+{
+    const char *star = strchr(s, '*');
+    return !star || (!strchr(star + 1, '*') && !strchr(star, '/'));
+}
+
+static int dec_rule_files(struct decoder *d, const struct pair *p)
+{
+    struct config *c = d->cfg;
+    int rc = dec_string_list(d, p, &c->rule_files, &c->nrule_files);
+    for (size_t i = 0; rc == 0 && i < c->nrule_files; i++) {
+        const char *f = c->rule_files[i];
+        if (!rule_pattern_ok(f))
+            return dec_fail(d, dec_node(d, p->value->data.sequence.items.start[i]), BS_EINVAL,
+                            "invalid rule file path \"%.*s\"", MSG_TEXT_MAX, f);
+        if (f[0] && f[0] != '/' && d->base_dir && strcmp(d->base_dir, ".") != 0) {
+            char *joined = NULL;
+            if (asprintf(&joined, "%s/%s", d->base_dir, f) < 0)
+                return dec_nomem(d);
+            free(c->rule_files[i]);
+            c->rule_files[i] = joined;
+        }
+    }
+    return rc;
+}
+
+/* -------------------------------------------------------------- alerting */
+
+/* One element of alerting.alertmanagers. */
+static int dec_alertmanager(struct decoder *d, yaml_node_t *n, struct config_alertmanager *am)
+{
+    if (node_is_null(n))
+        return dec_fail(d, n, BS_EINVAL, "empty or null section in alertmanagers");
+    if (n->type != YAML_MAPPING_NODE)
+        return dec_fail(d, n, BS_EPARSE, "expected a mapping for each entry of alertmanagers");
+    am->timeout_ms = CONFIG_DEFAULT_ALERTMANAGER_TIMEOUT_MS;
+    am->http.follow_redirects = true;
+    am->http.enable_http2 = true;
+    if (!(am->scheme = strdup("http")) || !(am->path_prefix = strdup("")))
+        return dec_nomem(d);
+    const yaml_node_t *scheme_node = NULL;
+    struct http_nodes hn;
+    memset(&hn, 0, sizeof hn);
+    struct pairs ps = {0};
+    int rc = map_collect(d, n, &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "scheme")) {
+            if (!node_is_null(p->value)) {
+                rc = scalar_dup(d, p, &am->scheme);
+                scheme_node = p->value;
+            }
+        } else if (key_is(p, "path_prefix")) {
+            rc = scalar_dup(d, p, &am->path_prefix);
+        } else if (key_is(p, "timeout")) {
+            int64_t v = 0;
+            rc = scalar_duration(d, p, &v);
+            if (rc == 0 && v > 0)
+                am->timeout_ms = v;
+        } else if (key_is(p, "api_version")) {
+            const char *v;
+            size_t len;
+            rc = scalar_text(d, p->value, p->k, p->klen, &v, &len);
+            if (rc == 0 && len == 2 && memcmp(v, "v1", 2) == 0)
+                rc = dec_fail(d, p->value, BS_EINVAL, "alertmanager api v1 is no longer supported");
+            else if (rc == 0 && len > 0 && !(len == 2 && memcmp(v, "v2", 2) == 0))
+                rc = dec_fail(d, p->value, BS_EINVAL,
+                              "expected Alertmanager api version to be one of [v1 v2] but got "
+                              "%.*s",
+                              (int)(len > MSG_TEXT_MAX ? MSG_TEXT_MAX : len), v);
+        } else if (key_is(p, "static_configs")) {
+            rc = dec_static_configs(d, p, &am->static_configs, &am->nstatic_configs, true);
+        } else if ((rc = dec_http_key(d, p, &am->http, &hn)) > 0) {
+            if (key_is(p, "oauth2") && !node_is_null(p->value))
+                hn.oauth2 = p->key;
+            rc = dec_other_key(d, SEC_ALERTMANAGER, p, "config.AlertmanagerConfig");
+        }
+    }
+    free(ps.v);
+    if (rc == 0)
+        rc = http_finish(d, n, &am->http, &hn);
+    free(hn.bearer_token);
+    free(hn.bearer_token_file);
+    if (rc == 0 && strcmp(am->scheme, "http") != 0 && strcmp(am->scheme, "https") != 0)
+        rc = dec_fail(d, scheme_node, BS_EINVAL,
+                      "invalid scheme \"%.*s\" for alertmanager config: must be \"http\" or "
+                      "\"https\"",
+                      MSG_TEXT_MAX, am->scheme);
+    return rc;
+}
+
+static int dec_alerting(struct decoder *d, const struct pair *ap)
+{
+    struct config *c = d->cfg;
+    bool is_null;
+    int rc = expect_mapping(d, ap, &is_null);
+    if (rc < 0 || is_null)
+        return rc;
+    struct pairs ps = {0};
+    rc = map_collect(d, ap->value, &ps);
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "alertmanagers")) {
+            size_t n;
+            if ((rc = sd_list_start(d, p, &n)) < 0 || n == 0)
+                continue;
+            if (!(c->alertmanagers = calloc(n, sizeof *c->alertmanagers))) {
+                rc = dec_nomem(d);
+                break;
+            }
+            c->nalertmanagers = n;
+            for (size_t k = 0; k < n && rc == 0; k++)
+                rc = dec_alertmanager(d, dec_node(d, p->value->data.sequence.items.start[k]),
+                                      &c->alertmanagers[k]);
+        } else if (key_is(p, "alert_relabel_configs")) {
+            rc = dec_relabel_list(d, p, "alert", &c->alert_relabel_configs,
+                                  &c->nalert_relabel_configs);
+        } else {
+            rc = dec_other_key(d, SEC_ALERTING, p, "config.AlertingConfig");
+        }
+    }
+    free(ps.v);
+    return rc;
+}
+
+/* ---------------------------------------------------------- ipmi_configs */
+
+/* The workaround flags libfreeipmi knows for each driver (freeipmi.conf(5));
+ * the ipmi module maps them to bits. */
+static const char *const ipmi_flags_lan20[] = {"authcap",      "intel20",
+                                                "supermicro20", "sun20",
+                                                "opensesspriv", "integritycheckvalue",
+                                                "nochecksumcheck"};
+static const char *const ipmi_flags_lan[] = {"authcap",   "idzero",          "forcepermsg",
+                                              "unexpectedauth", "endianseq", "noauthcodecheck",
+                                              "nochecksumcheck"};
+
+static int ipmi_check_flags(struct decoder *d, const struct config_ipmi *ic,
+                            const yaml_node_t *flags_node)
+{
+    bool lan = ic->driver == CONFIG_IPMI_DRIVER_LAN;
+    const char *const *v = lan ? ipmi_flags_lan : ipmi_flags_lan20;
+    size_t n = lan ? sizeof ipmi_flags_lan / sizeof ipmi_flags_lan[0]
+                   : sizeof ipmi_flags_lan20 / sizeof ipmi_flags_lan20[0];
+    for (size_t i = 0; i < ic->nworkaround_flags; i++) {
+        bool ok = false;
+        for (size_t k = 0; k < n && !ok; k++)
+            ok = strcasecmp(ic->workaround_flags[i], v[k]) == 0;
+        if (ok)
+            continue;
+        char list[256] = "";
+        size_t at = 0;
+        for (size_t k = 0; k < n && at < sizeof list; k++)
+            at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", v[k]);
+        return dec_fail(d, dec_node(d, flags_node->data.sequence.items.start[i]), BS_EINVAL,
+                        "unknown workaround flag \"%.*s\" for driver %s (known: %s)", MSG_TEXT_MAX,
+                        ic->workaround_flags[i], lan ? "LAN" : "LAN_2_0", list);
+    }
+    return 0;
+}
+
+static int dec_ipmi(struct decoder *d, yaml_node_t *n, struct config_ipmi *ic, struct job_ref *ref)
+{
+    const struct config *c = d->cfg;
+    if (node_is_null(n))
+        return dec_fail(d, n, BS_EINVAL, "empty or null ipmi config section");
+    if (n->type != YAML_MAPPING_NODE)
+        return dec_fail(d, n, BS_EPARSE, "expected a mapping for each entry of ipmi_configs");
+    ic->cipher_suite_id = CONFIG_DEFAULT_IPMI_CIPHER_SUITE;
+    ref->node = n;
+    const yaml_node_t *timeout_node = NULL, *flags_node = NULL, *pw_node = NULL,
+                      *pwf_node = NULL;
+    struct pairs ps = {0};
+    int rc = map_collect(d, n, &ps);
+    bool check_urls = true;
+    for (size_t i = 0; i < ps.n; i++)
+        if (key_is(&ps.v[i], "relabel_configs") && ps.v[i].value->type == YAML_SEQUENCE_NODE &&
+            seq_len(ps.v[i].value) > 0)
+            check_urls = false;
+    for (size_t i = 0; i < ps.n && rc == 0; i++) {
+        const struct pair *p = &ps.v[i];
+        if (key_is(p, "job_name")) {
+            rc = scalar_dup(d, p, &ic->job_name);
+            ref->node = p->value;
+        } else if (key_is(p, "scrape_interval")) {
+            rc = scalar_duration(d, p, &ic->scrape_interval_ms);
+        } else if (key_is(p, "scrape_timeout")) {
+            rc = scalar_duration(d, p, &ic->scrape_timeout_ms);
+            timeout_node = p->value;
+        } else if (key_is(p, "username")) {
+            rc = scalar_dup(d, p, &ic->username);
+        } else if (key_is(p, "password")) {
+            rc = scalar_dup(d, p, &ic->password);
+            pw_node = p->key;
+        } else if (key_is(p, "password_file")) {
+            rc = scalar_path(d, p, &ic->password_file);
+            pwf_node = p->value;
+        } else if (key_is(p, "driver") || key_is(p, "privilege")) {
+            const char *v;
+            size_t len;
+            rc = scalar_text(d, p->value, p->k, p->klen, &v, &len);
+            if (rc < 0 || len == 0)
+                continue;
+            bool drv = key_is(p, "driver");
+#define IS(word) (len == strlen(word) && strncasecmp(v, word, len) == 0)
+            if (drv && (IS("LAN_2_0") || IS("lanplus")))
+                ic->driver = CONFIG_IPMI_DRIVER_LAN_2_0;
+            else if (drv && IS("LAN"))
+                ic->driver = CONFIG_IPMI_DRIVER_LAN;
+            else if (!drv && IS("user"))
+                ic->privilege = CONFIG_IPMI_PRIV_USER;
+            else if (!drv && IS("operator"))
+                ic->privilege = CONFIG_IPMI_PRIV_OPERATOR;
+            else if (!drv && (IS("admin") || IS("administrator")))
+                ic->privilege = CONFIG_IPMI_PRIV_ADMIN;
+            else
+                rc = dec_fail(d, p->value, BS_EINVAL, "unknown %s \"%.*s\": expected %s",
+                              drv ? "driver" : "privilege",
+                              (int)(len > MSG_TEXT_MAX ? MSG_TEXT_MAX : len), v,
+                              drv ? "LAN_2_0 or LAN" : "user, operator or admin");
+#undef IS
+        } else if (key_is(p, "cipher_suite_id")) {
+            uint64_t cs = (uint64_t)ic->cipher_suite_id;
+            rc = scalar_uint(d, p, &cs, "int");
+            if (rc == 0 && cs > 17)
+                rc = dec_fail(d, p->value, BS_EINVAL,
+                              "cipher_suite_id %llu out of range: IPMI 2.0 defines 0 to 17",
+                              (unsigned long long)cs);
+            ic->cipher_suite_id = (int)(cs > 17 ? 3 : cs);
+        } else if (key_is(p, "workaround_flags")) {
+            rc = dec_string_list(d, p, &ic->workaround_flags, &ic->nworkaround_flags);
+            flags_node = p->value;
+        } else if (key_is(p, "static_configs")) {
+            rc = dec_static_configs(d, p, &ic->static_configs, &ic->nstatic_configs, check_urls);
+        } else if (key_is(p, "relabel_configs")) {
+            rc = dec_relabel_list(d, p, "target", &ic->relabel_configs, &ic->nrelabel_configs);
+        } else {
+            rc = dec_other_key(d, SEC_IPMI, p, "config.IPMIConfig");
+        }
+    }
+    free(ps.v);
+    if (rc < 0)
+        return rc;
+    if (!ic->job_name || !ic->job_name[0])
+        return dec_fail(d, n, BS_EINVAL, "job_name is empty");
+    ref->name = ic->job_name;
+    if (ic->password && !ic->password[0]) {
+        free(ic->password);
+        ic->password = NULL;
+    }
+    if (ic->password && ic->password_file)
+        return dec_fail(d, node_later(pw_node, pwf_node), BS_EINVAL,
+                        "at most one of password & password_file must be configured");
+    if ((rc = check_file(d, pwf_node ? pwf_node : n, "IPMI password file", ic->password_file)) < 0)
+        return rc;
+    if (flags_node && (rc = ipmi_check_flags(d, ic, flags_node)) < 0)
+        return rc;
+    if (ic->scrape_interval_ms == 0)
+        ic->scrape_interval_ms = c->scrape_interval_ms;
+    if (ic->scrape_timeout_ms > ic->scrape_interval_ms)
+        return dec_fail(d, timeout_node, BS_EINVAL,
+                        "scrape timeout greater than scrape interval for ipmi config with job "
+                        "name \"%.*s\"",
+                        MSG_TEXT_MAX, ic->job_name);
+    if (ic->scrape_timeout_ms == 0)
+        ic->scrape_timeout_ms = c->scrape_timeout_ms > ic->scrape_interval_ms
+                                    ? ic->scrape_interval_ms
+                                    : c->scrape_timeout_ms;
+    if (ic->scrape_timeout_ms < 100)
+        return dec_fail(d, timeout_node ? timeout_node : n, BS_EINVAL,
+                        "scrape timeout below 100ms for ipmi config with job name \"%.*s\"",
+                        MSG_TEXT_MAX, ic->job_name);
+    return 0;
+}
+
+static int dec_ipmi_list(struct decoder *d, const struct pair *p, struct job_ref **refs_out)
+{
+    struct config *c = d->cfg;
+    bool is_null;
+    int rc = expect_list(d, p, &is_null);
+    if (rc < 0 || is_null)
+        return rc;
+    size_t n = seq_len(p->value);
+    if ((rc = dec_count(d, n, p->value)) < 0 || n == 0)
+        return rc;
+    if (!(c->ipmi_configs = calloc(n, sizeof *c->ipmi_configs)))
+        return dec_nomem(d);
+    c->nipmi_configs = n;
+    struct job_ref *refs = calloc(n, sizeof *refs);
+    if (!refs)
+        return dec_nomem(d);
+    *refs_out = refs;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        yaml_node_t *item = dec_node(d, p->value->data.sequence.items.start[i]);
+        refs[i].idx = i;
+        if (!item)
+            rc = dec_fail(d, p->value, BS_EPARSE, "malformed list for key ipmi_configs");
+        else
+            rc = dec_ipmi(d, item, &c->ipmi_configs[i], &refs[i]);
+    }
+    return rc;
+}
+
+/* IPMI job names are unique among IPMI jobs and scrape jobs alike: both
+ * become the job label and the pool name in /api/v1/targets. */
+static int check_ipmi_names(struct decoder *d, struct job_ref *refs, size_t n)
+{
+    const struct config *c = d->cfg;
+    for (size_t i = 0; i < n; i++)
+        if (config_scrape_find(c, refs[i].name))
+            return dec_fail(d, refs[i].node, BS_EINVAL,
+                            "job name \"%.*s\" of an ipmi config is already used by a scrape "
+                            "config",
+                            MSG_TEXT_MAX, refs[i].name);
+    qsort(refs, n, sizeof *refs, job_ref_cmp);
+    const struct job_ref *dup = NULL;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(refs[i - 1].name, refs[i].name) == 0 && (!dup || refs[i].idx < dup->idx))
+            dup = &refs[i];
+    if (dup)
+        return dec_fail(d, dup->node, BS_EINVAL,
+                        "found multiple ipmi configs with job name \"%.*s\"", MSG_TEXT_MAX,
+                        dup->name);
+    return 0;
+}
+
 /* ------------------------------------------------------------- warnings */
 
 static int warn_cmp(const void *a, const void *b)
@@ -2019,6 +2380,7 @@ int config_decode(yaml_document_t *doc, const char *name, const char *base_dir, 
     struct decoder d = {.doc = doc, .name = name, .base_dir = base_dir, .err = err, .cfg = cfg};
     struct global_set gs = {0};
     struct pairs ps = {0};
+    struct job_ref *ipmi_refs = NULL;
     int rc = 0;
     yaml_node_t *root = yaml_document_get_root_node(doc);
 
@@ -2042,13 +2404,22 @@ int config_decode(yaml_document_t *doc, const char *name, const char *base_dir, 
             continue;
         if (key_is(p, "scrape_configs"))
             rc = dec_scrape_list(&d, p);
+        else if (key_is(p, "rule_files"))
+            rc = dec_rule_files(&d, p);
+        else if (key_is(p, "alerting"))
+            rc = dec_alerting(&d, p);
+        else if (key_is(p, "ipmi_configs"))
+            rc = dec_ipmi_list(&d, p, &ipmi_refs);
         else
             rc = dec_other_key(&d, SEC_TOP, p, "config.Config");
         if (rc < 0)
             goto done;
     }
+    if (ipmi_refs && (rc = check_ipmi_names(&d, ipmi_refs, cfg->nipmi_configs)) < 0)
+        goto done;
     rc = emit_warnings(&d);
 done:
+    free(ipmi_refs);
     free(ps.v);
     return rc;
 }

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * Prometheus HTTP API v1, the status and metadata endpoints: buildinfo,
- * config, flags, runtimeinfo, tsdb, targets, rules, alerts, metadata and
- * query_exemplars. Shapes follow Prometheus 2.42. Targets, rules and alerts
- * come from callbacks the owner of those modules passes in; without one the
- * lists are empty, which is the truth when that module is not running.
- * bongsu stores no metric metadata and no exemplars yet, so those answer
- * {} and [].
+ * config, flags, runtimeinfo, tsdb, targets, rules, alerts, metadata,
+ * targets/metadata and query_exemplars. Shapes follow Prometheus 2.42.
+ * Targets, rules, alerts and metadata come from callbacks the owner of
+ * those modules passes in; without one the lists are empty, which is the
+ * truth when that module is not running. Parameters are validated here,
+ * with Prometheus's error texts. bongsu stores no exemplars yet, so
+ * query_exemplars answers [].
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,14 +293,6 @@ static int write_targets(struct http_response *rs, void *arg)
     return a->s->targets(a->s->targets_ud, a->param, &rs->body);
 }
 
-static int write_rules(struct http_response *rs, void *arg)
-{
-    struct cb_args *a = arg;
-    if (!a->s->rules)
-        return bs_buf_puts(&rs->body, "{\"groups\":[]}");
-    return a->s->rules(a->s->rules_ud, a->param, &rs->body);
-}
-
 static int write_alerts(struct http_response *rs, void *arg)
 {
     struct cb_args *a = arg;
@@ -314,14 +308,98 @@ int http_api_targets(struct http_server *s, struct http_request *rq, struct http
     return callback_data(rs, write_targets, &a);
 }
 
+/* Go's strconv.ParseBool. */
+static int parse_go_bool(const char *v, bool *out)
+{
+    static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (strcmp(v, t[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcmp(v, f[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The values of a repeated parameter as a borrowed array (malloc'd; free
+ * the array only). OUT: *v and *n; returns 0 or BS_ENOMEM. */
+static int param_list(const struct http_params *ps, const char *name, const char ***v, size_t *n)
+{
+    size_t c = http_params_count(ps, name);
+    *v = NULL;
+    *n = 0;
+    if (c == 0)
+        return 0;
+    if (!(*v = malloc(c * sizeof **v)))
+        return BS_ENOMEM;
+    for (size_t i = 0; i < c; i++)
+        (*v)[i] = http_params_nth(ps, name, i);
+    *n = c;
+    return 0;
+}
+
 int http_api_rules(struct http_server *s, struct http_request *rq, struct http_response *rs)
 {
     const char *type = http_params_get(&rq->params, "type");
-    if (type && type[0] && strcmp(type, "alert") != 0 && strcmp(type, "record") != 0)
+    char ltype[8] = "";
+    if (type && type[0]) {
+        /* Prometheus lower-cases the value first. */
+        size_t n = strlen(type);
+        if (n < sizeof ltype)
+            for (size_t i = 0; i <= n; i++)
+                ltype[i] = (char)(type[i] >= 'A' && type[i] <= 'Z' ? type[i] - 'A' + 'a' : type[i]);
+        if (strcmp(ltype, "alert") != 0 && strcmp(ltype, "record") != 0)
+            return http_api_error(rs, 400, "bad_data",
+                                  "invalid parameter \"type\": not supported value \"%s\"", type);
+    }
+    struct http_rules_query q;
+    memset(&q, 0, sizeof q);
+    q.type = ltype;
+    const char *ex = http_params_get(&rq->params, "exclude_alerts");
+    if (ex && ex[0] && parse_go_bool(ex, &q.exclude_alerts) != 0)
         return http_api_error(rs, 400, "bad_data",
-                              "invalid parameter \"type\": not supported value \"%s\"", type);
-    struct cb_args a = {s, type ? type : ""};
-    return callback_data(rs, write_rules, &a);
+                              "invalid parameter \"exclude_alerts\": strconv.ParseBool: parsing "
+                              "\"%s\": invalid syntax",
+                              ex);
+    const char **names = NULL, **groups = NULL, **groups2 = NULL, **files = NULL;
+    size_t ngroups2 = 0;
+    int rc = param_list(&rq->params, "rule_name[]", &names, &q.nrule_names);
+    if (rc == 0)
+        rc = param_list(&rq->params, "rule_group[]", &groups, &q.ngroup_names);
+    if (rc == 0)
+        rc = param_list(&rq->params, "group_name[]", &groups2, &ngroups2);
+    if (rc == 0)
+        rc = param_list(&rq->params, "file[]", &files, &q.nfiles);
+    if (rc == 0 && ngroups2) {
+        /* Both spellings of the group filter add up. */
+        const char **all = realloc(groups, (q.ngroup_names + ngroups2) * sizeof *all);
+        if (!all) {
+            rc = BS_ENOMEM;
+        } else {
+            memcpy(all + q.ngroup_names, groups2, ngroups2 * sizeof *all);
+            groups = all;
+            q.ngroup_names += ngroups2;
+        }
+    }
+    q.rule_names = names;
+    q.group_names = groups;
+    q.files = files;
+    if (rc == 0)
+        rc = http_api_begin(rs);
+    if (rc == 0)
+        rc = s->rules ? s->rules(s->rules_ud, &q, &rs->body) : bs_buf_puts(&rs->body, "{\"groups\":[]}");
+    if (rc == 0)
+        rc = http_api_end(rs, NULL, 0);
+    free(names);
+    free(groups);
+    free(groups2);
+    free(files);
+    return rc;
 }
 
 int http_api_alerts(struct http_server *s, struct http_request *rq, struct http_response *rs)
@@ -331,13 +409,68 @@ int http_api_alerts(struct http_server *s, struct http_request *rq, struct http_
     return callback_data(rs, write_alerts, &a);
 }
 
-int http_api_metadata(struct http_server *s, struct http_request *rq, struct http_response *rs)
+/* An optional integer parameter as Go's strconv.Atoi reads it. Returns 0
+ * (absent or empty: *out unchanged) or -1. */
+static int param_int(const struct http_params *ps, const char *name, long *out)
 {
-    (void)s;
-    (void)rq;
+    const char *v = http_params_get(ps, name);
+    if (!v || !v[0])
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || v[0] == ' ' || v[0] == '\t' || v[0] == '\n')
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int http_api_targets_metadata(struct http_server *s, struct http_request *rq,
+                              struct http_response *rs)
+{
+    long limit = -1;
+    if (param_int(&rq->params, "limit", &limit) != 0)
+        return http_api_error(rs, 400, "bad_data", "limit must be a number");
+    const char *mt = http_params_get(&rq->params, "match_target");
+    const char *metric = http_params_get(&rq->params, "metric");
+    struct labels_matcher **ms = NULL;
+    size_t nms = 0;
+    if (mt && mt[0]) {
+        struct bs_error err = {0};
+        int prc = http_selector_parse(mt, &ms, &nms, &err);
+        if (prc == BS_ENOMEM)
+            return prc;
+        if (prc != 0)
+            return http_api_error(rs, 400, "bad_data", "invalid parameter \"match_target\": %s",
+                                  err.msg);
+    }
     int rc = http_api_begin(rs);
     if (rc == 0)
-        rc = bs_buf_puts(&rs->body, "{}");
+        rc = s->targets_metadata
+                 ? s->targets_metadata(s->targets_metadata_ud, ms, nms,
+                                       metric && metric[0] ? metric : NULL, limit, &rs->body)
+                 : bs_buf_puts(&rs->body, "[]");
+    if (rc == 0)
+        rc = http_api_end(rs, NULL, 0);
+    for (size_t i = 0; i < nms; i++)
+        labels_matcher_free(ms[i]);
+    free(ms);
+    return rc;
+}
+
+int http_api_metadata(struct http_server *s, struct http_request *rq, struct http_response *rs)
+{
+    long limit = -1, limit_per_metric = -1;
+    if (param_int(&rq->params, "limit", &limit) != 0)
+        return http_api_error(rs, 400, "bad_data", "limit must be a number");
+    if (param_int(&rq->params, "limit_per_metric", &limit_per_metric) != 0)
+        return http_api_error(rs, 400, "bad_data", "limit_per_metric must be a number");
+    const char *metric = http_params_get(&rq->params, "metric");
+    int rc = http_api_begin(rs);
+    if (rc == 0)
+        rc = s->metadata ? s->metadata(s->metadata_ud, metric && metric[0] ? metric : NULL, limit,
+                                       limit_per_metric, &rs->body)
+                         : bs_buf_puts(&rs->body, "{}");
     if (rc == 0)
         rc = http_api_end(rs, NULL, 0);
     return rc;

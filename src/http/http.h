@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * http: bongsu's HTTP server. It serves the Prometheus HTTP API v1 (query,
- * query_range, series, labels, label values, status, targets), /metrics
+ * query_range, series, labels, label values, status, targets, rules,
+ * alerts, metadata), /metrics
  * with bongsu's self-metrics, the /-/healthy, /-/ready, /-/reload and
  * /-/quit endpoints and a small query page, on top of libmicrohttpd with an
  * internal thread pool. Other modules serve their own endpoints through raw
@@ -29,6 +30,7 @@
 struct tsdb;
 struct promql_engine;
 struct http_server;
+struct labels_matcher;
 
 /* Writes the "data" object of /api/v1/targets ({"activeTargets":[...],
  * "droppedTargets":[...]}) to out. state is the ?state= parameter:
@@ -38,10 +40,37 @@ struct http_server;
  * worker threads. */
 typedef int (*http_targets_fn)(void *ud, const char *state, struct bs_buf *out);
 
-/* Writes the "data" object of /api/v1/rules ({"groups":[...]}) to out. type
- * is the ?type= parameter ("alert", "record" or "" when absent). Returns 0
- * or a negative BS_* code. */
-typedef int (*http_rules_fn)(void *ud, const char *type, struct bs_buf *out);
+/* The parameters of /api/v1/rules, validated. Every pointer is borrowed
+ * for the duration of the call. Empty lists mean "no filter". */
+struct http_rules_query {
+    const char *type;               /* "alert", "record" or "" (all) */
+    const char *const *rule_names;  /* rule_name[] */
+    size_t nrule_names;
+    const char *const *group_names; /* rule_group[] (also accepted: group_name[]) */
+    size_t ngroup_names;
+    const char *const *files;       /* file[] */
+    size_t nfiles;
+    bool exclude_alerts;            /* exclude_alerts=true */
+};
+
+/* Writes the "data" object of /api/v1/rules ({"groups":[...]}) to out, for
+ * the filters in q. Returns 0 or a negative BS_* code. */
+typedef int (*http_rules_fn)(void *ud, const struct http_rules_query *q, struct bs_buf *out);
+
+/* Writes the "data" array of /api/v1/targets/metadata to out: the metadata
+ * of the active targets whose labels match every matcher of
+ * matchers[0..nmatchers) (the parsed match_target; 0 = every target), for
+ * metric (NULL = every metric), at most limit entries' targets (< 0: no
+ * limit). Returns 0 or a negative BS_* code. */
+typedef int (*http_targets_metadata_fn)(void *ud, struct labels_matcher *const *matchers,
+                                        size_t nmatchers, const char *metric, long limit,
+                                        struct bs_buf *out);
+
+/* Writes the "data" object of /api/v1/metadata to out: metric NULL = every
+ * metric; limit < 0 and limit_per_metric <= 0 mean no limit. Returns 0 or a
+ * negative BS_* code. */
+typedef int (*http_metadata_fn)(void *ud, const char *metric, long limit, long limit_per_metric,
+                                struct bs_buf *out);
 
 /* Writes the "data" object of /api/v1/alerts ({"alerts":[...]}) to out.
  * Returns 0 or a negative BS_* code. */
@@ -163,6 +192,10 @@ struct http_server_opts {
     void *rules_ud;
     http_alerts_fn alerts; /* NULL: no alerts (empty list) */
     void *alerts_ud;
+    http_targets_metadata_fn targets_metadata; /* NULL: /api/v1/targets/metadata is [] */
+    void *targets_metadata_ud;
+    http_metadata_fn metadata; /* NULL: /api/v1/metadata is {} */
+    void *metadata_ud;
     http_reload_fn reload; /* NULL: /-/reload answers 403, as Prometheus
                             * without --web.enable-lifecycle */
     void *reload_ud;

@@ -118,6 +118,10 @@ struct http_server {
     void *targets_ud;
     http_rules_fn rules;
     void *rules_ud;
+    http_targets_metadata_fn targets_metadata;
+    void *targets_metadata_ud;
+    http_metadata_fn metadata;
+    void *metadata_ud;
     http_alerts_fn alerts;
     void *alerts_ud;
     http_reload_fn reload;
@@ -182,6 +186,8 @@ int http_api_targets(struct http_server *s, struct http_request *rq, struct http
 int http_api_rules(struct http_server *s, struct http_request *rq, struct http_response *rs);
 int http_api_alerts(struct http_server *s, struct http_request *rq, struct http_response *rs);
 int http_api_metadata(struct http_server *s, struct http_request *rq, struct http_response *rs);
+int http_api_targets_metadata(struct http_server *s, struct http_request *rq,
+                              struct http_response *rs);
 int http_api_exemplars(struct http_server *s, struct http_request *rq, struct http_response *rs);
 
 /* Pages (pages.c). */

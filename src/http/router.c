@@ -37,6 +37,7 @@ static const struct route routes[] = {
     {"/api/v1/label/:name/values", NULL, M_GET, true, true},
     {"/api/v1/metadata", http_api_metadata, M_GET, true, true},
     {"/api/v1/targets", http_api_targets, M_GET, true, true},
+    {"/api/v1/targets/metadata", http_api_targets_metadata, M_GET, true, true},
     {"/api/v1/rules", http_api_rules, M_GET, true, true},
     {"/api/v1/alerts", http_api_alerts, M_GET, true, true},
     {"/api/v1/status/buildinfo", http_api_buildinfo, M_GET, true, true},

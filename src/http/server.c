@@ -500,6 +500,10 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
     s->targets_ud = o->targets_ud;
     s->rules = o->rules;
     s->rules_ud = o->rules_ud;
+    s->targets_metadata = o->targets_metadata;
+    s->targets_metadata_ud = o->targets_metadata_ud;
+    s->metadata = o->metadata;
+    s->metadata_ud = o->metadata_ud;
     s->alerts = o->alerts;
     s->alerts_ud = o->alerts_ud;
     s->reload = o->reload;

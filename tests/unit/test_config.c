@@ -331,7 +331,7 @@ static void test_yaml_syntax_error(void **state)
 static void test_unsupported_keys(void **state)
 {
     (void)state;
-    struct config *c = load_ok("rule_files: [a.yml]\n"
+    struct config *c = load_ok("scrape_config_files: [a.yml]\n"
                                "global:\n"
                                "  query_log_file: q.log\n"
                                "scrape_configs:\n"
@@ -345,8 +345,8 @@ static void test_unsupported_keys(void **state)
                                "  - url: http://x/api/v1/write\n");
     assert_int_equal(c->nscrape_configs, 2);
     assert_int_equal(c->nwarnings, 5);
-    assert_string_equal(c->warnings[0], "t.yml:1:1: key rule_files is not supported yet and is "
-                                        "ignored");
+    assert_string_equal(c->warnings[0], "t.yml:1:1: key scrape_config_files is not supported yet "
+                                        "and is ignored");
     assert_string_equal(c->warnings[1], "t.yml:3:3: key query_log_file is not supported yet and "
                                         "is ignored");
     assert_string_equal(c->warnings[2], "t.yml:6:5: key http_headers is not supported yet and "
@@ -491,10 +491,15 @@ static void test_anchor_prometheus_yml(void **state)
     assert_string_equal(ipmi->static_configs[0].targets[0], "127.0.0.1:9623");
     const struct config_scrape *node = config_scrape_find(c, "node");
     assert_int_equal(node->scrape_timeout_ms, 4000);
-    /* alerting, rule_files; relabel_configs are decoded now */
-    assert_int_equal(c->nwarnings, 2);
-    assert_non_null(strstr(c->warnings[0], "key alerting is not supported yet"));
-    assert_non_null(strstr(c->warnings[1], "key rule_files is not supported yet"));
+    /* alerting, rule_files and relabel_configs are all decoded now */
+    assert_int_equal(c->nwarnings, 0);
+    assert_int_equal(c->nrule_files, 1);
+    assert_string_equal(c->rule_files[0], "../shared/tools/anchors/prometheus_rules.yml");
+    assert_int_equal(c->nalertmanagers, 1);
+    assert_string_equal(c->alertmanagers[0].static_configs[0].targets[0], "127.0.0.1:19093");
+    assert_int_equal(c->alertmanagers[0].timeout_ms, CONFIG_DEFAULT_ALERTMANAGER_TIMEOUT_MS);
+    assert_string_equal(c->alertmanagers[0].scheme, "http");
+    assert_string_equal(c->alertmanagers[0].path_prefix, "");
     size_t nrelabel = 0;
     for (size_t i = 0; i < c->nscrape_configs; i++)
         nrelabel += c->scrape_configs[i].nrelabel_configs;
@@ -769,11 +774,223 @@ static void test_http_client(void **state)
     }
 }
 
+static void test_rule_files_and_alerting(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("rule_files: ['rules/*.yml', /abs/x.yml]\n"
+                               "alerting:\n"
+                               "  alert_relabel_configs:\n"
+                               "    - action: labeldrop\n"
+                               "      regex: replica\n"
+                               "  alertmanagers:\n"
+                               "    - scheme: https\n"
+                               "      path_prefix: /am\n"
+                               "      timeout: 3s\n"
+                               "      api_version: v2\n"
+                               "      basic_auth: {username: u, password: p}\n"
+                               "      tls_config: {insecure_skip_verify: true}\n"
+                               "      static_configs:\n"
+                               "        - targets: ['a:9093', 'b:9093']\n"
+                               "        - targets: ['c:9093']\n"
+                               "    - bearer_token: tok\n"
+                               "      relabel_configs: []\n"
+                               "      static_configs: [{targets: ['d:9093']}]\n");
+    assert_int_equal(c->nrule_files, 2);
+    /* A string config has no directory: names stay as written. */
+    assert_string_equal(c->rule_files[0], "rules/*.yml");
+    assert_string_equal(c->rule_files[1], "/abs/x.yml");
+    assert_int_equal(c->nalert_relabel_configs, 1);
+    assert_int_equal(c->nalertmanagers, 2);
+    const struct config_alertmanager *a = &c->alertmanagers[0];
+    assert_string_equal(a->scheme, "https");
+    assert_string_equal(a->path_prefix, "/am");
+    assert_int_equal(a->timeout_ms, 3000);
+    assert_true(a->http.has_basic_auth);
+    assert_string_equal(a->http.username, "u");
+    assert_string_equal(a->http.password, "p");
+    assert_true(a->http.tls.insecure_skip_verify);
+    assert_int_equal(a->nstatic_configs, 2);
+    assert_string_equal(a->static_configs[1].targets[0], "c:9093");
+    const struct config_alertmanager *b = &c->alertmanagers[1];
+    assert_true(b->http.has_authorization);
+    assert_string_equal(b->http.auth_type, "Bearer");
+    assert_string_equal(b->http.auth_credentials, "tok");
+    assert_int_equal(b->timeout_ms, 10000);
+    /* relabel_configs of an Alertmanager: accepted, with a warning */
+    assert_int_equal(c->nwarnings, 1);
+    assert_string_equal(c->warnings[0],
+                        "t.yml:17:7: key relabel_configs is not supported yet and is ignored");
+    config_free(c);
+
+    load_fails("alerting:\n  alertmanagers:\n    - api_version: v1\n", BS_EINVAL,
+               "t.yml:3:20: alertmanager api v1 is no longer supported");
+    load_fails("alerting:\n  alertmanagers:\n    - api_version: v3\n", BS_EINVAL,
+               "t.yml:3:20: expected Alertmanager api version to be one of [v1 v2] but got v3");
+    load_fails("alerting:\n  alertmanagers:\n    - scheme: ftp\n", BS_EINVAL,
+               "t.yml:3:15: invalid scheme \"ftp\" for alertmanager config: must be \"http\" "
+               "or \"https\"");
+    load_fails("alerting:\n  alertmanagers:\n    - timeout: soon\n", BS_EINVAL,
+               "t.yml:3:16: not a valid duration string: \"soon\" (key timeout)");
+    load_fails("alerting:\n  alertmanagers:\n    - basic_auth: {username: u}\n"
+               "      bearer_token: t\n",
+               BS_EINVAL,
+               "t.yml:4:7: at most one of basic_auth, oauth2, bearer_token & bearer_token_file "
+               "must be configured");
+    load_fails("alerting:\n  alertmanagers:\n    - static_configs: [{targets: ['a/b']}]\n",
+               BS_EINVAL, "t.yml:3:35: \"a/b\" is not a valid hostname");
+    load_fails("alerting:\n  notifiers: []\n", BS_EPARSE,
+               "t.yml:2:3: field notifiers not found in type config.AlertingConfig");
+    load_fails("alerting:\n  alertmanagers:\n    - nope: 1\n", BS_EPARSE,
+               "t.yml:3:7: field nope not found in type config.AlertmanagerConfig");
+    load_fails("alerting:\n  alert_relabel_configs:\n    - action: bogus\n", BS_EINVAL,
+               "t.yml:3:7: unknown relabel action \"bogus\"");
+    load_fails("rule_files: ['a/*/b.yml']\n", BS_EINVAL,
+               "t.yml:1:14: invalid rule file path \"a/*/b.yml\"");
+    load_fails("rule_files: [a, [b]]\n", BS_EPARSE,
+               "t.yml:1:17: expected a string in the list for key rule_files");
+}
+
+static void test_rule_files_relative_to_config_dir(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/bongsu-test-rules-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/prometheus.yml", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("rule_files: ['rules/*.yml', '/etc/x.yml']\n"
+          "ipmi_configs:\n"
+          "  - job_name: bmc\n"
+          "    password_file: pw\n"
+          "    static_configs: [{targets: [h1]}]\n",
+          f);
+    fclose(f);
+    char pw[300];
+    snprintf(pw, sizeof pw, "%s/pw", dir);
+    f = fopen(pw, "w");
+    assert_non_null(f);
+    fputs("secret\n", f);
+    fclose(f);
+    struct config *c = NULL;
+    struct bs_error err = {0};
+    if (config_load_file(path, &c, &err) != 0)
+        fail_msg("%s", err.msg);
+    char want[1024];
+    snprintf(want, sizeof want, "%s/rules/*.yml", dir);
+    assert_string_equal(c->rule_files[0], want);
+    assert_string_equal(c->rule_files[1], "/etc/x.yml");
+    assert_string_equal(c->ipmi_configs[0].password_file, pw);
+    config_free(c);
+    unlink(pw);
+    /* A password file that does not exist fails the load. */
+    assert_int_equal(config_load_file(path, &c, &err), BS_EINVAL);
+    snprintf(want, sizeof want,
+             "%s:4:20: error checking IPMI password file \"%s\": stat %s: no such file or "
+             "directory",
+             path, pw, pw);
+    assert_string_equal(err.msg, want);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_ipmi_configs(void **state)
+{
+    (void)state;
+    struct config *c = load_ok("global:\n"
+                               "  scrape_interval: 30s\n"
+                               "  scrape_timeout: 5s\n"
+                               "ipmi_configs:\n"
+                               "  - job_name: bmc\n"
+                               "    username: monitor\n"
+                               "    password: pw\n"
+                               "    driver: lan\n"
+                               "    privilege: Operator\n"
+                               "    cipher_suite_id: 17\n"
+                               "    workaround_flags: [idzero, AUTHCAP]\n"
+                               "    static_configs:\n"
+                               "      - targets: ['10.0.0.1', '10.0.0.2:624']\n"
+                               "        labels: {rack: r1}\n"
+                               "    relabel_configs:\n"
+                               "      - target_label: dc\n"
+                               "        replacement: x\n"
+                               "  - job_name: bmc2\n"
+                               "    scrape_interval: 2m\n"
+                               "    static_configs: [{targets: [h]}]\n"
+                               "scrape_configs:\n"
+                               "  - job_name: node\n");
+    assert_int_equal(c->nipmi_configs, 2);
+    const struct config_ipmi *a = &c->ipmi_configs[0];
+    assert_string_equal(a->job_name, "bmc");
+    assert_int_equal(a->scrape_interval_ms, 30000);
+    assert_int_equal(a->scrape_timeout_ms, 5000);
+    assert_string_equal(a->username, "monitor");
+    assert_string_equal(a->password, "pw");
+    assert_null(a->password_file);
+    assert_int_equal(a->driver, CONFIG_IPMI_DRIVER_LAN);
+    assert_int_equal(a->privilege, CONFIG_IPMI_PRIV_OPERATOR);
+    assert_int_equal(a->cipher_suite_id, 17);
+    assert_int_equal(a->nworkaround_flags, 2);
+    assert_string_equal(a->workaround_flags[1], "AUTHCAP");
+    assert_int_equal(a->nstatic_configs, 1);
+    assert_int_equal(a->static_configs[0].ntargets, 2);
+    assert_string_equal(labels_get(a->static_configs[0].labels, "rack"), "r1");
+    assert_int_equal(a->nrelabel_configs, 1);
+    const struct config_ipmi *b = &c->ipmi_configs[1];
+    assert_int_equal(b->scrape_interval_ms, 120000);
+    assert_int_equal(b->scrape_timeout_ms, 5000);
+    assert_int_equal(b->driver, CONFIG_IPMI_DRIVER_LAN_2_0);
+    assert_int_equal(b->privilege, CONFIG_IPMI_PRIV_USER);
+    assert_int_equal(b->cipher_suite_id, CONFIG_DEFAULT_IPMI_CIPHER_SUITE);
+    assert_null(b->username);
+    assert_int_equal(c->nwarnings, 0);
+    config_free(c);
+
+    /* file_sd_configs: accepted with a warning, not used */
+    c = load_ok("ipmi_configs:\n  - job_name: b\n    file_sd_configs: [{files: [x.json]}]\n");
+    assert_int_equal(c->nwarnings, 1);
+    assert_string_equal(c->warnings[0],
+                        "t.yml:3:5: key file_sd_configs is not supported yet and is ignored");
+    config_free(c);
+
+    load_fails("ipmi_configs:\n  - job_name: b\n    driver: serial\n", BS_EINVAL,
+               "t.yml:3:13: unknown driver \"serial\": expected LAN_2_0 or LAN");
+    load_fails("ipmi_configs:\n  - job_name: b\n    privilege: root\n", BS_EINVAL,
+               "t.yml:3:16: unknown privilege \"root\": expected user, operator or admin");
+    load_fails("ipmi_configs:\n  - job_name: b\n    driver: LAN\n    workaround_flags: [opensesspriv]\n",
+               BS_EINVAL,
+               "t.yml:4:24: unknown workaround flag \"opensesspriv\" for driver LAN (known: "
+               "authcap, idzero, forcepermsg, unexpectedauth, endianseq, noauthcodecheck, "
+               "nochecksumcheck)");
+    load_fails("ipmi_configs:\n  - job_name: b\n    cipher_suite_id: 18\n", BS_EINVAL,
+               "t.yml:3:22: cipher_suite_id 18 out of range: IPMI 2.0 defines 0 to 17");
+    load_fails("ipmi_configs:\n  - job_name: b\n    scrape_interval: 5s\n    scrape_timeout: 6s\n",
+               BS_EINVAL,
+               "t.yml:4:21: scrape timeout greater than scrape interval for ipmi config with "
+               "job name \"b\"");
+    load_fails("ipmi_configs:\n  - job_name: b\n    scrape_timeout: 50ms\n", BS_EINVAL,
+               "t.yml:3:21: scrape timeout below 100ms for ipmi config with job name \"b\"");
+    load_fails("ipmi_configs:\n  - job_name: b\n    password: x\n    password_file: /etc/passwd\n",
+               BS_EINVAL, "t.yml:4:20: at most one of password & password_file must be configured");
+    load_fails("ipmi_configs:\n  - username: u\n", BS_EINVAL, "t.yml:2:5: job_name is empty");
+    load_fails("ipmi_configs:\n  - job_name: b\n  - job_name: c\n  - job_name: b\n", BS_EINVAL,
+               "t.yml:4:15: found multiple ipmi configs with job name \"b\"");
+    load_fails("scrape_configs:\n  - job_name: b\nipmi_configs:\n  - job_name: b\n", BS_EINVAL,
+               "t.yml:4:15: job name \"b\" of an ipmi config is already used by a scrape config");
+    load_fails("ipmi_configs:\n  - job_name: b\n    port: 623\n", BS_EPARSE,
+               "t.yml:3:5: field port not found in type config.IPMIConfig");
+    load_fails("ipmi_configs:\n  - job_name: b\n    static_configs: [{targets: ['h/x']}]\n",
+               BS_EINVAL, "t.yml:3:33: \"h/x\" is not a valid hostname");
+}
+
 int main(void)
 {
     bs_log_set_level(BS_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default),
+        cmocka_unit_test(test_rule_files_and_alerting),
+        cmocka_unit_test(test_rule_files_relative_to_config_dir),
+        cmocka_unit_test(test_ipmi_configs),
         cmocka_unit_test(test_full_example),
         cmocka_unit_test(test_defaults_and_timeouts),
         cmocka_unit_test(test_unknown_keys),

@@ -50,6 +50,40 @@ static int targets_cb(void *ud, const char *state, struct bs_buf *out)
     return bs_buf_puts(out, "{\"activeTargets\":[{\"health\":\"up\"}],\"droppedTargets\":[]}");
 }
 
+/* Echo what the rules and metadata callbacks receive, as their JSON. */
+static int rules_cb(void *ud, const struct http_rules_query *q, struct bs_buf *out)
+{
+    (void)ud;
+    int rc = bs_buf_printf(out, "{\"type\":\"%s\",\"exclude\":%s,\"names\":\"", q->type,
+                           q->exclude_alerts ? "true" : "false");
+    for (size_t i = 0; rc == 0 && i < q->nrule_names; i++)
+        rc = bs_buf_printf(out, "%s;", q->rule_names[i]);
+    rc = rc ? rc : bs_buf_puts(out, "\",\"groups\":\"");
+    for (size_t i = 0; rc == 0 && i < q->ngroup_names; i++)
+        rc = bs_buf_printf(out, "%s;", q->group_names[i]);
+    rc = rc ? rc : bs_buf_puts(out, "\",\"files\":\"");
+    for (size_t i = 0; rc == 0 && i < q->nfiles; i++)
+        rc = bs_buf_printf(out, "%s;", q->files[i]);
+    return rc ? rc : bs_buf_puts(out, "\"}");
+}
+
+static int targets_metadata_cb(void *ud, struct labels_matcher *const *ms, size_t n,
+                               const char *metric, long limit, struct bs_buf *out)
+{
+    (void)ud;
+    (void)ms;
+    return bs_buf_printf(out, "[{\"matchers\":%zu,\"metric\":\"%s\",\"limit\":%ld}]", n,
+                         metric ? metric : "(null)", limit);
+}
+
+static int metadata_cb(void *ud, const char *metric, long limit, long limit_per_metric,
+                       struct bs_buf *out)
+{
+    (void)ud;
+    return bs_buf_printf(out, "{\"m\":[{\"metric\":\"%s\",\"limit\":%ld,\"per\":%ld}]}",
+                         metric ? metric : "(null)", limit, limit_per_metric);
+}
+
 static void add(struct tsdb_appender *a, const char *name, const char *l1, const char *v1,
                 const char *l2, const char *v2, int64_t t, double v)
 {
@@ -61,7 +95,10 @@ static void add(struct tsdb_appender *a, const char *name, const char *l1, const
 static const char *const test_flags[] = {"web.listen-address", "127.0.0.1:0",
                                          "query.lookback-delta", "5m", NULL};
 
-static int start_server(struct http_server **out, bool ready, struct bs_error *err)
+/* The server with the metadata and rules callbacks above, or without
+ * them (callbacks false), which answers empty lists. */
+static int start_server_cb(struct http_server **out, bool ready, bool callbacks,
+                           struct bs_error *err)
 {
     struct http_server_opts o;
     http_server_opts_default(&o);
@@ -70,6 +107,11 @@ static int start_server(struct http_server **out, bool ready, struct bs_error *e
     o.engine = fx.engine;
     o.targets = targets_cb;
     o.targets_ud = &fx;
+    if (callbacks) {
+        o.rules = rules_cb;
+        o.targets_metadata = targets_metadata_cb;
+        o.metadata = metadata_cb;
+    }
     o.config_yaml = "global:\n  scrape_interval: 15s\n";
     o.version = "1.2.3";
     o.revision = "abc";
@@ -84,6 +126,11 @@ static int start_server(struct http_server **out, bool ready, struct bs_error *e
     if (rc == 0)
         http_server_set_ready(*out, ready);
     return rc;
+}
+
+static int start_server(struct http_server **out, bool ready, struct bs_error *err)
+{
+    return start_server_cb(out, ready, false, err);
 }
 
 static int group_setup(void **state)
@@ -650,6 +697,71 @@ static void test_targets(void **state)
     assert_string_equal(fx.last_state, "dropped");
 }
 
+/* GET path on a server at port; expect status and exactly body. */
+static void expect_port(int port, const char *path, long status, const char *body)
+{
+    struct resp r;
+    request_port(port, "GET", path, NULL, "application/x-www-form-urlencoded", NULL, &r);
+    bool ok = r.status == status && strcmp(r.body.data, body) == 0;
+    if (!ok)
+        print_error("GET %s\n  got  %ld %s\n  want %ld %s\n", path, r.status, r.body.data, status,
+                    body);
+    resp_fini(&r);
+    if (!ok)
+        fail();
+}
+
+static void test_rules_and_metadata_params(void **state)
+{
+    (void)state;
+    struct http_server *s = NULL;
+    struct bs_error err = {0};
+    assert_int_equal(start_server_cb(&s, true, true, &err), 0);
+    int port = http_server_port(s);
+    expect_port(port, "/api/v1/rules", 200,
+                OK("{\"type\":\"\",\"exclude\":false,\"names\":\"\",\"groups\":\"\","
+                   "\"files\":\"\"}"));
+    expect_port(port,
+                "/api/v1/rules?type=ALERT&exclude_alerts=1&rule_name[]=a&rule_name[]=b"
+                "&rule_group[]=g&group_name[]=h&file[]=%2Fx.yml",
+                200,
+                OK("{\"type\":\"alert\",\"exclude\":true,\"names\":\"a;b;\",\"groups\":"
+                   "\"g;h;\",\"files\":\"/x.yml;\"}"));
+    expect_port(port, "/api/v1/rules?type=x", 400,
+                "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid "
+                "parameter \\\"type\\\": not supported value \\\"x\\\"\"}");
+    expect_port(port, "/api/v1/rules?exclude_alerts=yes", 400,
+                "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid "
+                "parameter \\\"exclude_alerts\\\": strconv.ParseBool: parsing \\\"yes\\\": "
+                "invalid syntax\"}");
+    expect_port(port, "/api/v1/metadata", 200,
+                OK("{\"m\":[{\"metric\":\"(null)\",\"limit\":-1,\"per\":-1}]}"));
+    expect_port(port, "/api/v1/metadata?metric=up&limit=3&limit_per_metric=1", 200,
+                OK("{\"m\":[{\"metric\":\"up\",\"limit\":3,\"per\":1}]}"));
+    expect_port(port, "/api/v1/metadata?limit=3x", 400,
+                "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"limit must "
+                "be a number\"}");
+    expect_port(port, "/api/v1/metadata?limit_per_metric=z", 400,
+                "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":"
+                "\"limit_per_metric must be a number\"}");
+    expect_port(port, "/api/v1/targets/metadata", 200,
+                OK("[{\"matchers\":0,\"metric\":\"(null)\",\"limit\":-1}]"));
+    expect_port(port,
+                "/api/v1/targets/metadata?match_target=%7Bjob%3D%22a%22%2Cinstance%3D~%22b.*%22%7D"
+                "&metric=up&limit=0",
+                200, OK("[{\"matchers\":2,\"metric\":\"up\",\"limit\":0}]"));
+    expect_port(port, "/api/v1/targets/metadata?limit=-", 400,
+                "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"limit must "
+                "be a number\"}");
+    expect_port(port, "/api/v1/targets/metadata?match_target=%7Bjob%3D", 400,
+                "{\"status\":\"error\",\"errorType\":\"bad_data\",\"error\":\"invalid "
+                "parameter \\\"match_target\\\": 1:6: parse error: unexpected end of input "
+                "inside braces\"}");
+    http_server_stop(s);
+    /* Without callbacks: empty answers. */
+    expect_json("GET", "/api/v1/targets/metadata", NULL, 200, OK("[]"));
+}
+
 static void test_routing(void **state)
 {
     (void)state;
@@ -763,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_accepts_gzip),
         cmocka_unit_test(test_gzip_roundtrip),
         cmocka_unit_test(test_selector_parse),
+        cmocka_unit_test(test_rules_and_metadata_params),
         cmocka_unit_test(test_listen_errors),
         cmocka_unit_test(test_series),
         cmocka_unit_test(test_labels),

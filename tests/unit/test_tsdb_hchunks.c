@@ -259,7 +259,7 @@ static bool has_segment_data(const char *dir)
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (strspn(de->d_name, "0123456789") == 8 && strlen(de->d_name) == 8) {
-            char p[4300];
+            char p[4200 + sizeof(de->d_name) + 2];
             snprintf(p, sizeof(p), "%s/%s", wal, de->d_name);
             any = any || fsize(p) > 0;
         }
