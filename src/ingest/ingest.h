@@ -125,8 +125,8 @@ struct ingest_push;
  * push_time_seconds / push_failure_time_seconds of every group, at the
  * current time; interval_ms <= 0 starts no thread (tests drive
  * ingest_push_tick() themselves). lim (NULL: defaults) is copied; its
- * max_body_bytes, max_decoded_bytes and max_series_per_request bound one
- * push. Returns 0, or BS_ECORRUPT / BS_EIO with err naming the file and the
+ * max_body_bytes, max_decoded_bytes, max_decode_memory (protobuf bodies)
+ * and max_series_per_request bound one push. Returns 0, or BS_ECORRUPT / BS_EIO with err naming the file and the
  * line when the groups file cannot be read (nothing is started), or
  * BS_ENOMEM. */
 int ingest_push_new(struct ingest_push **out, struct tsdb *db, const char *data_dir,
@@ -139,7 +139,9 @@ void ingest_push_free(struct ingest_push *pg);
  * is /api/v1/metrics. method is "PUT", "POST", "DELETE" or "GET"; path is
  * the percent-decoded request path without the query string; content_type
  * and content_encoding are the request headers (NULL when absent; gzip is
- * the only encoding accepted); body[0..len) is only read.
+ * the only encoding accepted; "application/vnd.google.protobuf;
+ * proto=io.prometheus.client.MetricFamily; encoding=delimited" selects the
+ * protobuf body format, anything else the text format); body[0..len) is only read.
  *   PUT    /metrics/job/<job>{/<label>/<value>}  replace the group   -> 200
  *   POST   (same path)        replace the pushed families by name    -> 200
  *   DELETE (same path)        delete the group (absent: no error)    -> 202
@@ -148,8 +150,9 @@ void ingest_push_free(struct ingest_push *pg);
  * Refusals: 400 with the Pushgateway's text (bad path, label or base64,
  * unparsable body, timestamps, type clash, duplicate series, suffix
  * collision), 405 for another method, 404 for another path, 413 over a
- * limit, 415 for the protobuf delimited format, 500 when the store or the
- * groups file cannot be written. Returns 0 when resp was filled, or
+ * limit, 415 for a protobuf Content-Type other than the delimited
+ * MetricFamily one (which is read, see docs/pushing.md), 500 when the store
+ * or the groups file cannot be written. Returns 0 when resp was filled, or
  * BS_ENOMEM when not even the response could be built (a bodiless 500). */
 int ingest_push_handle(struct ingest_push *pg, const char *method, const char *path,
                        const char *content_type, const char *content_encoding, const void *body,

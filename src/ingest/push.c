@@ -234,14 +234,7 @@ static struct push_family *group_family(const struct push_group *g, const char *
 
 /* ------------------------------------------------------------------- parse */
 
-struct push_body {
-    struct push_family **f;
-    size_t nf, cap;
-    size_t nseries;
-    bool has_timestamp;
-};
-
-static void body_fini(struct push_body *b)
+void push_body_fini(struct push_body *b)
 {
     for (size_t i = 0; i < b->nf; i++)
         push_family_free(b->f[i]);
@@ -249,7 +242,7 @@ static void body_fini(struct push_body *b)
     memset(b, 0, sizeof(*b));
 }
 
-static struct push_family *body_family(struct push_body *b, const char *name, size_t n)
+struct push_family *push_body_family(struct push_body *b, const char *name, size_t n)
 {
     for (size_t i = 0; i < b->nf; i++)
         if (strlen(b->f[i]->name) == n && !memcmp(b->f[i]->name, name, n))
@@ -269,6 +262,59 @@ static struct push_family *body_family(struct push_body *b, const char *name, si
     f->type = EXPFMT_TYPE_UNTYPED;
     b->f[b->nf++] = f;
     return f;
+}
+
+void push_body_drop_empty(struct push_body *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < b->nf; i++) {
+        if (b->f[i]->n == 0)
+            push_family_free(b->f[i]);
+        else
+            b->f[k++] = b->f[i];
+    }
+    b->nf = k;
+}
+
+int push_body_add(struct ingest_push *pg, const struct push_group *g, struct push_body *out,
+                  struct push_family *f, const char *name, size_t nl,
+                  const struct push_pair *pushed, size_t np, double v, struct push_pair *scratch,
+                  char *msg, size_t msgcap)
+{
+    size_t n = 0;
+    bool inst = false;
+    scratch[n++] = (struct push_pair){LABELS_METRIC_NAME, 8, name, nl};
+    for (size_t i = 0; i < g->ngl; i++) {
+        scratch[n++] = (struct push_pair){g->gl[i].name, strlen(g->gl[i].name), g->gl[i].value,
+                                          strlen(g->gl[i].value)};
+        inst |= !strcmp(g->gl[i].name, "instance");
+    }
+    for (size_t i = 0; i < np; i++) {
+        /* Grouping labels win over pushed ones, as in the Pushgateway. */
+        bool grouped = false;
+        for (size_t j = 0; j < g->ngl && !grouped; j++)
+            grouped = strlen(g->gl[j].name) == pushed[i].nl &&
+                      !memcmp(g->gl[j].name, pushed[i].n, pushed[i].nl);
+        if (grouped)
+            continue;
+        if (pushed[i].nl == 8 && !memcmp(pushed[i].n, "instance", 8))
+            inst = true;
+        scratch[n++] = pushed[i];
+    }
+    if (!inst)
+        scratch[n++] = (struct push_pair){"instance", 8, "", 0};
+    if (pg->lim.max_series_per_request && out->nseries >= pg->lim.max_series_per_request) {
+        snprintf(msg, msgcap, "push has more than %zu series, the limit",
+                 pg->lim.max_series_per_request);
+        return BS_ELIMIT;
+    }
+    struct push_series *ps = push_series_new(scratch, n, v);
+    if (!ps || push_family_add(f, ps) != 0) {
+        free(ps);
+        return BS_ENOMEM;
+    }
+    out->nseries++;
+    return 0;
 }
 
 /* Parse a text-format body for group g into out. On a syntax error fills
@@ -311,7 +357,7 @@ static int parse_body(struct ingest_push *pg, const struct push_group *g, const 
                 rc = BS_EPARSE;
                 break;
             }
-            struct push_family *f = body_family(out, name, nl);
+            struct push_family *f = push_body_family(out, name, nl);
             if (!f) {
                 rc = BS_ENOMEM;
                 break;
@@ -342,12 +388,12 @@ static int parse_body(struct ingest_push *pg, const struct push_group *g, const 
             fam = type_name;
             faml = strlen(type_name);
         }
-        struct push_family *f = body_family(out, fam, faml);
+        struct push_family *f = push_body_family(out, fam, faml);
         if (!f) {
             rc = BS_ENOMEM;
             break;
         }
-        size_t need = s->nlabels + g->ngl + 2;
+        size_t need = 2 * s->nlabels + g->ngl + 2;
         if (need > pairs_cap) {
             free(pairs);
             pairs_cap = need * 2;
@@ -357,15 +403,9 @@ static int parse_body(struct ingest_push *pg, const struct push_group *g, const 
                 break;
             }
         }
-        size_t n = 0, nnum = 0;
+        /* pairs[0..np): the pushed labels; the rest is push_body_add()'s. */
+        size_t np = 0, nnum = 0;
         char numbuf[2][32];
-        bool inst = false;
-        pairs[n++] = (struct push_pair){LABELS_METRIC_NAME, 8, s->name, s->name_len};
-        for (size_t i = 0; i < g->ngl; i++) {
-            pairs[n++] = (struct push_pair){g->gl[i].name, strlen(g->gl[i].name), g->gl[i].value,
-                                            strlen(g->gl[i].value)};
-            inst |= !strcmp(g->gl[i].name, "instance");
-        }
         bool bad = false;
         for (size_t i = 0; i < s->nlabels; i++) {
             const struct expfmt_label *l = &s->labels[i];
@@ -378,16 +418,7 @@ static int parse_body(struct ingest_push *pg, const struct push_group *g, const 
                 bad = true;
                 break;
             }
-            /* Grouping labels win over pushed ones, as in the Pushgateway. */
-            bool grouped = false;
-            for (size_t j = 0; j < g->ngl && !grouped; j++)
-                grouped = strlen(g->gl[j].name) == l->name_len &&
-                          !memcmp(g->gl[j].name, l->name, l->name_len);
-            if (grouped)
-                continue;
-            if (l->name_len == 8 && !memcmp(l->name, "instance", 8))
-                inst = true;
-            pairs[n++] = (struct push_pair){l->name, l->name_len, l->value, l->value_len};
+            pairs[np++] = (struct push_pair){l->name, l->name_len, l->value, l->value_len};
             /* Bucket bounds and quantiles are numbers to the Pushgateway:
              * it exposes le="1.0" as le="1". */
             bool le = f->type == EXPFMT_TYPE_HISTOGRAM && l->name_len == 2 &&
@@ -398,42 +429,24 @@ static int parse_body(struct ingest_push *pg, const struct push_group *g, const 
             if ((le || qu) && nnum < 2 &&
                 bs_float_parse(l->value, l->value_len, false, &bound) == 0) {
                 size_t nl = bs_float_format_short(bound, numbuf[nnum]);
-                pairs[n - 1].v = numbuf[nnum++];
-                pairs[n - 1].vl = nl;
+                pairs[np - 1].v = numbuf[nnum++];
+                pairs[np - 1].vl = nl;
             }
         }
         if (bad) {
             rc = BS_EPARSE;
             break;
         }
-        if (!inst)
-            pairs[n++] = (struct push_pair){"instance", 8, "", 0};
-        if (pg->lim.max_series_per_request && out->nseries >= pg->lim.max_series_per_request) {
-            snprintf(msg, msgcap, "push has more than %zu series, the limit",
-                     pg->lim.max_series_per_request);
-            rc = BS_ELIMIT;
+        rc = push_body_add(pg, g, out, f, s->name, s->name_len, pairs, np, s->value, pairs + np,
+                           msg, msgcap);
+        if (rc)
             break;
-        }
-        struct push_series *ps = push_series_new(pairs, n, s->value);
-        if (!ps || push_family_add(f, ps) != 0) {
-            free(ps);
-            rc = BS_ENOMEM;
-            break;
-        }
-        out->nseries++;
     }
     free(type_name);
     free(pairs);
     expfmt_parser_fini(&p);
     /* Families that only had HELP or TYPE lines are not kept. */
-    size_t k = 0;
-    for (size_t i = 0; i < out->nf; i++) {
-        if (out->f[i]->n == 0)
-            push_family_free(out->f[i]);
-        else
-            out->f[k++] = out->f[i];
-    }
-    out->nf = k;
+    push_body_drop_empty(out);
     return rc;
 }
 
@@ -799,8 +812,8 @@ static int do_delete(struct ingest_push *pg, struct push_glabel *gl, size_t ngl,
     return 0;
 }
 
-static int do_push(struct ingest_push *pg, bool replace, struct push_glabel *gl, size_t ngl,
-                   const char *text, size_t tlen, struct ingest_response *resp)
+static int do_push(struct ingest_push *pg, bool replace, bool protobuf, struct push_glabel *gl,
+                   size_t ngl, const char *text, size_t tlen, struct ingest_response *resp)
 {
     char *key = group_key(gl, ngl);
     size_t idx;
@@ -820,9 +833,10 @@ static int do_push(struct ingest_push *pg, bool replace, struct push_glabel *gl,
 
     char msg[1024];
     struct push_body body = {0};
-    int rc = parse_body(pg, g, text, tlen, &body, msg, sizeof(msg));
+    int rc = protobuf ? push_pb_parse(pg, g, text, tlen, &body, msg, sizeof(msg))
+                      : parse_body(pg, g, text, tlen, &body, msg, sizeof(msg));
     if (rc) {
-        body_fini(&body);
+        push_body_fini(&body);
         if (created)
             push_group_free(g);
         if (rc == BS_ENOMEM)
@@ -836,7 +850,7 @@ static int do_push(struct ingest_push *pg, bool replace, struct push_glabel *gl,
     size_t cap = body.nf + (replace ? 0 : g->nf);
     struct push_family **nf = malloc((cap ? cap : 1) * sizeof(*nf));
     if (!nf) {
-        body_fini(&body);
+        push_body_fini(&body);
         if (created)
             push_group_free(g);
         respond_text(resp, 500, "out of memory");
@@ -913,7 +927,7 @@ static int do_push(struct ingest_push *pg, bool replace, struct push_glabel *gl,
         commit(app);
     }
     free(nf);
-    body_fini(&body);
+    push_body_fini(&body);
     int prc = push_persist(pg);
 
     if (rc == BS_ENOMEM || !g) {
@@ -945,9 +959,58 @@ static int do_push(struct ingest_push *pg, bool replace, struct push_glabel *gl,
 
 /* ------------------------------------------------------------------ handle */
 
-static bool is_protobuf(const char *ct)
+/* How the body is encoded, from the Content-Type. As in the Pushgateway,
+ * the protobuf delimited format needs the media type and both parameters
+ * (in any order, any case, values optionally quoted); anything not
+ * protobuf is read as the text format. */
+enum body_kind { BODY_TEXT, BODY_PROTOBUF, BODY_OTHER_PROTOBUF };
+
+static bool ct_param(const char *p, const char *end, const char *name, const char *want)
 {
-    return ct && strncasecmp(ct, "application/vnd.google.protobuf", 31) == 0;
+    size_t nl = strlen(name), wl = strlen(want);
+    while (p < end) {
+        while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
+            p++;
+        const char *e = p;
+        while (e < end && *e != ';')
+            e++;
+        const char *eq = memchr(p, '=', (size_t)(e - p));
+        if (eq) {
+            const char *k = p, *ke = eq;
+            while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t'))
+                ke--;
+            const char *v = eq + 1, *ve = e;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (ve - v >= 2 && *v == '"' && ve[-1] == '"')
+                v++, ve--;
+            if ((size_t)(ke - k) == nl && !strncasecmp(k, name, nl) && (size_t)(ve - v) == wl &&
+                !strncasecmp(v, want, wl))
+                return true;
+        }
+        p = e;
+    }
+    return false;
+}
+
+static enum body_kind body_kind(const char *ct)
+{
+    static const char media[] = "application/vnd.google.protobuf";
+    if (!ct)
+        return BODY_TEXT;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t ml = sizeof(media) - 1;
+    if (strncasecmp(ct, media, ml) != 0 ||
+        (ct[ml] && ct[ml] != ';' && ct[ml] != ' ' && ct[ml] != '\t'))
+        return BODY_TEXT;
+    const char *p = ct + ml, *end = ct + strlen(ct);
+    if (ct_param(p, end, "proto", "io.prometheus.client.MetricFamily") &&
+        ct_param(p, end, "encoding", "delimited"))
+        return BODY_PROTOBUF;
+    return BODY_OTHER_PROTOBUF;
 }
 
 int ingest_push_handle(struct ingest_push *pg, const char *method, const char *path,
@@ -997,11 +1060,13 @@ int ingest_push_handle(struct ingest_push *pg, const char *method, const char *p
         pthread_mutex_unlock(&pg->mu);
         return rc;
     }
-    if (is_protobuf(content_type)) {
+    enum body_kind kind = body_kind(content_type);
+    if (kind == BODY_OTHER_PROTOBUF) {
         push_glabels_free(gl, ngl);
         respond_text(resp, 415,
-                     "the protobuf delimited format is not supported by bongsu; push the text "
-                     "format (text/plain; version=0.0.4)");
+                     "unsupported protobuf Content-Type; bongsu reads "
+                     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+                     "encoding=delimited, or the text format");
         return 0;
     }
     if (pg->lim.max_body_bytes && len > pg->lim.max_body_bytes) {
@@ -1035,7 +1100,8 @@ int ingest_push_handle(struct ingest_push *pg, const char *method, const char *p
         text = plain;
     }
     pthread_mutex_lock(&pg->mu);
-    int rc = do_push(pg, put, gl, ngl, text ? text : "", text ? tlen : 0, resp);
+    int rc = do_push(pg, put, kind == BODY_PROTOBUF, gl, ngl, text ? text : "", text ? tlen : 0,
+                     resp);
     pthread_mutex_unlock(&pg->mu);
     free(plain);
     return rc;

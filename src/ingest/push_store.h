@@ -15,6 +15,9 @@
 
 #define PUSH_GROUPS_FILE "pushgateway.groups"
 
+/* Longest MetricFamily message of a protobuf delimited push (413 past it). */
+#define PUSH_PB_MAX_MESSAGE ((size_t)16 << 20)
+
 /* One exposed series. all: sorted labels as the Pushgateway shows them
  * (__name__ included, empty values kept); store: the same without empty
  * values, as the tsdb holds it. Both views and their strings live in the
@@ -71,6 +74,51 @@ struct push_pair {
     const char *v;
     size_t vl;
 };
+
+/* The families of one push body, as the text or the protobuf parser made
+ * them, before they are checked and applied. nseries counts the series of
+ * every family (the max_series_per_request cap). */
+struct push_body {
+    struct push_family **f;
+    size_t nf, cap;
+    size_t nseries;
+    bool has_timestamp;   /* some sample carried a timestamp: refused later */
+};
+
+/* Free the families and zero b. */
+void push_body_fini(struct push_body *b);
+/* The family called name[0..n) in b, created (UNTYPED, no help, no series)
+ * when absent. Borrowed from b. NULL when out of memory. */
+struct push_family *push_body_family(struct push_body *b, const char *name, size_t n);
+/* Remove and free the families without series: the Pushgateway keeps no
+ * empty family. */
+void push_body_drop_empty(struct push_body *b);
+/* Add one series of family f to out the way the Pushgateway exposes it:
+ * __name__ = name[0..nl), the group's grouping labels, pushed[0..np) except
+ * the names the grouping labels already hold (those win), and instance=""
+ * when no label is called instance. pushed must already be valid (names,
+ * no duplicates, no __name__); values may be empty. scratch holds at least
+ * np + g->ngl + 2 pairs. Returns 0; BS_ELIMIT with msg filled when out
+ * already holds max_series_per_request series; BS_ENOMEM. */
+int push_body_add(struct ingest_push *pg, const struct push_group *g, struct push_body *out,
+                  struct push_family *f, const char *name, size_t nl,
+                  const struct push_pair *pushed, size_t np, double v, struct push_pair *scratch,
+                  char *msg, size_t msgcap);
+
+/* Parse a protobuf delimited body (varint length, MetricFamily message,
+ * repeated; push_pb.c) for group g into out, converting each family into
+ * the series the text format would give (histograms as _bucket{le}/_sum/
+ * _count with the implicit +Inf bucket, summaries as {quantile}/_sum/
+ * _count). A family name given twice: the last one wins, as in the
+ * Pushgateway. Families without metrics are dropped. Returns 0; BS_EPARSE
+ * with msg filled for a truncated length or message, a message that does
+ * not decode, an unknown or unsupported type, a metric without the value
+ * of its family's type, an invalid name, label or UTF-8; BS_ELIMIT with msg
+ * when a message is longer than PUSH_PB_MAX_MESSAGE, decoding would take
+ * more than max_decode_memory in all, or over max_series_per_request;
+ * BS_ENOMEM. out may hold families on error: push_body_fini() it. */
+int push_pb_parse(struct ingest_push *pg, const struct push_group *g, const void *buf, size_t len,
+                  struct push_body *out, char *msg, size_t msgcap);
 
 /* pairs are sorted in place; the series copies them. NULL when out of
  * memory. */

@@ -40,6 +40,10 @@
 #define REC_MAX_PAYLOAD 4096
 #define REC_VERSION 1
 #define QUERY_MAX_LIMIT 10000
+/* Sequence numbers are 1..SEQ_MAX; the header's base may be SEQ_MAX + 1
+ * (the next one to use). Keeping them below 2^63 means next_seq = seq + 1
+ * never wraps to 0, whatever a corrupt file claims. */
+#define SEQ_MAX ((uint64_t)INT64_MAX)
 
 /* --------------------------------------------------------- small helpers */
 
@@ -233,7 +237,7 @@ long ipmi_event_decode(const uint8_t *p, size_t n, struct ipmi_event *ev)
         !get_str(pl, len, &at, ev->event, sizeof(ev->event)) ||
         !get_str(pl, len, &at, ev->description, sizeof(ev->description)))
         return -1;
-    if (at != len || ev->seq == 0)
+    if (at != len || ev->seq == 0 || ev->seq > SEQ_MAX)
         return -1;
     return (long)(8 + len);
 }
@@ -456,6 +460,11 @@ static int replay(struct ipmi_eventlog *l, struct bs_error *err)
                             l->path);
     }
     l->base_seq = bs_get_be64(buf + 8);
+    if (l->base_seq > SEQ_MAX + 1) {
+        free(buf);
+        return bs_error_set(err, BS_ECORRUPT, "%s: corrupt header (base sequence %" PRIu64 ")",
+                            l->path, l->base_seq);
+    }
     if (l->base_seq == 0)
         l->base_seq = 1;
     l->next_seq = l->base_seq;
@@ -622,6 +631,10 @@ int ipmi_eventlog_append(struct ipmi_eventlog *l, struct ipmi_event *evs, size_t
         if (dup) {
             evs[i].seq = 0;
             continue;
+        }
+        if (seq > SEQ_MAX) {
+            rc = BS_ELIMIT; /* 2^63 events: never in practice */
+            break;
         }
         evs[i].seq = seq++;
         uint8_t rec[8 + REC_MAX_PAYLOAD];
@@ -872,12 +885,22 @@ int ipmi_cursor_load(const char *path, struct ipmi_cursor *cur, struct bs_error 
     char *text = bs_xstrndup((const char *)buf, n);
     free(buf);
     rc = BS_ECORRUPT;
-    char *crcline = strstr(text, "crc32c ");
-    if (crcline && (crcline == text || crcline[-1] == '\n')) {
-        unsigned want;
-        if (sscanf(crcline, "crc32c %8x", &want) == 1 &&
-            bs_crc32c(0, text, (size_t)(crcline - text)) == want)
+    /* The checksum line is the last line ("crc32c " and 8 hex digits); it
+     * covers everything before it, and only that is parsed. (Taking the
+     * first "crc32c " instead accepted unchecked lines after it, found by
+     * fuzz/fuzz_ipmi_ipmi_cursor.c.) */
+    size_t tl = strlen(text);
+    if (tl > 0 && text[tl - 1] == '\n')
+        text[--tl] = '\0';
+    char *crcline = strrchr(text, '\n');
+    crcline = crcline ? crcline + 1 : text;
+    if (strncmp(crcline, "crc32c ", 7) == 0 &&
+        strspn(crcline + 7, "0123456789abcdefABCDEF") == 8 && crcline[15] == '\0') {
+        unsigned long want = strtoul(crcline + 7, NULL, 16);
+        if (bs_crc32c(0, text, (size_t)(crcline - text)) == want) {
             rc = 0;
+            *crcline = '\0';
+        }
     }
     if (rc == 0 && strncmp(text, "bongsu-ipmi-cursor 1\n", 21) != 0)
         rc = BS_ECORRUPT;

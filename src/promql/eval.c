@@ -9,15 +9,21 @@
  * is the simplest model that is exactly Prometheus's semantics for every
  * node (binary matching, aggregation, functions all work on one instant).
  *
- * Storage is read once. Before evaluation a prepare pass walks the tree and
- * computes, for every selector, the time span it can ever need over the
- * query (eval range widened by lookback or range, shifted by offset, pinned
- * by @, widened again under subqueries). Each selector's series are loaded
- * into heap buffers (struct sel_data) for the life of the query; per step
- * a cursor per series (find_upto) slides the window forward, falling back
- * to a binary search when the time moves backwards or far. Only
- * load_selector() touches the tsdb, so it can become a streaming iterator
- * walk without touching the rest.
+ * Storage is read once, forward. Before evaluation a prepare pass walks
+ * the tree and computes, for every selector, the time span it can ever
+ * need over the query (eval range widened by lookback or range, shifted by
+ * offset, pinned by @, widened again under subqueries), and opens it: a
+ * tsdb querier over that span, kept until the query ends so that the
+ * series' labels are the querier's own (never copied), and an iterator per
+ * series (struct sel_data). Evaluation times only move forward, so each
+ * step slides every series' window to the step's time: points that fell
+ * out are dropped, the iterator seeks past what the window never sees
+ * (whole chunks are skipped undecoded) and reads up to the step's time.
+ * Every sample is decoded once per query, and a selector holds only its
+ * windows (range selectors) or newest samples (vector selectors), never
+ * whole series. A selector needed at a single time (instant queries, @)
+ * reads its window while opening and frees its iterators at once. Should
+ * a selector ever be asked for an earlier time, it is opened again.
  *
  * Work shared between steps. Step-by-step evaluation would redo, at every
  * step, work whose result does not depend on the step; three caches keep
@@ -36,10 +42,11 @@
  * Memory. Everything produced while evaluating one step (vectors, matrices
  * from subqueries, computed label sets) lives in an arena reset after the
  * step; labels in vectors are therefore borrowed pointers either into the
- * selector buffers (query lifetime) or into the arena (step lifetime). The
- * range-query accumulator copies what it keeps with labels_dup. Errors
- * simply unwind: the arena and the selector buffers are freed at the end of
- * the query whatever happened. glibc keeps freed heap memory for reuse, so
+ * selectors' queriers (query lifetime) or into the arena (step lifetime).
+ * A range selector's window points into its buffer until the node is
+ * evaluated again. The range-query accumulator copies what it keeps with
+ * labels_dup. Errors simply unwind: the arena, the selectors and their
+ * queriers are freed at the end of the query whatever happened. glibc keeps freed heap memory for reuse, so
  * after a query that handled many samples (a failed one included) the
  * memory is handed back with malloc_trim (promql_release_memory), and the
  * process returns to its size before the query.
@@ -62,7 +69,8 @@
  * promql_eval_annotate (deduplicated, capped); they end up in the result's
  * warnings/infos arrays even though evaluation is step by step.
  *
- * Limits. Loaded samples count against max_samples (BS_ELIMIT); the
+ * Limits. Samples held at once (window points, newest samples, cached
+ * and accumulated points) count against max_samples (BS_ELIMIT); the
  * deadline is checked while loading and at every step and selector
  * evaluation (BS_ETIMEOUT). The engine's semaphore bounds concurrency.
  */
@@ -84,16 +92,27 @@ struct promql_engine {
     int active;
 };
 
+/* One selected series, read through its tsdb iterator as the evaluation
+ * time moves forward (see "Storage" above). */
 struct sel_series {
-    struct labels *ls;          /* labels_dup */
-    struct promql_point *p;     /* malloc */
-    size_t n;
-    bool has_stale;             /* some point is a stale marker */
-    size_t hint_lo, hint_hi;    /* cursors of the last window (see find_upto) */
+    const struct labels *ls;    /* the querier's: valid while it lives */
+    struct tsdb_iterator *it;   /* NULL once nothing more is needed */
+    struct promql_point nx;     /* the iterator's current sample, not consumed yet */
+    struct promql_point cur;    /* vector selectors: the newest sample <= ref */
+    bool has_cur;
+    struct promql_point *w;     /* matrix selectors: the window's points w[lo..hi) */
+    uint32_t lo, hi, cap;
+    uint32_t drops;             /* points in the window lower than the one before */
 };
 
 struct sel_data {
-    const struct promql_expr *node;
+    const struct promql_expr *node;   /* the VECTOR node */
+    bool matrix;                /* windows of range ms, else the newest sample */
+    int64_t range;              /* range_ms, or the lookback delta */
+    int64_t mint, maxt;         /* what the querier reads */
+    bool started;               /* ref below is meaningful */
+    int64_t ref;                /* the newest window's end */
+    struct tsdb_querier *q;
     struct sel_series *s;
     size_t n;
 };
@@ -124,6 +143,8 @@ struct promql_eval {
     struct bs_arena arena;
     struct sel_data *sels;
     size_t nsels;
+    struct tsdb_querier **oldq; /* queriers of reopened selectors (labels in use) */
+    size_t noldq;
     struct sq_cache *sqs;       /* one per subquery node evaluated */
     size_t nsqs;
     /* Stable label sets (see "Stable labels" below). */
@@ -138,7 +159,8 @@ struct promql_eval {
     size_t nowned, owned_cap;
     struct node_slot *slots;    /* promql_eval_node_slot */
     size_t nslots;
-    int64_t samples;            /* held now (loaded, cached, accumulated) */
+    int64_t samples;            /* held now (windows, cached, accumulated) */
+    int64_t peak;               /* the most samples held at once */
     int64_t churn;              /* cached points ever added (for the trim decision) */
     struct bs_error *err;
     int code;
@@ -524,7 +546,7 @@ static int check_dups(struct promql_eval *ev, const struct promql_sample *v, siz
     return 0;
 }
 
-/* ------------------------------------------------------- storage loading */
+/* ------------------------------------------------------------- storage */
 
 static struct sel_data *find_sel(struct promql_eval *ev, const struct promql_expr *node)
 {
@@ -534,13 +556,22 @@ static struct sel_data *find_sel(struct promql_eval *ev, const struct promql_exp
     return NULL;
 }
 
-static void sel_data_fini(struct sel_data *d)
+static void sel_series_free(struct sel_data *d)
 {
     for (size_t i = 0; i < d->n; i++) {
-        free(d->s[i].ls);
-        free(d->s[i].p);
+        tsdb_iterator_free(d->s[i].it);
+        free(d->s[i].w);
     }
     free(d->s);
+    d->s = NULL;
+    d->n = 0;
+}
+
+static void sel_data_fini(struct sel_data *d)
+{
+    sel_series_free(d);
+    tsdb_querier_free(d->q);
+    d->q = NULL;
 }
 
 static int too_many_samples(struct promql_eval *ev)
@@ -549,110 +580,236 @@ static int too_many_samples(struct promql_eval *ev)
         ev, BS_ELIMIT, "query processing would load too many samples into memory in query execution");
 }
 
-/* Load every sample in [mint, maxt] of the series node selects. This is
- * the only place that reads storage. */
-static int load_selector(struct promql_eval *ev, const struct promql_expr *node, int64_t mint,
-                         int64_t maxt)
+static int oom(struct promql_eval *ev)
 {
-    struct sel_data *nv = realloc(ev->sels, (ev->nsels + 1) * sizeof(*nv));
-    if (!nv)
-        return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-    ev->sels = nv;
-    struct sel_data *d = &ev->sels[ev->nsels++];
-    memset(d, 0, sizeof(*d));
-    d->node = node;
+    return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+}
 
+/* One more sample held (a window point, a cached or accumulated point). */
+static int hold_sample(struct promql_eval *ev)
+{
+    if (++ev->samples > ev->peak) {
+        ev->peak = ev->samples;
+        if (ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
+            return too_many_samples(ev);
+    }
+    return 0;
+}
+
+/* The iterator's next sample into s->nx; frees the iterator at the end. */
+static void sel_next(struct sel_series *s, bool seek, int64_t t)
+{
+    if (seek ? tsdb_iterator_seek(s->it, t) : tsdb_iterator_next(s->it)) {
+        tsdb_iterator_at(s->it, &s->nx.t, &s->nx.v);
+    } else {
+        tsdb_iterator_free(s->it);
+        s->it = NULL;
+    }
+}
+
+static int window_push(struct promql_eval *ev, struct sel_series *s, struct promql_point p)
+{
+    if (s->hi == s->cap) {
+        if (s->lo > 0 && s->lo * 2 >= s->cap) {
+            /* reuse the space of dropped points */
+            memmove(s->w, s->w + s->lo, (s->hi - s->lo) * sizeof(*s->w));
+            s->hi -= s->lo;
+            s->lo = 0;
+        } else {
+            if (s->cap >= UINT32_MAX / 2)
+                return too_many_samples(ev);
+            uint32_t nc = s->cap ? s->cap * 2 : 16;
+            struct promql_point *nw = realloc(s->w, nc * sizeof(*nw));
+            if (!nw)
+                return oom(ev);
+            s->w = nw;
+            s->cap = nc;
+        }
+    }
+    if (s->hi > s->lo && p.v < s->w[s->hi - 1].v)
+        s->drops++;
+    s->w[s->hi++] = p;
+    return hold_sample(ev);
+}
+
+/* Move s's window to (ref - d->range, ref]: drop what fell out, skip with
+ * seek what the window never sees (whole chunks are passed without
+ * decoding), read forward to ref. A matrix window keeps every non-stale
+ * point in it (upstream drops stale markers from ranges); a vector keeps
+ * the newest point <= ref, stale or not. Each sample is decoded once per
+ * query however many steps see it. */
+static int sel_advance(struct promql_eval *ev, const struct sel_data *d, struct sel_series *s,
+                       int64_t ref)
+{
+    int64_t from = ref - d->range;   /* exclusive */
+    if (d->matrix) {
+        uint32_t lo = s->lo;
+        while (lo < s->hi && s->w[lo].t <= from) {
+            if (lo + 1 < s->hi && s->w[lo + 1].v < s->w[lo].v)
+                s->drops--;
+            lo++;
+        }
+        ev->samples -= lo - s->lo;
+        s->lo = lo;
+        if (s->lo == s->hi)
+            s->lo = s->hi = s->drops = 0;
+    }
+    if (!s->it)
+        return 0;
+    if (s->nx.t <= from) {
+        sel_next(s, true, from + 1);
+        if (!s->it)
+            return 0;
+    }
+    while (s->nx.t <= ref) {
+        if (d->matrix) {
+            if (!bs_is_stale_nan(s->nx.v)) {
+                int rc = window_push(ev, s, s->nx);
+                if (rc)
+                    return rc;
+            }
+        } else {
+            if (!s->has_cur) {
+                int rc = hold_sample(ev);
+                if (rc)
+                    return rc;
+            }
+            s->cur = s->nx;
+            s->has_cur = true;
+        }
+        sel_next(s, false, 0);
+        if (!s->it)
+            break;
+    }
+    return 0;
+}
+
+/* Select d's series over [d->mint, d->maxt] with a new querier; each
+ * series gets an iterator positioned on its first sample. The querier
+ * stays until the query ends: the series' labels are its own. */
+static int sel_open(struct promql_eval *ev, struct sel_data *d)
+{
+    const struct promql_expr *node = d->node;
     struct labels_matcher *ms[64];
     struct labels_matcher **mp = ms;
     if (node->nmatchers > 64) {
         mp = malloc(node->nmatchers * sizeof(*mp));
         if (!mp)
-            return promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return oom(ev);
     }
     for (size_t i = 0; i < node->nmatchers; i++)
         mp[i] = node->matchers[i].m;
 
     int rc = 0;
     struct tsdb_series_set *set = NULL;
-    struct tsdb_querier *q = tsdb_querier_new(ev->db, mint, maxt);
-    size_t cap = 0;
-    if (!q) {
-        rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    d->q = tsdb_querier_new(ev->db, d->mint, d->maxt);
+    if (!d->q) {
+        rc = oom(ev);
         goto done;
     }
     struct bs_error e;
     bs_error_clear(&e);
-    rc = tsdb_querier_select(q, mp, node->nmatchers, &set, &e);
+    rc = tsdb_querier_select(d->q, mp, node->nmatchers, &set, &e);
     if (rc) {
         rc = promql_eval_error(ev, rc, "%s", e.msg[0] ? e.msg : bs_strerror(rc));
         goto done;
     }
-    while (tsdb_series_set_next(set)) {
+    size_t total = tsdb_series_set_count(set);
+    d->s = calloc(total ? total : 1, sizeof(*d->s));
+    if (!d->s) {
+        rc = oom(ev);
+        goto done;
+    }
+    while (d->n < total && tsdb_series_set_next(set)) {
         if ((rc = promql_eval_check(ev)))
             goto done;
-        if (d->n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            struct sel_series *ns = realloc(d->s, nc * sizeof(*ns));
-            if (!ns) {
-                rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-                goto done;
-            }
-            d->s = ns;
-            cap = nc;
-        }
-        struct sel_series *s = &d->s[d->n];
-        memset(s, 0, sizeof(*s));
-        s->ls = labels_dup(tsdb_series_set_labels(set));
-        if (!s->ls) {
-            rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+        struct sel_series *s = &d->s[d->n++];
+        s->ls = tsdb_series_set_labels(set);
+        if (stable_id(ev, s->ls) < 0 && (rc = stable_add(ev, s->ls, labels_hash(s->ls))))
+            goto done;
+        s->it = tsdb_series_set_iterator(set);
+        if (!s->it) {
+            rc = oom(ev);
             goto done;
         }
-        d->n++;
-        if ((rc = stable_add(ev, s->ls, labels_hash(s->ls))))
-            goto done;
-        struct tsdb_iterator *it = tsdb_series_set_iterator(set);
-        if (!it) {
-            rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-            goto done;
-        }
-        size_t pcap = 0;
-        while (tsdb_iterator_next(it)) {
-            int64_t t;
-            double v;
-            tsdb_iterator_at(it, &t, &v);
-            if (t < mint || t > maxt)
-                continue;
-            if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0) {
-                tsdb_iterator_free(it);
-                rc = too_many_samples(ev);
-                goto done;
-            }
-            if (s->n == pcap) {
-                size_t nc = pcap ? pcap * 2 : 64;
-                struct promql_point *np = realloc(s->p, nc * sizeof(*np));
-                if (!np) {
-                    tsdb_iterator_free(it);
-                    rc = promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-                    goto done;
-                }
-                s->p = np;
-                pcap = nc;
-            }
-            s->p[s->n].t = t;
-            s->p[s->n].v = v;
-            s->n++;
-            s->has_stale |= bs_is_stale_nan(v);
-        }
-        tsdb_iterator_free(it);
+        sel_next(s, false, 0);
     }
 done:
-    if (set)
-        tsdb_series_set_free(set);
-    if (q)
-        tsdb_querier_free(q);
+    tsdb_series_set_free(set);
     if (mp != ms)
         free(mp);
     return rc;
+}
+
+/* Evaluation went back in time (or away from a selector read for one
+ * time only): read it again from storage. The old querier is kept until
+ * the query ends, since its labels may be referenced. */
+static int sel_reopen(struct promql_eval *ev, struct sel_data *d)
+{
+    struct tsdb_querier **nq = realloc(ev->oldq, (ev->noldq + 1) * sizeof(*nq));
+    if (!nq)
+        return oom(ev);
+    ev->oldq = nq;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->matrix)
+            ev->samples -= d->s[i].hi - d->s[i].lo;
+        else
+            ev->samples -= d->s[i].has_cur;
+    }
+    sel_series_free(d);
+    ev->oldq[ev->noldq++] = d->q;
+    d->q = NULL;
+    d->started = false;
+    return sel_open(ev, d);
+}
+
+/* Bring every series of d to ref. */
+static int sel_seek(struct promql_eval *ev, struct sel_data *d, int64_t ref)
+{
+    if (d->started && ref == d->ref)
+        return 0;
+    int rc;
+    if (d->started && ref < d->ref && (rc = sel_reopen(ev, d)))
+        return rc;
+    for (size_t i = 0; i < d->n; i++) {
+        if ((i & 1023) == 1023 && (rc = promql_eval_check(ev)))
+            return rc;
+        if ((rc = sel_advance(ev, d, &d->s[i], ref)))
+            return rc;
+    }
+    d->started = true;
+    d->ref = ref;
+    return 0;
+}
+
+/* Register the selector node (of a vector or, with matrix, a range
+ * selector) for times in [a, b] and open it. When a == b (an instant
+ * query, or @) its window is read now and the iterators freed: nothing
+ * else will be read. */
+static int load_selector(struct promql_eval *ev, const struct promql_expr *node, bool matrix,
+                         int64_t range, int64_t a, int64_t b)
+{
+    struct sel_data *nv = realloc(ev->sels, (ev->nsels + 1) * sizeof(*nv));
+    if (!nv)
+        return oom(ev);
+    ev->sels = nv;
+    struct sel_data *d = &ev->sels[ev->nsels++];
+    memset(d, 0, sizeof(*d));
+    d->node = node;
+    d->matrix = matrix;
+    d->range = range;
+    d->mint = a - range;
+    d->maxt = b;
+    int rc = sel_open(ev, d);
+    if (rc || a != b)
+        return rc;
+    if ((rc = sel_seek(ev, d, b)))
+        return rc;
+    for (size_t i = 0; i < d->n; i++) {
+        tsdb_iterator_free(d->s[i].it);
+        d->s[i].it = NULL;
+    }
+    return 0;
 }
 
 static int64_t at_time(const struct promql_eval *ev, const struct promql_expr *x, int64_t t)
@@ -665,8 +822,7 @@ static int64_t at_time(const struct promql_eval *ev, const struct promql_expr *x
     }
 }
 
-/* Load what every selector under x needs when x is evaluated at times in
- * [tmin, tmax]. */
+/* Open every selector under x for evaluation at times in [tmin, tmax]. */
 static int prepare(struct promql_eval *ev, const struct promql_expr *x, int64_t tmin,
                    int64_t tmax)
 {
@@ -675,11 +831,12 @@ static int prepare(struct promql_eval *ev, const struct promql_expr *x, int64_t 
     switch (x->kind) {
     case PROMQL_NODE_VECTOR:
     case PROMQL_NODE_MATRIX: {
-        const struct promql_expr *vs = x->kind == PROMQL_NODE_MATRIX ? x->lhs : x;
-        int64_t back = x->kind == PROMQL_NODE_MATRIX ? x->range_ms : ev->eng->o.lookback_ms;
+        bool matrix = x->kind == PROMQL_NODE_MATRIX;
+        const struct promql_expr *vs = matrix ? x->lhs : x;
+        int64_t back = matrix ? x->range_ms : ev->eng->o.lookback_ms;
         int64_t a = at_time(ev, vs, tmin) - vs->offset_ms;
         int64_t b = at_time(ev, vs, tmax) - vs->offset_ms;
-        return load_selector(ev, vs, a - back, b);
+        return load_selector(ev, vs, matrix, back, a, b);
     }
     case PROMQL_NODE_SUBQUERY: {
         int64_t a = at_time(ev, x, tmin) - x->offset_ms - x->range_ms;
@@ -697,43 +854,6 @@ static int prepare(struct promql_eval *ev, const struct promql_expr *x, int64_t 
     }
 }
 
-/* Index of the last point with t <= ref, or -1. */
-static ptrdiff_t last_at_or_before(const struct promql_point *p, size_t n, int64_t ref)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (p[mid].t <= ref)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (ptrdiff_t)lo - 1;
-}
-
-/* The number of points with t <= ref, starting from the cursor *hint (the
- * answer for an earlier ref). Steps move forward by a point or two, so a
- * short forward scan beats a binary search, whose scattered loads miss the
- * cache once per series per step; a backward or long move falls back to
- * the search. */
-static size_t find_upto(const struct promql_point *p, size_t n, int64_t ref, size_t *hint)
-{
-    size_t c = *hint;
-    if (c > n)
-        c = n;
-    if (c == 0 || p[c - 1].t <= ref) {
-        size_t lim = c + 8;
-        while (c < n && c < lim && p[c].t <= ref)
-            c++;
-        if (c < n && c == lim && p[c].t <= ref)
-            c = (size_t)(last_at_or_before(p + c, n - c, ref) + 1) + c;
-    } else {
-        c = (size_t)(last_at_or_before(p, c, ref) + 1);
-    }
-    *hint = c;
-    return c;
-}
-
 /* ------------------------------------------------------------- selectors */
 
 static int eval(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
@@ -746,21 +866,25 @@ static int eval_vector_sel(struct promql_eval *ev, const struct promql_expr *x, 
     if (!d)
         return promql_eval_error(ev, BS_EEXEC, "internal error: selector was not prepared");
     int64_t ref = at_time(ev, x, t) - x->offset_ms;
-    int64_t lb = ev->eng->o.lookback_ms;
+    int rc = sel_seek(ev, d, ref);
+    if (rc)
+        return rc;
+    int64_t from = ref - d->range;
     out->type = PROMQL_VALUE_VECTOR;
-    out->vec = promql_eval_alloc(ev, d->n * sizeof(*out->vec));
+    out->vec = promql_eval_alloc(ev, (d->n ? d->n : 1) * sizeof(*out->vec));
     if (!out->vec)
         return ev->code;
     for (size_t i = 0; i < d->n; i++) {
-        struct sel_series *s = &d->s[i];
-        ptrdiff_t k = (ptrdiff_t)find_upto(s->p, s->n, ref, &s->hint_hi) - 1;
-        if (k < 0 || s->p[k].t <= ref - lb || bs_is_stale_nan(s->p[k].v))
+        const struct sel_series *s = &d->s[i];
+        if (!s->has_cur || s->cur.t <= from || bs_is_stale_nan(s->cur.v))
             continue;
-        out->vec[out->nvec++] = (struct promql_sample){s->ls, s->p[k].v, s->p[k].t, false};
+        out->vec[out->nvec++] = (struct promql_sample){s->ls, s->cur.v, s->cur.t, false};
     }
     return promql_eval_check(ev);
 }
 
+/* The windows point into the selector's buffers: valid until the node is
+ * evaluated again, by which time its consumer is done with them. */
 static int eval_matrix_sel(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
                            struct promql_val *out)
 {
@@ -769,37 +893,21 @@ static int eval_matrix_sel(struct promql_eval *ev, const struct promql_expr *x, 
     if (!d)
         return promql_eval_error(ev, BS_EEXEC, "internal error: selector was not prepared");
     int64_t ref = at_time(ev, vs, t) - vs->offset_ms;
+    int rc = sel_seek(ev, d, ref);
+    if (rc)
+        return rc;
     out->type = PROMQL_VALUE_MATRIX;
     out->range_start = ref - x->range_ms;
     out->range_end = ref;
     out->range_ms = x->range_ms;
-    out->mat = promql_eval_alloc(ev, d->n * sizeof(*out->mat));
+    out->mat = promql_eval_alloc(ev, (d->n ? d->n : 1) * sizeof(*out->mat));
     if (!out->mat)
         return ev->code;
     for (size_t i = 0; i < d->n; i++) {
-        struct sel_series *s = &d->s[i];
-        ptrdiff_t hi = (ptrdiff_t)find_upto(s->p, s->n, ref, &s->hint_hi) - 1;
-        ptrdiff_t lo = (ptrdiff_t)find_upto(s->p, s->n, ref - x->range_ms, &s->hint_lo);
-        if (hi < lo)
-            continue;
-        size_t n = (size_t)(hi - lo + 1), stale = 0;
-        for (size_t k = 0; s->has_stale && k < n; k++)
-            stale += bs_is_stale_nan(s->p[lo + (ptrdiff_t)k].v);
-        const struct promql_point *pts = s->p + lo;
-        if (stale) {
-            if (stale == n)
-                continue;
-            struct promql_point *c = promql_eval_alloc(ev, (n - stale) * sizeof(*c));
-            if (!c)
-                return ev->code;
-            size_t m = 0;
-            for (size_t k = 0; k < n; k++)
-                if (!bs_is_stale_nan(pts[k].v))
-                    c[m++] = pts[k];
-            pts = c;
-            n = m;
-        }
-        out->mat[out->nmat++] = (struct promql_mseries){s->ls, pts, n};
+        const struct sel_series *s = &d->s[i];
+        if (s->hi > s->lo)
+            out->mat[out->nmat++] =
+                (struct promql_mseries){s->ls, s->w + s->lo, s->hi - s->lo, s->drops == 0};
     }
     return promql_eval_check(ev);
 }
@@ -897,8 +1005,9 @@ static int sq_rehash(struct sq_cache *c, size_t nslots)
 static int sq_add(struct promql_eval *ev, struct sq_cache *c, const struct labels *ls, int64_t t,
                   double v)
 {
-    if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
-        return too_many_samples(ev);
+    int hrc = hold_sample(ev);
+    if (hrc)
+        return hrc;
     c->held++;
     ev->churn++;
     if ((c->n + 1) * 2 > c->nslots && sq_rehash(c, c->nslots ? c->nslots * 2 : 64))
@@ -1031,7 +1140,7 @@ static int eval_subquery(struct promql_eval *ev, const struct promql_expr *x, in
         while (b > a && s->p[b - 1].t > ref)
             b--;
         if (b > a)
-            out->mat[out->nmat++] = (struct promql_mseries){s->ls, s->p + a, b - a};
+            out->mat[out->nmat++] = (struct promql_mseries){s->ls, s->p + a, b - a, false};
     }
     return 0;
 }
@@ -1811,9 +1920,15 @@ static int eval_call(struct promql_eval *ev, const struct promql_expr *x, int64_
     int rc = f->fn(ev, x, args, t, out);
     if (rc)
         return ev->code ? ev->code : promql_eval_error(ev, rc, "%s", bs_strerror(rc));
-    if (out->type == PROMQL_VALUE_VECTOR)
-        return check_dups(ev, out->vec, out->nvec);
-    return 0;
+    if (out->type != PROMQL_VALUE_VECTOR)
+        return 0;
+    /* A function of a range vector gives at most one sample per series of
+     * it, with that series' labels: range vectors hold distinct label sets
+     * (selectors and subqueries), so there is nothing to find. */
+    for (size_t i = 0; i < x->nargs; i++)
+        if (args[i].type == PROMQL_VALUE_MATRIX)
+            return 0;
+    return check_dups(ev, out->vec, out->nvec);
 }
 
 static int eval(struct promql_eval *ev, const struct promql_expr *x, int64_t t,
@@ -1904,8 +2019,9 @@ static int acc_rehash(struct acc *a, size_t nslots)
 static int acc_add(struct promql_eval *ev, struct acc *a, const struct labels *ls, int64_t t,
                    double v, bool drop)
 {
-    if (++ev->samples > ev->eng->o.max_samples && ev->eng->o.max_samples > 0)
-        return too_many_samples(ev);
+    int hrc = hold_sample(ev);
+    if (hrc)
+        return hrc;
     int64_t sid = stable_id(ev, ls);
     int64_t idx = sid >= 0 ? ev->stable[sid].acc : -1;
     if (idx >= 0)
@@ -2165,6 +2281,9 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     for (size_t i = 0; i < ev.nsels; i++)
         sel_data_fini(&ev.sels[i]);
     free(ev.sels);
+    for (size_t i = 0; i < ev.noldq; i++)
+        tsdb_querier_free(ev.oldq[i]);
+    free(ev.oldq);
     for (size_t i = 0; i < ev.nsqs; i++)
         sq_cache_fini(&ev.sqs[i]);
     free(ev.sqs);
@@ -2181,7 +2300,7 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
         if (ev.slots[i].value)
             ev.slots[i].free_fn(ev.slots[i].value);
     free(ev.slots);
-    promql_release_memory(ev.samples + ev.churn);
+    promql_release_memory(ev.peak + ev.churn);
     acc_fini(&acc);
     engine_release(e);
     promql_expr_free(x);

@@ -290,10 +290,19 @@ static bool has_suffix(const char *s, const char *suf)
 
 /* rate() and increase() on a series whose name does not look like a
  * counter's: upstream's "might not be a counter" info. */
-static void counter_name_info(struct promql_eval *ev, const struct labels *ls)
+static void counter_name_info(struct promql_eval *ev, const struct labels *ls,
+                              const char **checked)
 {
-    const char *name = labels_get(ls, LABELS_METRIC_NAME);
-    if (!name || !*name || has_suffix(name, "_total") || has_suffix(name, "_sum") ||
+    /* __name__ sorts first unless a label name starts with an upper-case
+     * letter; series of one metric usually share the name's storage, so
+     * *checked (the last name looked at) mostly spares the comparisons. */
+    const char *name = ls->n > 0 && strcmp(ls->v[0].name, LABELS_METRIC_NAME) == 0
+                           ? ls->v[0].value
+                           : labels_get(ls, LABELS_METRIC_NAME);
+    if (!name || name == *checked)
+        return;
+    *checked = name;   /* the info for a name is recorded once anyway */
+    if (!*name || has_suffix(name, "_total") || has_suffix(name, "_sum") ||
         has_suffix(name, "_count") || has_suffix(name, "_bucket"))
         return;
     promql_eval_annotate(ev, true,
@@ -310,6 +319,7 @@ static int over_range(struct promql_eval *ev, const struct promql_expr *call, st
         return BS_ENOMEM;
     const char *fname = call->func->name;
     bool counter_fn = strcmp(fname, "rate") == 0 || strcmp(fname, "increase") == 0;
+    const char *checked = NULL;
     for (size_t i = 0; i < m->nmat; i++) {
         double v;
         if (!f(m, &m->mat[i], call, a, t, &v))
@@ -317,7 +327,7 @@ static int over_range(struct promql_eval *ev, const struct promql_expr *call, st
         if (push(ev, out, m->mat[i].ls, v, t, drop))
             return BS_ENOMEM;
         if (counter_fn)
-            counter_name_info(ev, m->mat[i].ls);
+            counter_name_info(ev, m->mat[i].ls, &checked);
     }
     return promql_eval_check(ev);
 }
@@ -331,7 +341,7 @@ static bool extrapolated(const struct promql_val *m, const struct promql_mseries
     const struct promql_point *p = s->p;
     size_t last = s->n - 1;
     double result = p[last].v - p[0].v;
-    if (counter) {
+    if (counter && !s->monotone) {
         double prev = 0;
         for (size_t i = 0; i < s->n; i++) {
             if (p[i].v < prev)

@@ -202,6 +202,9 @@ struct promql_mseries {
     const struct labels *ls;
     const struct promql_point *p;
     size_t n;
+    /* No value is lower than the one before it (no counter reset in p):
+     * known for windows of range selectors; false means "not known". */
+    bool monotone;
 };
 
 struct promql_val {

@@ -390,7 +390,9 @@ static void test_gzip_and_limits(void **state)
                        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
                        "encoding=delimited",
                        NULL, z, zlen, &r);
-    assert_int_equal(r.status, 415);
+    /* gzip bytes are no protobuf delimited body (test_ingest_push_pb.c
+     * covers that format). */
+    assert_int_equal(r.status, 400);
     ingest_response_fini(&r);
     free(z);
 

@@ -7,7 +7,9 @@
  * queries with every filter and cursor pagination that yields each event
  * once, retention that keeps the sequence going, cursor files written and
  * read back, and a corrupt cursor file detected. Also the error messages
- * for libfreeipmi's session errors.
+ * for libfreeipmi's session errors, and regression cases for what the
+ * fuzz targets fuzz/fuzz_ipmi_ipmi_*.c found (sequence numbers that wrap,
+ * lines after a cursor file's checksum line).
  */
 #include <fcntl.h>
 #include <setjmp.h>
@@ -236,6 +238,71 @@ static void test_log_dedupe_query_cursor(void **state)
     free(d);
 }
 
+/* Found by fuzz/fuzz_ipmi_ipmi_log.c (fuzz/corpus/ipmi_log/regress_base_seq_wraps):
+ * a header whose base sequence is 2^64 - 1 made the first append take that
+ * sequence and next_seq wrap to 0, after which every query failed ("cursor
+ * is not from this server"), later events were stored with seq 0 (unindexed)
+ * and the next open cut them off. Sequences are now capped at 2^63 - 1: a
+ * header past that is corrupt, a record past it is a corrupt record, and
+ * an append past it is BS_ELIMIT with nothing written. */
+static void write_log_header(const char *path, uint64_t base)
+{
+    uint8_t h[16];
+    memcpy(h, "BSIPMEV1", 8);
+    bs_put_be64(h + 8, base);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, h, sizeof(h)), (ssize_t)sizeof(h));
+    close(fd);
+}
+
+static void test_log_seq_limit(void **state)
+{
+    (void)state;
+    char *d = make_tmpdir();
+    char *path = tmp_path(d, "events.log");
+    struct ipmi_eventlog *l;
+    struct bs_error err = {0};
+    write_log_header(path, UINT64_MAX);
+    assert_int_equal(ipmi_eventlog_open(&l, path, 0, &err), BS_ECORRUPT);
+    assert_non_null(strstr(err.msg, "events.log"));
+    write_log_header(path, (uint64_t)INT64_MAX + 2);
+    assert_int_equal(ipmi_eventlog_open(&l, path, 0, &err), BS_ECORRUPT);
+    /* The last usable sequence number is taken, the one after is refused. */
+    write_log_header(path, (uint64_t)INT64_MAX);
+    assert_int_equal(ipmi_eventlog_open(&l, path, 0, &err), 0);
+    struct ipmi_event evs[2];
+    mk_event(&evs[0], "b:623", 1, 1795718470u, 1, "Temperature", 2);
+    mk_event(&evs[1], "b:623", 2, 1795718471u, 1, "Temperature", 2);
+    assert_int_equal(ipmi_eventlog_append(l, &evs[0], 1, &err), 0);
+    assert_true(evs[0].seq == (uint64_t)INT64_MAX);
+    assert_int_equal(ipmi_eventlog_append(l, &evs[1], 1, &err), BS_ELIMIT);
+    assert_true(evs[1].seq == 0);
+    ipmi_eventlog_close(l);
+    assert_int_equal(ipmi_eventlog_open(&l, path, 0, &err), 0);
+    assert_int_equal(ipmi_eventlog_count(l), 1);
+    struct ipmi_events_filter f;
+    ipmi_events_filter_default(&f);
+    struct bs_buf b;
+    bs_buf_init(&b, 0);
+    char cur[IPMI_EVENTS_CURSOR_MAX];
+    assert_int_equal(ipmi_eventlog_query(l, &f, "", &b, cur, &err), 0);
+    assert_string_equal(cur, "e9223372036854775807");
+    assert_non_null(strstr(b.data, "\"seq\":\"9223372036854775807\""));
+    bs_buf_fini(&b);
+    ipmi_eventlog_close(l);
+    /* A well-framed record with a sequence past the cap is corrupt. */
+    uint8_t rec[8192];
+    struct ipmi_event back;
+    evs[0].seq = (uint64_t)INT64_MAX + 1;
+    size_t n = ipmi_event_encode(&evs[0], rec, sizeof(rec));
+    assert_true(n > 8);
+    assert_int_equal(ipmi_event_decode(rec, n, &back), -1);
+    free(path);
+    rmrf(d);
+    free(d);
+}
+
 static void test_cursor_file(void **state)
 {
     (void)state;
@@ -275,6 +342,48 @@ static void test_cursor_file(void **state)
     assert_int_equal(ipmi_cursor_load(path, &r, &err), BS_ECORRUPT);
     assert_false(r.valid);
     assert_non_null(strstr(err.msg, "b_623.cursor"));
+    free(path);
+    rmrf(d);
+    free(d);
+}
+
+/* Found by fuzz/fuzz_ipmi_ipmi_cursor.c (fuzz/corpus/ipmi_cursor/regress_line_after_crc):
+ * the loader took the first "crc32c " line as the checksum and still parsed
+ * the lines after it, unchecked; a counter named "crc32c ..." there loaded
+ * fine but the file ipmi_cursor_save wrote from it did not. The checksum
+ * line must now be the last line. */
+static void test_cursor_file_after_crc(void **state)
+{
+    (void)state;
+    char *d = make_tmpdir();
+    char *path = tmp_path(d, "b_623.cursor");
+    struct ipmi_cursor c, r;
+    struct bs_error err = {0};
+    memset(&c, 0, sizeof(c));
+    struct ipmi_event ev;
+    mk_event(&ev, "b:623", 5, 1795718470u, 8, "Power Supply", 2);
+    ev.seq = 100;
+    ipmi_cursor_count(&c, &ev);
+    assert_int_equal(ipmi_cursor_save(path, "b:623", &c, &err), 0);
+    assert_int_equal(ipmi_cursor_load(path, &r, &err), 0);
+    static const char *const tails[] = {"count 2 1 crc32c ature\n", "record_id 9\n", "\n",
+                                        "crc32c 00000000\n"};
+    for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        assert_int_equal(ipmi_cursor_save(path, "b:623", &c, &err), 0);
+        FILE *f = fopen(path, "a");
+        assert_non_null(f);
+        fputs(tails[i], f);
+        fclose(f);
+        assert_int_equal(ipmi_cursor_load(path, &r, &err), BS_ECORRUPT);
+        assert_false(r.valid);
+    }
+    /* Without the final newline the file is still whole. */
+    assert_int_equal(ipmi_cursor_save(path, "b:623", &c, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size - 1), 0);
+    assert_int_equal(ipmi_cursor_load(path, &r, &err), 0);
+    assert_int_equal(memcmp(&c, &r, sizeof(c)), 0);
     free(path);
     rmrf(d);
     free(d);
@@ -326,7 +435,9 @@ int main(void)
         cmocka_unit_test(test_codec),
         cmocka_unit_test(test_log_replay_torn_and_corrupt),
         cmocka_unit_test(test_log_dedupe_query_cursor),
+        cmocka_unit_test(test_log_seq_limit),
         cmocka_unit_test(test_cursor_file),
+        cmocka_unit_test(test_cursor_file_after_crc),
         cmocka_unit_test(test_error_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

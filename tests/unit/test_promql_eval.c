@@ -593,6 +593,58 @@ static void test_range_query(void **state)
     assert_int_equal(promql_query_range(eng, db, "x", 60000, 0, 1000, &r, &err), BS_EINVAL);
 }
 
+/* Range queries read each selector once, sliding its windows forward
+ * step by step; instant queries read one window. Both must agree at every
+ * step: counter resets entering and leaving a window, stale markers,
+ * windows that empty out, @ and offset, subqueries. */
+static void test_streaming_windows(void **state)
+{
+    (void)state;
+    static const char *const qs[] = {
+        "rate(y[30s])", "increase(y[45s])", "resets(y[20s])", "rate(x[1m])",
+        "count_over_time(gone[20s])", "last_over_time(gone[1m])", "gone", "x offset 20s",
+        "rate(y[30s] @ 45)", "y @ 30", "max_over_time(rate(x[30s])[1m:10s])",
+        "sum(rate(y[30s])) + count(gone)", "timestamp(x)",
+    };
+    for (size_t k = 0; k < sizeof(qs) / sizeof(qs[0]); k++) {
+        struct promql_result *r = NULL;
+        struct bs_error err;
+        bs_error_clear(&err);
+        if (promql_query_range(eng, db, qs[k], 0, 120000, 5000, &r, &err))
+            fail_msg("%s: %s", qs[k], err.msg);
+        for (int64_t t = 0; t <= 120000; t += 5000) {
+            struct promql_result *ir = instant(qs[k], t);
+            size_t got = 0;
+            for (size_t i = 0; i < r->nseries; i++)
+                for (size_t j = 0; j < r->series[i].npoints; j++) {
+                    if (r->series[i].points[j].t != t)
+                        continue;
+                    got++;
+                    bool found = false;
+                    for (size_t m = 0; m < ir->nseries; m++)
+                        if (labels_equal(ir->series[m].labels, r->series[i].labels)) {
+                            found = true;
+                            double a = ir->series[m].points[0].v, b = r->series[i].points[j].v;
+                            if (!(a == b || (isnan(a) && isnan(b))))
+                                fail_msg("%s at %lld: instant %.17g, range %.17g", qs[k],
+                                         (long long)t, a, b);
+                        }
+                    if (!found)
+                        fail_msg("%s at %lld: a range series missing in the instant result",
+                                 qs[k], (long long)t);
+                }
+            if (got != ir->nseries)
+                fail_msg("%s at %lld: %zu range points, %zu instant series", qs[k],
+                         (long long)t, got, ir->nseries);
+            promql_result_free(ir);
+        }
+        promql_result_free(r);
+    }
+    /* a reset inside the window, then the window past it */
+    expect_vec("increase(y[20s])", 45000, 1, "{}", 5.0 * 20 / 15);
+    expect_vec("increase(y[20s])", 60000, 1, "{}", 10.0 * 20 / 15);
+}
+
 static void test_limits(void **state)
 {
     (void)state;
@@ -712,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_rates),      cmocka_unit_test(test_aggregations),
         cmocka_unit_test(test_binary),     cmocka_unit_test(test_functions),
         cmocka_unit_test(test_range_query), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_streaming_windows),
         cmocka_unit_test(test_json),       cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_delayed_names), cmocka_unit_test(test_duration_exprs),
         cmocka_unit_test(test_annotations), cmocka_unit_test(test_more_functions),

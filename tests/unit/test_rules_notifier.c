@@ -64,16 +64,20 @@ static void *srv_main(void *arg)
             if (need && b.len >= need)
                 break;
         }
-        char resp[128];
-        snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", s->status);
-        if (write(c, resp, strlen(resp)) < 0)
-            break;
-        close(c);
+        /* Record the request before answering: once the client has its
+         * answer, the test may look at what the server saw. */
         pthread_mutex_lock(&s->mu);
         if (s->nreqs < 16)
             s->reqs[s->nreqs++] = bs_buf_steal(&b, NULL);
         pthread_mutex_unlock(&s->mu);
         bs_buf_fini(&b);
+        char resp[128];
+        snprintf(resp, sizeof(resp), "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", s->status);
+        if (write(c, resp, strlen(resp)) < 0) {
+            close(c);
+            break;
+        }
+        close(c);
     }
     return NULL;
 }

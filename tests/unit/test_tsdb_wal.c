@@ -391,9 +391,16 @@ static void test_fsync_interval(void **state)
         write_batch(db, k);
         bs_sleep_ms(12);
     }
-    pthread_mutex_lock(&db->wal.mu);
-    uint64_t fsyncs = db->wal.fsyncs;
-    pthread_mutex_unlock(&db->wal.mu);
+    /* The syncer runs every 5 ms; on a loaded machine its first pass may
+     * come late, so wait (bounded) rather than assume 36 ms is enough. */
+    uint64_t fsyncs = 0;
+    for (int tries = 0; tries < 400 && fsyncs == 0; tries++) {
+        pthread_mutex_lock(&db->wal.mu);
+        fsyncs = db->wal.fsyncs;
+        pthread_mutex_unlock(&db->wal.mu);
+        if (fsyncs == 0)
+            bs_sleep_ms(5);
+    }
     assert_true(fsyncs >= 1);
     tsdb_close(db);
     db = open_wal_db(dir, 5, 0);
