@@ -20,12 +20,18 @@
  * open time and the RSS per series after replay, closes it (timed: this
  * is when the shutdown snapshot is written); another child opens it again
  * (the restart after a clean shutdown). Prints figures, never pass/fail.
+ *
+ * For profiling: BENCH_HEAD_DIR=path uses (and keeps) that directory;
+ * BENCH_HEAD_STAGE=ingest stops after the kill -9, BENCH_HEAD_STAGE=open
+ * only runs the restarts on what the directory holds.
  */
 #include <ftw.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +45,16 @@
 static double now_s(void)
 {
     return (double)bs_monotonic_ns() / 1e9;
+}
+
+/* CPU seconds (user + system) used by this process so far: on a shared
+ * machine, wall time alone says little. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* Resident set size of this process in KiB (VmRSS). */
@@ -185,6 +201,15 @@ static void ingest(const char *dir, size_t nseries, size_t samples, int64_t inte
     printf("ingest: RSS %ld KiB -> %ld KiB: %.0f bytes/series (%llu chunks, wal %.0f MiB)\n", rss0,
            rss1, (double)(rss1 - rss0) * 1024 / (double)nseries,
            (unsigned long long)st.num_chunks, (double)st.wal_bytes / 1048576.0);
+    if (getenv("BENCH_TRIM")) {
+        malloc_trim(0);
+        printf("trimmed: RSS %ld KiB: %.0f bytes/series\n", rss_kib(),
+               (double)(rss_kib() - rss0) * 1024 / (double)nseries);
+    }
+    struct mallinfo2 mi = mallinfo2();
+    printf("ingest: malloc heap %.0f MiB in use, %.0f MiB free in the heap, %.0f MiB mmapped\n",
+           (double)mi.uordblks / 1048576.0, (double)mi.fordblks / 1048576.0,
+           (double)mi.hblkhd / 1048576.0);
     fflush(stdout);
     labels_builder_fini(&b);
     raise(SIGKILL);
@@ -251,10 +276,11 @@ static void measure_open(const char *dir, const char *what, size_t nseries, size
     pid_t pid = fork();
     if (pid == 0) {
         long rss0 = rss_kib();
-        double secs;
+        double secs, cpu0 = cpu_s();
         struct tsdb *db = open_store(dir, &secs);
+        double cpu = cpu_s() - cpu0;
         long rss1 = rss_kib();
-        printf("open %s: %.2f s, RSS %.0f bytes/series\n", what, secs,
+        printf("open %s: %.2f s (%.2f CPU s), RSS %.0f bytes/series\n", what, secs, cpu,
                (double)(rss1 - rss0) * 1024 / (double)nseries);
         verify(db, nseries, samples, interval);
         double t0 = now_s();
@@ -276,11 +302,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [NSERIES [SAMPLES [INTERVAL_MS]]]\n", argv[0]);
         return 2;
     }
-    bs_log_set_level(BS_LOG_WARN);
-    char dir[] = "/tmp/bongsu-bench-head-XXXXXX";
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
+    bs_log_set_level(getenv("BENCH_HEAD_VERBOSE") ? BS_LOG_INFO : BS_LOG_WARN);
+    char tmpl[] = "/tmp/bongsu-bench-head-XXXXXX";
+    const char *keep = getenv("BENCH_HEAD_DIR");
+    const char *stage = getenv("BENCH_HEAD_STAGE");
+    const char *dir = keep;
+    if (!dir) {
+        if (!mkdtemp(tmpl)) {
+            perror("mkdtemp");
+            return 1;
+        }
+        dir = tmpl;
+    }
+    if (stage && strcmp(stage, "open") == 0) {
+        measure_open(dir, "after kill -9", nseries, samples, interval);
+        return 0;
     }
     fflush(stdout);
     pid_t pid = fork();
@@ -294,12 +330,16 @@ int main(int argc, char **argv)
     waitpid(pid, &status, 0);
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
         fprintf(stderr, "ingesting child failed\n");
-        nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        if (!keep)
+            nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
         return 1;
     }
+    if (stage && strcmp(stage, "ingest") == 0)
+        return 0;
 
     measure_open(dir, "after kill -9", nseries, samples, interval);
     measure_open(dir, "after clean close", nseries, samples, interval);
-    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    if (!keep)
+        nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     return 0;
 }

@@ -9,7 +9,9 @@
  * Configuration is mapped here onto each module's own option structs
  * (alertmanagers onto struct rules_notifier_config, ipmi_configs onto
  * struct ipmi_target_config after target relabeling), because only cmd
- * knows both config and the modules.
+ * knows both config and the modules. The ipmi_configs jobs' file/http/dns
+ * service discovery runs in a scrape_discovery owned here; its updates
+ * rebuild the IPMI target list (on_ipmi_discovery).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -313,13 +315,28 @@ static int split_host_port(const char *addr, char **host, uint16_t *port)
     return 0;
 }
 
+/* Whether im already has a target at host:port (port 0 is 623). */
+static bool ipmi_map_has(const struct ipmi_map *im, const char *host, uint16_t port)
+{
+    uint16_t p = port ? port : 623;
+    for (size_t i = 0; i < im->n; i++)
+        if ((im->ts[i].port ? im->ts[i].port : 623) == p && strcmp(im->ts[i].host, host) == 0)
+            return true;
+    return false;
+}
+
 /* Build the target labels of one IPMI target as Prometheus builds those of
- * a scrape target: the group's labels, __address__, then job,
- * __scrape_interval__ and __scrape_timeout__ unless set; relabel_configs;
- * instance defaults to __address__; labels starting with "__" dropped.
- * Appends the target to im unless relabeling dropped it. */
+ * a scrape target: the group's labels, the target's own (__address__ and,
+ * for discovered targets, __meta_* labels), then job, __scrape_interval__
+ * and __scrape_timeout__ unless set; relabel_configs; instance defaults to
+ * __address__; labels starting with "__" dropped. Appends the target to im
+ * unless relabeling dropped it. A static target (strict) with an invalid
+ * address fails with BS_EINVAL; a discovered one is logged and skipped, as
+ * is one whose host:port is already in im (Prometheus, too, skips unusable
+ * discovered targets rather than failing). */
 static int ipmi_map_target(struct ipmi_map *im, const struct config_ipmi *ic,
-                           const struct labels *group, const char *target, struct bs_error *err)
+                           const struct labels *group, const struct labels *target, bool strict,
+                           struct bs_error *err)
 {
     struct labels_builder b, out;
     labels_builder_init(&b);
@@ -328,8 +345,8 @@ static int ipmi_map_target(struct ipmi_map *im, const struct config_ipmi *ic,
     bs_duration_format(ic->scrape_interval_ms, ivl, sizeof ivl);
     bs_duration_format(ic->scrape_timeout_ms, tmo, sizeof tmo);
     int rc = labels_builder_from(&b, group);
-    if (rc == 0)
-        rc = labels_builder_set_str(&b, "__address__", target);
+    for (size_t i = 0; rc == 0 && i < target->n; i++)
+        rc = labels_builder_set_str(&b, target->v[i].name, target->v[i].value);
     if (rc == 0 && !labels_builder_get(&b, "job"))
         rc = labels_builder_set_str(&b, "job", ic->job_name);
     if (rc == 0 && !labels_builder_get(&b, "__scrape_interval__"))
@@ -356,8 +373,21 @@ static int ipmi_map_target(struct ipmi_map *im, const struct config_ipmi *ic,
     char *host = NULL;
     uint16_t port = 0;
     if (strlen(a) >= sizeof addr || split_host_port(addr, &host, &port) != 0) {
-        rc = bs_error_set(err, BS_EINVAL, "ipmi config \"%s\": invalid target address \"%s\"",
-                          ic->job_name, a);
+        if (strict)
+            rc = bs_error_set(err, BS_EINVAL,
+                              "ipmi config \"%s\": invalid target address \"%s\"", ic->job_name,
+                              a);
+        else
+            BS_WARN("main",
+                    "ipmi config \"%s\": skipping discovered target: invalid address \"%s\"",
+                    ic->job_name, a);
+        goto done;
+    }
+    if (!strict && ipmi_map_has(im, host, port)) {
+        BS_WARN("main",
+                "ipmi config \"%s\": skipping discovered target %s: that BMC is already a target",
+                ic->job_name, addr);
+        free(host);
         goto done;
     }
     if (!labels_builder_get(&out, "instance"))
@@ -415,7 +445,25 @@ done:
     return rc;
 }
 
-static int ipmi_map_build(const struct config *cfg, struct ipmi_map *im, struct bs_error *err)
+/* scrape_discovery_targets() callback: one discovered target of a job. */
+struct ipmi_map_walk {
+    struct ipmi_map *im;
+    const struct config_ipmi *ic;
+    struct bs_error *err;
+};
+
+static int ipmi_map_discovered(void *ud, const struct labels *group, const struct labels *target)
+{
+    struct ipmi_map_walk *w = ud;
+    return ipmi_map_target(w->im, w->ic, group, target, false, w->err);
+}
+
+/* The IPMI targets of cfg: every job's static targets first (so a
+ * discovered target never displaces a static one), then the discovered
+ * targets of each job from plan (NULL: the installed providers) of sd. */
+static int ipmi_map_build(const struct config *cfg, struct scrape_discovery *sd,
+                          const struct scrape_discovery_plan *plan, struct ipmi_map *im,
+                          struct bs_error *err)
 {
     memset(im, 0, sizeof(*im));
     for (size_t i = 0; i < cfg->nipmi_configs; i++) {
@@ -423,12 +471,47 @@ static int ipmi_map_build(const struct config *cfg, struct ipmi_map *im, struct 
         for (size_t j = 0; j < ic->nstatic_configs; j++) {
             const struct config_static_config *sc = &ic->static_configs[j];
             for (size_t k = 0; k < sc->ntargets; k++) {
-                int rc = ipmi_map_target(im, ic, sc->labels, sc->targets[k], err);
+                struct label one = {.name = "__address__", .value = sc->targets[k]};
+                struct labels target = {&one, 1};
+                int rc = ipmi_map_target(im, ic, sc->labels, &target, true, err);
                 if (rc != 0)
                     return rc;
             }
         }
     }
+    for (size_t i = 0; sd && i < cfg->nipmi_configs; i++) {
+        const struct config_ipmi *ic = &cfg->ipmi_configs[i];
+        struct ipmi_map_walk w = {im, ic, err};
+        if (!ic->nfile_sd_configs && !ic->nhttp_sd_configs && !ic->ndns_sd_configs)
+            continue;
+        int rc = scrape_discovery_targets(sd, plan, ic->job_name, ipmi_map_discovered, &w);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The discovery settings of cfg's IPMI jobs, for scrape_discovery_prepare();
+ * *out (free()) points into cfg. 0 or BS_ENOMEM. */
+static int ipmi_sd_jobs(const struct config *cfg, struct scrape_sd_job **out)
+{
+    *out = NULL;
+    if (cfg->nipmi_configs == 0)
+        return 0;
+    struct scrape_sd_job *v = calloc(cfg->nipmi_configs, sizeof(*v));
+    if (!v)
+        return BS_ENOMEM;
+    for (size_t i = 0; i < cfg->nipmi_configs; i++) {
+        const struct config_ipmi *ic = &cfg->ipmi_configs[i];
+        v[i] = (struct scrape_sd_job){.job_name = ic->job_name,
+                                      .file_sd_configs = ic->file_sd_configs,
+                                      .nfile_sd_configs = ic->nfile_sd_configs,
+                                      .http_sd_configs = ic->http_sd_configs,
+                                      .nhttp_sd_configs = ic->nhttp_sd_configs,
+                                      .dns_sd_configs = ic->dns_sd_configs,
+                                      .ndns_sd_configs = ic->ndns_sd_configs};
+    }
+    *out = v;
     return 0;
 }
 
@@ -452,6 +535,12 @@ struct app {
     struct scrape_manager *scrape;
     struct rules_manager *rules;
     struct ipmi_collector *ipmi;
+    /* Discovery of the ipmi_configs jobs' file/http/dns_sd targets, and the
+     * configuration its installed providers and the IPMI targets were
+     * built from (a reference; NULL before the first apply). Changed under
+     * mu, by app_apply() and by on_ipmi_discovery(). */
+    struct scrape_discovery *ipmi_sd;
+    struct config *ipmi_cfg;
     struct rules_manager_opts rules_base; /* flag timings and external URL */
     size_t queue_capacity;                /* --alertmanager.notification-queue-capacity */
     struct http_server *http; /* NULL until started */
@@ -552,10 +641,18 @@ static int app_apply(struct app *a, const struct config *cfg, const struct confi
     struct notifier_map nm;
     struct ipmi_map im;
     struct rules_manager_opts ro;
+    struct scrape_sd_job *sd_jobs = NULL;
+    struct scrape_discovery_plan *plan = NULL;
     memset(&im, 0, sizeof im);
     int rc = notifier_map_build(cfg, a->queue_capacity, &nm, err);
+    if (rc == 0 && (rc = ipmi_sd_jobs(cfg, &sd_jobs)) != 0)
+        bs_error_set(err, rc, "out of memory building ipmi targets");
+    /* New file_sd providers read their files here, so the first target
+     * list already has what they list. */
     if (rc == 0)
-        rc = ipmi_map_build(cfg, &im, err);
+        rc = scrape_discovery_prepare(a->ipmi_sd, cfg, sd_jobs, cfg->nipmi_configs, &plan, err);
+    if (rc == 0)
+        rc = ipmi_map_build(cfg, a->ipmi_sd, plan, &im, err);
     if (rc == 0) {
         /* Group intervals default to evaluation_interval when loaded. */
         rules_opts_for(&a->rules_base, cfg, &ro);
@@ -572,6 +669,14 @@ static int app_apply(struct app *a, const struct config *cfg, const struct confi
     }
     if (rc == 0)
         rc = ipmi_collector_set_targets(a->ipmi, im.ts, im.n, err);
+    if (rc == 0) {
+        /* The IPMI side now runs cfg: discovery updates rebuild from it. */
+        scrape_discovery_install(a->ipmi_sd, plan);
+        plan = NULL;
+        struct config *old = a->ipmi_cfg;
+        a->ipmi_cfg = config_ref((struct config *)cfg);
+        config_free(old);
+    }
     if (rc == 0)
         rc = scrape_manager_apply_config(a->scrape, cfg, err);
     if (rc == 0)
@@ -580,7 +685,33 @@ static int app_apply(struct app *a, const struct config *cfg, const struct confi
         BS_DEBUG("main", "%zu ipmi targets dropped by relabeling", im.dropped);
     notifier_map_fini(&nm);
     ipmi_map_fini(&im);
+    scrape_discovery_plan_free(plan);
+    free(sd_jobs);
     return rc;
+}
+
+/* Discovery thread: the file/http/dns_sd groups of IPMI jobs changed.
+ * Rebuild the IPMI target list (static and discovered targets, relabeled)
+ * from the configuration the IPMI side runs; ipmi_collector_set_targets()
+ * keeps unchanged BMCs' schedules and SEL cursors. */
+static void on_ipmi_discovery(void *ud)
+{
+    struct app *a = ud;
+    struct bs_error err = {0};
+    struct ipmi_map im;
+    pthread_mutex_lock(&a->mu);
+    if (a->ipmi_cfg) {
+        int rc = ipmi_map_build(a->ipmi_cfg, a->ipmi_sd, NULL, &im, &err);
+        if (rc == 0)
+            rc = ipmi_collector_set_targets(a->ipmi, im.ts, im.n, &err);
+        if (rc != 0)
+            BS_ERROR("main", "Applying discovered IPMI targets failed: %s", err.msg);
+        else
+            BS_DEBUG("main", "%zu ipmi targets after discovery (%zu dropped by relabeling)", im.n,
+                     im.dropped);
+        ipmi_map_fini(&im);
+    }
+    pthread_mutex_unlock(&a->mu);
 }
 
 /* Load the configuration file again and apply it (app_apply). On success
@@ -902,6 +1033,11 @@ int main(int argc, char **argv)
         exit_code = 1;
         goto out;
     }
+    if (!(app.ipmi_sd = scrape_discovery_new(on_ipmi_discovery, &app))) {
+        BS_ERROR("main", "Out of memory starting the IPMI service discovery");
+        exit_code = 1;
+        goto out;
+    }
 
     struct cmd_remote_write rw = {.db = db};
     ingest_limits_default(&rw.limits);
@@ -1002,11 +1138,13 @@ out:
         http_server_stop(app.http);
     app.http = NULL;
     scrape_manager_free(app.scrape);
+    scrape_discovery_free(app.ipmi_sd); /* its updates use the collector */
     ipmi_collector_free(app.ipmi);
     rules_manager_free(app.rules);
     ingest_push_free(push);
     promql_engine_free(engine);
     tsdb_close(db);
+    config_free(app.ipmi_cfg);
     config_free(app.cfg);
     pthread_mutex_destroy(&app.mu);
     free(external_url);

@@ -221,6 +221,23 @@ static void strv_free(char **v, size_t n)
     free(v);
 }
 
+/* The service discovery lists of a scrape or an IPMI job. */
+static void sd_configs_free(struct config_file_sd *f, size_t nf, struct config_http_sd *h,
+                            size_t nh, struct config_dns_sd *dn, size_t nd)
+{
+    for (size_t i = 0; i < nf; i++)
+        strv_free(f[i].files, f[i].nfiles);
+    free(f);
+    for (size_t i = 0; i < nh; i++) {
+        free(h[i].url);
+        http_client_fini(&h[i].http);
+    }
+    free(h);
+    for (size_t i = 0; i < nd; i++)
+        strv_free(dn[i].names, dn[i].nnames);
+    free(dn);
+}
+
 static void scrape_fini(struct config_scrape *s)
 {
     free(s->job_name);
@@ -241,17 +258,8 @@ static void scrape_fini(struct config_scrape *s)
         free(sc->labels);
     }
     free(s->static_configs);
-    for (size_t i = 0; i < s->nfile_sd_configs; i++)
-        strv_free(s->file_sd_configs[i].files, s->file_sd_configs[i].nfiles);
-    free(s->file_sd_configs);
-    for (size_t i = 0; i < s->nhttp_sd_configs; i++) {
-        free(s->http_sd_configs[i].url);
-        http_client_fini(&s->http_sd_configs[i].http);
-    }
-    free(s->http_sd_configs);
-    for (size_t i = 0; i < s->ndns_sd_configs; i++)
-        strv_free(s->dns_sd_configs[i].names, s->dns_sd_configs[i].nnames);
-    free(s->dns_sd_configs);
+    sd_configs_free(s->file_sd_configs, s->nfile_sd_configs, s->http_sd_configs,
+                    s->nhttp_sd_configs, s->dns_sd_configs, s->ndns_sd_configs);
     for (size_t i = 0; i < s->nrelabel_configs; i++)
         labels_relabel_config_fini(&s->relabel_configs[i]);
     free(s->relabel_configs);
@@ -285,6 +293,8 @@ static void ipmi_fini(struct config_ipmi *ic)
     free(ic->password_file);
     strv_free(ic->workaround_flags, ic->nworkaround_flags);
     static_configs_free(ic->static_configs, ic->nstatic_configs);
+    sd_configs_free(ic->file_sd_configs, ic->nfile_sd_configs, ic->http_sd_configs,
+                    ic->nhttp_sd_configs, ic->dns_sd_configs, ic->ndns_sd_configs);
     relabels_free(ic->relabel_configs, ic->nrelabel_configs);
 }
 

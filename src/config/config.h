@@ -243,10 +243,13 @@ enum config_ipmi_privilege {
  * job. Interval and timeout have the global scrape defaults applied
  * (timeout < interval is enforced: a BMC poll must end before the next).
  * Targets are "host" or "host:port" (UDP port, default 623), from
- * static_configs only (file_sd_configs is not supported yet). Relabel
- * configs are compiled; they turn each target's labels (__address__, job,
- * the static labels) into the target labels, as for scrape targets. The
- * workaround flag names were checked against the driver. */
+ * static_configs and from file_sd_configs, http_sd_configs and
+ * dns_sd_configs (decoded exactly as a scrape job's, with the same errors;
+ * cmd runs them with the scrape module's discovery). Relabel configs are
+ * compiled; they turn each target's labels (__address__, job, the static or
+ * discovered labels such as __meta_filepath) into the target labels, as for
+ * scrape targets. The workaround flag names were checked against the
+ * driver. */
 struct config_ipmi {
     char *job_name;
     int64_t scrape_interval_ms;
@@ -261,6 +264,12 @@ struct config_ipmi {
     size_t nworkaround_flags;
     struct config_static_config *static_configs;
     size_t nstatic_configs;
+    struct config_file_sd *file_sd_configs;
+    size_t nfile_sd_configs;
+    struct config_http_sd *http_sd_configs;
+    size_t nhttp_sd_configs;
+    struct config_dns_sd *dns_sd_configs;
+    size_t ndns_sd_configs;
     struct labels_relabel_config *relabel_configs;
     size_t nrelabel_configs;
 };

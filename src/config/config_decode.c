@@ -155,8 +155,6 @@ static const struct unsupported_key {
     {SEC_ALERTMANAGER, "proxy_connect_header"},
     {SEC_ALERTMANAGER, "http_headers"},
     {SEC_ALERTMANAGER, "sigv4"},
-    /* ipmi_configs: only static targets for now */
-    {SEC_IPMI, "file_sd_configs"},
 };
 #define NUNSUPPORTED (sizeof unsupported_keys / sizeof unsupported_keys[0])
 
@@ -1780,48 +1778,51 @@ static int sd_list_start(struct decoder *d, const struct pair *p, size_t *n)
     return dec_count(d, *n, p->value);
 }
 
-static int dec_file_sd_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+static int dec_file_sd_list(struct decoder *d, const struct pair *p, struct config_file_sd **out,
+                            size_t *nout)
 {
     size_t n;
     int rc = sd_list_start(d, p, &n);
     if (rc < 0 || n == 0)
         return rc;
-    if (!(sc->file_sd_configs = calloc(n, sizeof *sc->file_sd_configs)))
+    if (!(*out = calloc(n, sizeof **out)))
         return dec_nomem(d);
-    sc->nfile_sd_configs = n;
+    *nout = n;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = dec_file_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
-                         &sc->file_sd_configs[i]);
+                         &(*out)[i]);
     return rc;
 }
 
-static int dec_http_sd_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+static int dec_http_sd_list(struct decoder *d, const struct pair *p, struct config_http_sd **out,
+                            size_t *nout)
 {
     size_t n;
     int rc = sd_list_start(d, p, &n);
     if (rc < 0 || n == 0)
         return rc;
-    if (!(sc->http_sd_configs = calloc(n, sizeof *sc->http_sd_configs)))
+    if (!(*out = calloc(n, sizeof **out)))
         return dec_nomem(d);
-    sc->nhttp_sd_configs = n;
+    *nout = n;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = dec_http_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
-                         &sc->http_sd_configs[i]);
+                         &(*out)[i]);
     return rc;
 }
 
-static int dec_dns_sd_list(struct decoder *d, const struct pair *p, struct config_scrape *sc)
+static int dec_dns_sd_list(struct decoder *d, const struct pair *p, struct config_dns_sd **out,
+                           size_t *nout)
 {
     size_t n;
     int rc = sd_list_start(d, p, &n);
     if (rc < 0 || n == 0)
         return rc;
-    if (!(sc->dns_sd_configs = calloc(n, sizeof *sc->dns_sd_configs)))
+    if (!(*out = calloc(n, sizeof **out)))
         return dec_nomem(d);
-    sc->ndns_sd_configs = n;
+    *nout = n;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = dec_dns_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
-                        &sc->dns_sd_configs[i]);
+                        &(*out)[i]);
     return rc;
 }
 
@@ -1883,11 +1884,11 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
             rc = dec_relabel_list(d, p, "metric", &sc->metric_relabel_configs,
                                   &sc->nmetric_relabel_configs);
         } else if (key_is(p, "file_sd_configs")) {
-            rc = dec_file_sd_list(d, p, sc);
+            rc = dec_file_sd_list(d, p, &sc->file_sd_configs, &sc->nfile_sd_configs);
         } else if (key_is(p, "http_sd_configs")) {
-            rc = dec_http_sd_list(d, p, sc);
+            rc = dec_http_sd_list(d, p, &sc->http_sd_configs, &sc->nhttp_sd_configs);
         } else if (key_is(p, "dns_sd_configs")) {
-            rc = dec_dns_sd_list(d, p, sc);
+            rc = dec_dns_sd_list(d, p, &sc->dns_sd_configs, &sc->ndns_sd_configs);
         } else if (key_is(p, "scrape_protocols") || key_is(p, "fallback_scrape_protocol")) {
             rc = dec_protocol_key(d, p, &pn);
         } else if ((rc = dec_http_key(d, p, &sc->http, &hn)) <= 0) {
@@ -2236,6 +2237,12 @@ static int dec_ipmi(struct decoder *d, yaml_node_t *n, struct config_ipmi *ic, s
             flags_node = p->value;
         } else if (key_is(p, "static_configs")) {
             rc = dec_static_configs(d, p, &ic->static_configs, &ic->nstatic_configs, check_urls);
+        } else if (key_is(p, "file_sd_configs")) {
+            rc = dec_file_sd_list(d, p, &ic->file_sd_configs, &ic->nfile_sd_configs);
+        } else if (key_is(p, "http_sd_configs")) {
+            rc = dec_http_sd_list(d, p, &ic->http_sd_configs, &ic->nhttp_sd_configs);
+        } else if (key_is(p, "dns_sd_configs")) {
+            rc = dec_dns_sd_list(d, p, &ic->dns_sd_configs, &ic->ndns_sd_configs);
         } else if (key_is(p, "relabel_configs")) {
             rc = dec_relabel_list(d, p, "target", &ic->relabel_configs, &ic->nrelabel_configs);
         } else {

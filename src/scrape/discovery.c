@@ -164,9 +164,9 @@ static int key_http_client(struct bs_buf *b, const struct config_http_client *h)
     return rc;
 }
 
-/* A provider for one sd config of job sc, not yet refreshed. */
-static int provider_new(struct config *cfg, const struct config_scrape *sc, enum sd_kind kind,
-                        const void *conf, struct sd_provider **out)
+/* A provider for one sd config of the job named job, not yet refreshed. */
+static int provider_new(struct config *cfg, const char *job, enum sd_kind kind, const void *conf,
+                        struct sd_provider **out)
 {
     struct sd_provider *p = calloc(1, sizeof(*p));
     struct bs_buf b;
@@ -179,7 +179,7 @@ static int provider_new(struct config *cfg, const struct config_scrape *sc, enum
     p->cfg = config_ref(cfg);
     int rc = bs_buf_printf(&b, "%d|", (int)kind);
     if (rc == 0)
-        rc = key_str(&b, "j", sc->job_name);
+        rc = key_str(&b, "j", job);
     switch (kind) {
     case SD_KIND_FILE:
         p->conf.file = conf;
@@ -208,7 +208,7 @@ static int provider_new(struct config *cfg, const struct config_scrape *sc, enum
         rc = bs_buf_printf(&b, "r%lld", (long long)p->refresh_ms);
     if (p->refresh_ms <= 0)
         p->refresh_ms = 60000;
-    if (rc == 0 && !(p->job = strdup(sc->job_name)))
+    if (rc == 0 && !(p->job = strdup(job)))
         rc = BS_ENOMEM;
     if (rc == 0)
         p->key = bs_buf_steal(&b, NULL);
@@ -335,10 +335,10 @@ void sd_plan_discard(struct sd_plan *plan)
 static void *sd_thread(void *arg);
 
 static int plan_add(struct sd_manager *dm, struct sd_plan *plan, bool *taken, struct config *cfg,
-                    const struct config_scrape *sc, enum sd_kind kind, const void *conf)
+                    const char *job, enum sd_kind kind, const void *conf)
 {
     struct sd_provider *p;
-    int rc = provider_new(cfg, sc, kind, conf, &p);
+    int rc = provider_new(cfg, job, kind, conf, &p);
     if (rc != 0)
         return rc;
     /* Reuse an installed provider with the same key, once. */
@@ -368,16 +368,15 @@ static int plan_add(struct sd_manager *dm, struct sd_plan *plan, bool *taken, st
     return 0;
 }
 
-int sd_manager_prepare(struct sd_manager *dm, struct config *cfg, struct sd_plan *plan,
-                       struct bs_error *err)
+int sd_manager_prepare_jobs(struct sd_manager *dm, struct config *cfg,
+                            const struct scrape_sd_job *jobs, size_t njobs, struct sd_plan *plan,
+                            struct bs_error *err)
 {
     size_t total = 0;
     plan->v = NULL;
     plan->n = 0;
-    for (size_t i = 0; i < cfg->nscrape_configs; i++) {
-        const struct config_scrape *sc = &cfg->scrape_configs[i];
-        total += sc->nfile_sd_configs + sc->nhttp_sd_configs + sc->ndns_sd_configs;
-    }
+    for (size_t i = 0; i < njobs; i++)
+        total += jobs[i].nfile_sd_configs + jobs[i].nhttp_sd_configs + jobs[i].ndns_sd_configs;
     if (total == 0)
         return 0;
     pthread_mutex_lock(&dm->mu);
@@ -399,14 +398,17 @@ int sd_manager_prepare(struct sd_manager *dm, struct config *cfg, struct sd_plan
     int rc = 0;
     if (!taken || !plan->v)
         rc = BS_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < cfg->nscrape_configs; i++) {
-        const struct config_scrape *sc = &cfg->scrape_configs[i];
-        for (size_t j = 0; rc == 0 && j < sc->nfile_sd_configs; j++)
-            rc = plan_add(dm, plan, taken, cfg, sc, SD_KIND_FILE, &sc->file_sd_configs[j]);
-        for (size_t j = 0; rc == 0 && j < sc->nhttp_sd_configs; j++)
-            rc = plan_add(dm, plan, taken, cfg, sc, SD_KIND_HTTP, &sc->http_sd_configs[j]);
-        for (size_t j = 0; rc == 0 && j < sc->ndns_sd_configs; j++)
-            rc = plan_add(dm, plan, taken, cfg, sc, SD_KIND_DNS, &sc->dns_sd_configs[j]);
+    for (size_t i = 0; rc == 0 && i < njobs; i++) {
+        const struct scrape_sd_job *jb = &jobs[i];
+        for (size_t j = 0; rc == 0 && j < jb->nfile_sd_configs; j++)
+            rc = plan_add(dm, plan, taken, cfg, jb->job_name, SD_KIND_FILE,
+                          &jb->file_sd_configs[j]);
+        for (size_t j = 0; rc == 0 && j < jb->nhttp_sd_configs; j++)
+            rc = plan_add(dm, plan, taken, cfg, jb->job_name, SD_KIND_HTTP,
+                          &jb->http_sd_configs[j]);
+        for (size_t j = 0; rc == 0 && j < jb->ndns_sd_configs; j++)
+            rc = plan_add(dm, plan, taken, cfg, jb->job_name, SD_KIND_DNS,
+                          &jb->dns_sd_configs[j]);
     }
     free(taken);
     if (rc != 0) {
@@ -414,6 +416,32 @@ int sd_manager_prepare(struct sd_manager *dm, struct config *cfg, struct sd_plan
         return bs_error_set(err, rc, "service discovery: %s", bs_strerror(rc));
     }
     return 0;
+}
+
+int sd_manager_prepare(struct sd_manager *dm, struct config *cfg, struct sd_plan *plan,
+                       struct bs_error *err)
+{
+    struct scrape_sd_job *jobs = NULL;
+    if (cfg->nscrape_configs && !(jobs = calloc(cfg->nscrape_configs, sizeof(*jobs)))) {
+        plan->v = NULL;
+        plan->n = 0;
+        return bs_error_set(err, BS_ENOMEM, "service discovery: %s", bs_strerror(BS_ENOMEM));
+    }
+    for (size_t i = 0; i < cfg->nscrape_configs; i++) {
+        const struct config_scrape *sc = &cfg->scrape_configs[i];
+        jobs[i] = (struct scrape_sd_job){
+            .job_name = sc->job_name,
+            .file_sd_configs = sc->file_sd_configs,
+            .nfile_sd_configs = sc->nfile_sd_configs,
+            .http_sd_configs = sc->http_sd_configs,
+            .nhttp_sd_configs = sc->nhttp_sd_configs,
+            .dns_sd_configs = sc->dns_sd_configs,
+            .ndns_sd_configs = sc->ndns_sd_configs,
+        };
+    }
+    int rc = sd_manager_prepare_jobs(dm, cfg, jobs, cfg->nscrape_configs, plan, err);
+    free(jobs);
+    return rc;
 }
 
 int sd_manager_install(struct sd_manager *dm, struct sd_plan *plan, struct bs_error *err)

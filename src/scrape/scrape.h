@@ -119,4 +119,96 @@ int scrape_manager_targets_metadata_json(struct scrape_manager *m,
 int scrape_manager_metadata_json(struct scrape_manager *m, const char *metric, long limit,
                                  long limit_per_metric, struct bs_buf *out);
 
+/* -------------------------------------------- discovery for other jobs
+ *
+ * The discovery providers of scrape jobs (file_sd_configs, http_sd_configs,
+ * dns_sd_configs) run for jobs of other modules too, such as ipmi_configs
+ * jobs, which cmd maps onto their module: a struct scrape_discovery is a
+ * discovery manager of its own (one thread, started when the first plan
+ * with providers is prepared; inotify, refresh intervals and the
+ * keep-what-you-had-on-failure rules as for scrape jobs; see
+ * src/scrape/discovery.c and docs/scraping.md). The scrape manager's own
+ * discovery is separate and unaffected.
+ *
+ * Use: prepare a plan for a configuration's jobs, read its targets, and
+ * install it once the caller has applied them (or free it to keep the
+ * running set), so a configuration the caller refuses changes nothing.
+ * After that, on_update says when installed providers found new groups;
+ * read them with scrape_discovery_targets(d, NULL, ...). Providers are
+ * keyed by job name and settings: a job whose discovery settings did not
+ * change keeps its provider, and its groups, across a new plan.
+ *
+ * prepare, install, plan_free and free are serialised by the caller;
+ * scrape_discovery_targets may be called from any thread, including from
+ * on_update. */
+
+/* The discovery settings of one job that is not a scrape job. All borrowed,
+ * and the arrays must point into the configuration passed along with them. */
+struct scrape_sd_job {
+    const char *job_name; /* the job's name; the key groups are read by */
+    const struct config_file_sd *file_sd_configs;
+    size_t nfile_sd_configs;
+    const struct config_http_sd *http_sd_configs;
+    size_t nhttp_sd_configs;
+    const struct config_dns_sd *dns_sd_configs;
+    size_t ndns_sd_configs;
+};
+
+struct scrape_discovery;
+struct scrape_discovery_plan;
+
+/* Called on the discovery thread, with no lock of the discovery held,
+ * after the groups of one or more installed providers changed (once for a
+ * burst of changes). It may call scrape_discovery_targets() and take the
+ * caller's own locks, but not the functions serialised by the caller
+ * unless those locks serialise them (scrape_discovery_free() waits for a
+ * running call to return, so must not be called with a lock it takes). */
+typedef void (*scrape_discovery_update_fn)(void *ud);
+
+/* One discovered target: group holds the labels of its target group (for
+ * file_sd, the group's "labels" and __meta_filepath), target its own
+ * labels (__address__, and __meta_* labels of the provider); target labels
+ * win over group labels of the same name. Both are borrowed for the call
+ * only. A non-zero return stops the walk, which returns it. */
+typedef int (*scrape_discovery_target_fn)(void *ud, const struct labels *group,
+                                          const struct labels *target);
+
+/* A new discovery; nothing runs until a plan with providers is prepared.
+ * on_update (required) gets ud. NULL when out of memory. Release with
+ * scrape_discovery_free(). */
+struct scrape_discovery *scrape_discovery_new(scrape_discovery_update_fn on_update, void *ud);
+
+/* Stop and join the discovery thread (waiting for an on_update call in
+ * progress) and release every provider. NULL is allowed. */
+void scrape_discovery_free(struct scrape_discovery *d);
+
+/* Build in *out the providers of jobs[0..njobs): an installed provider with
+ * the same job and settings is reused with its groups; a new file_sd
+ * provider reads its files here, so the plan already has their targets;
+ * new http_sd and dns_sd providers start empty and refresh once installed.
+ * cfg must come from a config loader: providers keep a reference
+ * (config_ref) as long as they live. Returns 0 with *out set (also when
+ * there are no providers), or with *out NULL and err set:
+ *   BS_ENOMEM  out of memory;
+ *   BS_EIO     the discovery thread could not be started. */
+int scrape_discovery_prepare(struct scrape_discovery *d, const struct config *cfg,
+                             const struct scrape_sd_job *jobs, size_t njobs,
+                             struct scrape_discovery_plan **out, struct bs_error *err);
+
+/* Call fn for every discovered target of the job named job_name: of plan,
+ * or of the installed providers when plan is NULL; in the order of the
+ * job's providers (file, then HTTP, then DNS, each in configuration order),
+ * then groups, then targets. The discovery's lock is held meanwhile, so fn
+ * must not call into this discovery. Returns 0 or fn's non-zero return. */
+int scrape_discovery_targets(struct scrape_discovery *d,
+                             const struct scrape_discovery_plan *plan, const char *job_name,
+                             scrape_discovery_target_fn fn, void *ud);
+
+/* Make plan the running set and free it (providers not in it stop); from
+ * now on on_update reports their changes. Cannot fail. */
+void scrape_discovery_install(struct scrape_discovery *d, struct scrape_discovery_plan *plan);
+
+/* Free a plan that is not to be installed. NULL is allowed. */
+void scrape_discovery_plan_free(struct scrape_discovery_plan *plan);
+
 #endif

@@ -173,6 +173,11 @@ struct sd_plan {
  * the thread cannot be started. */
 int sd_manager_prepare(struct sd_manager *dm, struct config *cfg, struct sd_plan *plan,
                        struct bs_error *err);
+/* As sd_manager_prepare(), for the providers of jobs[0..njobs) (borrowed;
+ * their settings must point into cfg) instead of cfg's scrape jobs. */
+int sd_manager_prepare_jobs(struct sd_manager *dm, struct config *cfg,
+                            const struct scrape_sd_job *jobs, size_t njobs, struct sd_plan *plan,
+                            struct bs_error *err);
 /* Make plan the running set (it is emptied), retire installed providers not
  * in it, and wake the thread. Returns 0. */
 int sd_manager_install(struct sd_manager *dm, struct sd_plan *plan, struct bs_error *err);

@@ -200,7 +200,7 @@ static int ck_file(struct tsdb *db, struct ck_writer *w, const char *path, int64
         uint8_t type = hd[0];
         uint32_t len = bs_get_be32(hd + 1);
         if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES &&
-             type != TSDB_WAL_REC_OPEN_CHUNKS) ||
+             type != TSDB_WAL_REC_OPEN_CHUNKS && type != TSDB_WAL_REC_OPEN_STATE) ||
             len > TSDB_WAL_MAX_RECORD || len > flen - off - TSDB_WAL_HEADER)
             break;
         const uint8_t *p = hd + TSDB_WAL_HEADER;
@@ -222,21 +222,15 @@ static int ck_file(struct tsdb *db, struct ck_writer *w, const char *path, int64
                 i += el;
             }
             ck_end(w);
-        } else if (type == TSDB_WAL_REC_OPEN_CHUNKS) {
-            /* Entries: ref, maxt, len, chunk bytes (a head checkpoint's). */
-            ck_begin(w, TSDB_WAL_REC_OPEN_CHUNKS);
+        } else if (type == TSDB_WAL_REC_OPEN_CHUNKS || type == TSDB_WAL_REC_OPEN_STATE) {
+            /* A head checkpoint's open chunks, kept in their format. */
+            ck_begin(w, type);
             for (size_t i = 0; i < len;) {
-                uint64_t ref, clen;
-                int64_t maxt;
-                size_t k = bs_get_uvarint(p + i, len - i, &ref), k2 = 0, k3 = 0;
-                if (k)
-                    k2 = bs_get_varint(p + i + k, len - i - k, &maxt);
-                if (k2)
-                    k3 = bs_get_uvarint(p + i + k + k2, len - i - k - k2, &clen);
-                if (!k3 || clen > len - i - k - k2 - k3)
+                struct tsdb_open_entry oe;
+                size_t el = tsdb_open_entry_parse(type, p + i, len - i, &oe);
+                if (!el)
                     break;
-                size_t el = k + k2 + k3 + (size_t)clen;
-                if (maxt >= mint && live(h, ref)) {
+                if (oe.maxt >= mint && live(h, oe.ref)) {
                     ck_reserve(w, el);
                     memcpy(w->buf + w->len, p + i, el);
                     w->len += el;
@@ -472,18 +466,19 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
                 ck_put_series(&w, s, ref);
         }
         ck_end(&w);
-        ck_begin(&w, TSDB_WAL_REC_OPEN_CHUNKS);
+        ck_begin(&w, TSDB_WAL_REC_OPEN_STATE);
         for (tsdb_ref ref = lo; ref < hi && rc == 0; ref++) {
             struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
             if (!s || s->ref != ref || s->removed)
                 continue;
-            pthread_mutex_lock(&s->mu);
+            tsdb_series_lock(s);
             for (size_t i = 0; i < s->nchunks; i++) {
                 if (s->chunks[i].ref & TSDB_HCHUNK_MEM)
                     rc = BS_ELIMIT;
             }
             size_t len = s->open.n > 0 ? tsdb_xor_enc_bytes(&s->open) : 0;
-            int64_t maxt = s->open.t;
+            struct tsdb_xor_state st;
+            tsdb_xor_enc_state(&s->open, &st);
             if (rc == 0 && len > 0) {
                 if (len > ccap) {
                     ccap = len * 2;
@@ -491,15 +486,21 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
                 }
                 memcpy(cbuf, s->open.buf, len);
             }
-            pthread_mutex_unlock(&s->mu);
+            tsdb_series_unlock(s);
             if (rc || len == 0)
                 continue;
-            ck_reserve(&w, 30 + len);
+            ck_reserve(&w, 50 + len);
             w.len += bs_put_uvarint(w.buf + w.len, ref);
-            w.len += bs_put_varint(w.buf + w.len, maxt);
+            w.len += bs_put_varint(w.buf + w.len, st.t);
             w.len += bs_put_uvarint(w.buf + w.len, len);
             memcpy(w.buf + w.len, cbuf, len);
             w.len += len;
+            w.buf[w.len++] = st.tail;
+            w.buf[w.len++] = st.leading;
+            w.buf[w.len++] = st.trailing;
+            w.len += bs_put_varint(w.buf + w.len, st.tdelta);
+            bs_put_be64(w.buf + w.len, st.v);
+            w.len += 8;
             chunks++;
         }
         ck_end(&w);

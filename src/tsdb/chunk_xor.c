@@ -112,16 +112,39 @@ static void put_value(struct tsdb_xor_enc *e, uint64_t vbits)
     e->trailing = (uint8_t)trail;
 }
 
+/* Buffer size for e, which needs `need` bytes now and has `cap`: the
+ * predicted size of the full chunk once it holds 16 samples (see the
+ * comment in append), in TSDB_XOR_ENC_STEP multiples. */
+static size_t enc_cap_for(const struct tsdb_xor_enc *e, size_t cap, size_t need)
+{
+    if (e->n >= 16 && e->n < TSDB_CHUNK_MAX_SAMPLES) {
+        uint8_t tmp[10];
+        size_t first = (TSDB_CHUNK_HEADER + bs_put_varint(tmp, e->mint) + 8) * 8;
+        size_t rest = e->nbits > first ? e->nbits - first : 0; /* bits of samples 2.. */
+        size_t more = rest * (size_t)(TSDB_CHUNK_MAX_SAMPLES - e->n) / (size_t)(e->n - 1);
+        size_t want = need + more * 17 / 16 / 8;
+        if (want > cap)
+            cap = want;
+    }
+    cap = (cap + TSDB_XOR_ENC_STEP - 1) / TSDB_XOR_ENC_STEP * TSDB_XOR_ENC_STEP;
+    while (cap < need)
+        cap += TSDB_XOR_ENC_STEP;
+    return cap;
+}
+
 int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits)
 {
     size_t need = tsdb_xor_enc_bytes(e) + TSDB_CHUNK_SAMPLE_MAX + 8;
     if (need > e->cap) {
-        /* Grow in 64-byte steps, not by doubling: the open chunk is most of
-         * a series' resident memory, and doubling would leave a quarter of
-         * it unused on average. */
-        size_t ncap = e->cap ? e->cap : 32;
-        while (ncap < need)
-            ncap += 64;
+        /* The open chunk is most of a series' resident memory. Doubling
+         * would leave a quarter of it unused on average; growing in small
+         * steps all the way reallocates a dozen times per chunk, and as
+         * every series grows at once, the blocks left behind are of sizes
+         * nobody asks for again: a third of the heap ends up in such holes.
+         * So: small steps while the chunk is young, then one jump to the
+         * size its samples so far predict for a full chunk (the buffer is
+         * kept across chunks, so later chunks rarely reallocate). */
+        size_t ncap = enc_cap_for(e, e->cap ? e->cap : TSDB_XOR_ENC_STEP, need);
         uint8_t *nb = realloc(e->buf, ncap);
         if (!nb)
             return BS_ENOMEM;
@@ -129,7 +152,7 @@ int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits)
         if (e->cap == 0)
             memset(nb, 0, TSDB_CHUNK_HEADER);
         e->buf = nb;
-        e->cap = ncap;
+        e->cap = (uint32_t)ncap;
     }
 
     if (e->n == 0) {
@@ -350,9 +373,9 @@ int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
     }
     if (d.err || d.read != d.total || d.total == 0 || (d.pos + 7) / 8 != len)
         return BS_ECORRUPT;
-    size_t cap = 32;
+    size_t cap = TSDB_XOR_ENC_STEP;
     while (cap < len + TSDB_CHUNK_SAMPLE_MAX + 8)
-        cap *= 2;
+        cap += TSDB_XOR_ENC_STEP;
     uint8_t *nb = calloc(1, cap);
     if (!nb)
         return BS_ENOMEM;
@@ -361,8 +384,8 @@ int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
         nb[len - 1] &= (uint8_t)(0xff << (8 - d.pos % 8)); /* zero past nbits */
     free(e->buf);
     e->buf = nb;
-    e->cap = cap;
-    e->nbits = d.pos;
+    e->cap = (uint32_t)cap;
+    e->nbits = (uint32_t)d.pos;
     e->n = d.total;
     e->mint = mint;
     e->t = d.t;
@@ -371,4 +394,60 @@ int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
     e->leading = d.leading;
     e->trailing = d.trailing;
     return 0;
+}
+
+bool tsdb_xor_state_valid(const uint8_t *p, size_t len, const struct tsdb_xor_state *st,
+                          int64_t *mint)
+{
+    if (len < TSDB_CHUNK_HEADER + 9 || len > UINT32_MAX / 8 - 64 || st->tail < 1 || st->tail > 8)
+        return false;
+    uint16_t n = (uint16_t)((p[0] << 8) | p[1]);
+    if (n == 0 || bs_get_varint(p + TSDB_CHUNK_HEADER, len - TSDB_CHUNK_HEADER, mint) == 0)
+        return false;
+    if (n == 1)
+        return *mint == st->t && st->tdelta == 0 && st->leading == 0xff;
+    return *mint < st->t && st->tdelta > 0 &&
+           (st->leading == 0xff ||
+            (st->leading <= 31 && st->trailing <= 63 && st->leading + st->trailing < 64));
+}
+
+int tsdb_xor_enc_load(struct tsdb_xor_enc *e, const uint8_t *p, size_t len,
+                      const struct tsdb_xor_state *st)
+{
+    int64_t mint;
+    if (!tsdb_xor_state_valid(p, len, st, &mint))
+        return BS_ECORRUPT;
+    uint16_t n = (uint16_t)((p[0] << 8) | p[1]);
+    /* Sized for the chunk it will grow into, as append would. */
+    struct tsdb_xor_enc probe = {
+        .n = n, .mint = mint, .nbits = (uint32_t)((len - 1) * 8 + st->tail)};
+    size_t cap = enc_cap_for(&probe, TSDB_XOR_ENC_STEP, len + TSDB_CHUNK_SAMPLE_MAX + 8);
+    uint8_t *nb = malloc(cap);
+    if (!nb)
+        return BS_ENOMEM;
+    memcpy(nb, p, len);
+    memset(nb + len, 0, cap - len);
+    nb[len - 1] &= (uint8_t)(0xff00u >> st->tail); /* zero past nbits */
+    free(e->buf);
+    e->buf = nb;
+    e->cap = (uint32_t)cap;
+    e->nbits = (uint32_t)((len - 1) * 8 + st->tail);
+    e->n = n;
+    e->mint = mint;
+    e->t = st->t;
+    e->tdelta = st->tdelta;
+    e->v = st->v;
+    e->leading = st->leading;
+    e->trailing = st->trailing;
+    return 0;
+}
+
+void tsdb_xor_enc_state(const struct tsdb_xor_enc *e, struct tsdb_xor_state *st)
+{
+    st->tail = (uint8_t)(e->nbits % 8 ? e->nbits % 8 : 8);
+    st->t = e->t;
+    st->tdelta = e->tdelta;
+    st->v = e->v;
+    st->leading = e->leading;
+    st->trailing = e->trailing;
 }

@@ -267,7 +267,7 @@ static int collect_series(struct tsdb *db, struct collect *c, struct tsdb_series
 {
     size_t first = c->nchunks;
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
+    tsdb_series_lock(s);
     for (size_t i = 0; i < s->nchunks && rc == 0; i++) {
         const struct tsdb_hchunk *ch = &s->chunks[i];
         if (ch->mint < mint)
@@ -298,7 +298,7 @@ static int collect_series(struct tsdb *db, struct collect *c, struct tsdb_series
                 (struct tsdb_bw_chunk){s->open.mint, s->open.t, copy, (uint32_t)len, s->open.n, 0};
         }
     }
-    pthread_mutex_unlock(&s->mu);
+    tsdb_series_unlock(s);
     if (rc == 0 && c->nchunks > first) {
         c->series = grow(c->series, &c->cap, c->n + 1, sizeof(*c->series));
         /* chunks pointer fixed up once the array stops moving */
@@ -375,9 +375,9 @@ static int64_t head_true_min(struct tsdb_head *h)
         struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
         if (!s || s->ref != ref)
             continue;
-        pthread_mutex_lock(&s->mu);
+        tsdb_series_lock(s);
         int64_t sm = s->nchunks ? s->chunks[0].mint : s->open.n ? s->open.mint : INT64_MAX;
-        pthread_mutex_unlock(&s->mu);
+        tsdb_series_unlock(s);
         if (sm < m)
             m = sm;
     }
@@ -959,15 +959,15 @@ static size_t apply_retention(struct tsdb *db)
     return ngone;
 }
 
-/* Has the WAL grown by more than max(64 MiB, the last head checkpoint's
- * size) since that checkpoint? (ck_wal_bytes and ck_bytes change under
+/* Has the WAL grown by more than max(64 MiB, half the last head
+ * checkpoint's size) since that checkpoint? (ck_wal_bytes and ck_bytes change under
  * the WAL mutex.) */
 static bool head_checkpoint_due(struct tsdb *db)
 {
     pthread_mutex_lock(&db->wal.mu);
     uint64_t total = db->wal.total_bytes, base = db->ck_wal_bytes, last = db->ck_bytes;
     pthread_mutex_unlock(&db->wal.mu);
-    uint64_t limit = last > (UINT64_C(64) << 20) ? last : UINT64_C(64) << 20;
+    uint64_t limit = last / 2 > (UINT64_C(64) << 20) ? last / 2 : UINT64_C(64) << 20;
     return total > base && total - base > limit;
 }
 
@@ -1029,10 +1029,13 @@ int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
             apply_retention(db);
     }
     /* Bound what a restart after kill -9 replays: once the WAL grew by
-     * more than max(64 MiB, the last head checkpoint), snapshot the head
-     * (open chunks and series; closed chunks are in the head chunk files)
-     * and drop the segments before it. Amortised, this writes at most as
-     * much again as the WAL itself. */
+     * more than max(64 MiB, half the last head checkpoint), snapshot the
+     * head (open chunks and series; closed chunks are in the head chunk
+     * files) and drop the segments before it. Replaying a WAL byte costs
+     * about twice what a checkpoint byte does (each sample is a random
+     * access into the head), so a restart replays at most about as much
+     * work again as the checkpoint itself; amortised, this writes at most
+     * twice as much again as the WAL. */
     if (rc == 0 && head_checkpoint_due(db)) {
         struct bs_error cerr = {0};
         if (tsdb_checkpoint_head(db, &cerr) != 0)

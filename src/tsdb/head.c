@@ -3,16 +3,18 @@
  * The head: every series in memory, found by label-set hash or by ref.
  *
  * Design. A series is looked up by labels_hash() in one of 64 stripes,
- * each a chained hash table under its own mutex, so appenders touching
- * different series rarely meet; collisions are resolved by comparing the
- * label sets. A ref is a dense integer handed out in creation order under
+ * each an open-addressing table of (hash tag, ref) under its own mutex, so
+ * appenders touching different series rarely meet; a series is read only
+ * when its tag matches, and then the label sets are compared. A ref is a
+ * dense integer handed out in creation order under
  * the postings write lock, which makes every postings list an append-only
  * sorted array in normal operation (WAL replay may insert out of order and
  * falls back to a sorted insert). The ref -> series table is two-level:
  * pages of 16384 pointers, allocated on demand under a small mutex and
  * published with release stores, read without locks.
  *
- * Each series has its own mutex guarding its chunks and newest sample.
+ * Each series has its own lock (a 4-byte futex mutex) guarding its
+ * chunks and newest sample.
  * Closed chunks are immutable and may be read by queriers without the
  * series lock. Only the open chunk changes and may be reallocated;
  * queriers copy it under the lock. Head truncation (head_gc.c) drops old
@@ -23,10 +25,36 @@
  * Bookkeeping allocations (series, tables) use the aborting bs_x* wrappers;
  * sample data uses malloc and reports BS_ENOMEM.
  */
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "tsdb/tsdb_int.h"
+
+/* ---------------------------------------------------------- series lock */
+
+/* The contended paths of the futex mutex (tsdb_int.h): a locker marks the
+ * word 2 (waiters may exist) and sleeps until it takes it from 0; an
+ * unlocker that did not find 1 (no waiters) clears it and wakes one. */
+void tsdb_series_lock_slow(uint32_t *l)
+{
+    for (int spin = 0; spin < 64; spin++) {
+        uint32_t c = 0;
+        if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+            __atomic_compare_exchange_n(l, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return;
+    }
+    while (__atomic_exchange_n(l, 2, __ATOMIC_ACQUIRE) != 0)
+        syscall(SYS_futex, l, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void tsdb_series_unlock_slow(uint32_t *l)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+    syscall(SYS_futex, l, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
 
 /* ------------------------------------------------------------ ref table */
 
@@ -69,8 +97,8 @@ int tsdb_head_init(struct tsdb_head *h)
     }
     for (size_t i = 0; i < TSDB_STRIPES; i++) {
         pthread_mutex_init(&h->stripes[i].mu, NULL);
-        h->stripes[i].nbuckets = 16;
-        h->stripes[i].buckets = bs_xcalloc(16, sizeof(struct tsdb_series *));
+        h->stripes[i].cap = 16;
+        h->stripes[i].slots = bs_xcalloc(16, sizeof(struct tsdb_stripe_slot));
     }
     pthread_mutex_init(&h->pages_mu, NULL);
     tsdb_postings_init(&h->postings);
@@ -92,8 +120,6 @@ void tsdb_head_series_free(void *p)
     }
     free(s->chunks);
     tsdb_xor_enc_fini(&s->open);
-    free(s->lset.v);
-    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
@@ -101,15 +127,13 @@ void tsdb_head_fini(struct tsdb_head *h)
 {
     for (size_t i = 0; i < TSDB_STRIPES; i++) {
         struct tsdb_stripe *st = &h->stripes[i];
-        for (size_t b = 0; b < st->nbuckets; b++) {
-            struct tsdb_series *s = st->buckets[b];
-            while (s) {
-                struct tsdb_series *next = s->hnext;
+        for (size_t b = 0; b < st->cap; b++) {
+            struct tsdb_series *s =
+                st->slots[b].ref ? tsdb_head_series_by_ref(h, st->slots[b].ref) : NULL;
+            if (s)
                 tsdb_head_series_free(s);
-                s = next;
-            }
         }
-        free(st->buckets);
+        free(st->slots);
         pthread_mutex_destroy(&st->mu);
     }
     if (h->pages) {
@@ -127,36 +151,100 @@ void tsdb_head_fini(struct tsdb_head *h)
 
 /* --------------------------------------------------------------- series */
 
+static uint32_t stripe_tag(uint64_t hash)
+{
+    return (uint32_t)(hash >> 32);
+}
+
+static void stripe_put(struct tsdb_stripe *st, struct tsdb_stripe_slot sl)
+{
+    size_t i = sl.tag & (st->cap - 1);
+    while (st->slots[i].ref)
+        i = (i + 1) & (st->cap - 1);
+    st->slots[i] = sl;
+}
+
 static void stripe_grow(struct tsdb_stripe *st)
 {
-    size_t nb = st->nbuckets * 2;
-    struct tsdb_series **buckets = bs_xcalloc(nb, sizeof(*buckets));
-    for (size_t b = 0; b < st->nbuckets; b++) {
-        struct tsdb_series *s = st->buckets[b];
-        while (s) {
-            struct tsdb_series *next = s->hnext;
-            size_t i = (size_t)(s->hash >> 6) & (nb - 1);
-            s->hnext = buckets[i];
-            buckets[i] = s;
-            s = next;
-        }
+    struct tsdb_stripe_slot *old = st->slots;
+    size_t ocap = st->cap;
+    st->cap = ocap * 2;
+    st->slots = bs_xcalloc(st->cap, sizeof(*st->slots));
+    for (size_t i = 0; i < ocap; i++) {
+        if (old[i].ref)
+            stripe_put(st, old[i]);
     }
-    free(st->buckets);
-    st->buckets = buckets;
-    st->nbuckets = nb;
+    free(old);
 }
+
+/* The series of stripe st with labels ls, or NULL. Caller holds st->mu. */
+static struct tsdb_series *stripe_find(struct tsdb_head *h, struct tsdb_stripe *st,
+                                       const struct labels *ls, uint64_t hash)
+{
+    uint32_t tag = stripe_tag(hash);
+    for (size_t i = tag & (st->cap - 1);; i = (i + 1) & (st->cap - 1)) {
+        struct tsdb_stripe_slot sl = st->slots[i];
+        if (!sl.ref)
+            return NULL;
+        if (sl.tag != tag)
+            continue;
+        struct tsdb_series *s = tsdb_head_series_by_ref(h, sl.ref);
+        if (s && s->hash == hash && labels_equal(&s->lset, ls))
+            return s;
+    }
+}
+
+void tsdb_head_stripe_unlink(struct tsdb_head *h, struct tsdb_series *s)
+{
+    struct tsdb_stripe *st = &h->stripes[s->hash & (TSDB_STRIPES - 1)];
+    pthread_mutex_lock(&st->mu);
+    size_t mask = st->cap - 1, i = stripe_tag(s->hash) & mask;
+    while (st->slots[i].ref && st->slots[i].ref != s->ref)
+        i = (i + 1) & mask;
+    if (st->slots[i].ref) {
+        /* Backward-shift deletion: move later entries of the run into the
+         * hole unless their home slot lies cyclically in (hole, entry]. */
+        for (size_t j = i;;) {
+            j = (j + 1) & mask;
+            if (!st->slots[j].ref)
+                break;
+            size_t k = st->slots[j].tag & mask;
+            if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+                continue;
+            st->slots[i] = st->slots[j];
+            i = j;
+        }
+        st->slots[i] = (struct tsdb_stripe_slot){0, 0};
+        st->n--;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static int get_or_create(struct tsdb_head *h, const struct labels *ls, uint64_t hash,
+                         tsdb_ref want_ref, bool interned, struct tsdb_series **out,
+                         bool *created);
 
 int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls, uint64_t hash,
                                    tsdb_ref want_ref, struct tsdb_series **out, bool *created)
 {
+    return get_or_create(h, ls, hash, want_ref, false, out, created);
+}
+
+int tsdb_head_series_get_or_create_interned(struct tsdb_head *h, const struct labels *ls,
+                                            uint64_t hash, tsdb_ref want_ref,
+                                            struct tsdb_series **out, bool *created)
+{
+    return get_or_create(h, ls, hash, want_ref, true, out, created);
+}
+
+static int get_or_create(struct tsdb_head *h, const struct labels *ls, uint64_t hash,
+                         tsdb_ref want_ref, bool interned, struct tsdb_series **out,
+                         bool *created)
+{
     struct tsdb_stripe *st = &h->stripes[hash & (TSDB_STRIPES - 1)];
     *created = false;
     pthread_mutex_lock(&st->mu);
-    struct tsdb_series *s = st->buckets[(size_t)(hash >> 6) & (st->nbuckets - 1)];
-    for (; s; s = s->hnext) {
-        if (s->hash == hash && labels_equal(&s->lset, ls))
-            break;
-    }
+    struct tsdb_series *s = stripe_find(h, st, ls, hash);
     if (s) {
         pthread_mutex_unlock(&st->mu);
         if (want_ref && want_ref != s->ref) {
@@ -177,21 +265,21 @@ int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls,
         return 0;
     }
 
-    s = bs_xcalloc(1, sizeof(*s));
-    s->lset.v = bs_xmalloc((ls->n ? ls->n : 1) * sizeof(struct label));
+    s = bs_xcalloc(1, sizeof(*s) + ls->n * sizeof(struct label));
+    s->lset.v = s->label_v;
     s->lset.n = ls->n;
-    for (size_t i = 0; i < ls->n; i++) {
+    if (interned)
+        memcpy(s->label_v, ls->v, ls->n * sizeof(struct label));
+    for (size_t i = 0; i < ls->n && !interned; i++) {
         s->lset.v[i].name = labels_symtab_intern(h->syms, ls->v[i].name, strlen(ls->v[i].name));
         s->lset.v[i].value = labels_symtab_intern(h->syms, ls->v[i].value, strlen(ls->v[i].value));
         if (!s->lset.v[i].name || !s->lset.v[i].value) {
             pthread_mutex_unlock(&st->mu);
-            free(s->lset.v);
             free(s);
             return BS_ENOMEM;
         }
     }
     s->hash = hash;
-    pthread_mutex_init(&s->mu, NULL);
     tsdb_xor_enc_init(&s->open);
 
     int rc = 0;
@@ -204,24 +292,20 @@ int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls,
     if (rc == 0) {
         if (ref >= h->next_ref)
             h->next_ref = ref + 1;
-        s->ref = ref;
+        s->ref = (uint32_t)ref;
         ref_table_set(h, ref, s);
         tsdb_postings_add_locked(&h->postings, &s->lset, ref);
     }
     pthread_rwlock_unlock(&h->postings.lock);
     if (rc) {
         pthread_mutex_unlock(&st->mu);
-        pthread_mutex_destroy(&s->mu);
-        free(s->lset.v);
         free(s);
         return rc;
     }
 
-    if (st->n >= st->nbuckets)
+    if ((st->n + 1) * 4 > st->cap * 3)
         stripe_grow(st);
-    size_t bi = (size_t)(hash >> 6) & (st->nbuckets - 1);
-    s->hnext = st->buckets[bi];
-    st->buckets[bi] = s;
+    stripe_put(st, (struct tsdb_stripe_slot){stripe_tag(hash), (uint32_t)ref});
     st->n++;
     pthread_mutex_unlock(&st->mu);
 

@@ -188,11 +188,11 @@ int tsdb_appender_add(struct tsdb_appender *a, tsdb_ref ref, const struct labels
         return BS_ELIMIT;
 
     uint64_t vbits = bs_float_bits(v);
-    pthread_mutex_lock(&s->mu);
+    tsdb_series_lock(s);
     bool has = s->has_samples;
     int64_t newest = s->max_t;
     uint64_t newest_v = s->last_v;
-    pthread_mutex_unlock(&s->mu);
+    tsdb_series_unlock(s);
     struct app_slot *sl = slot_find(a, s);
     if (sl && (!has || sl->t > newest)) {
         has = true;
@@ -375,9 +375,9 @@ int tsdb_appender_commit(struct tsdb_appender *a, struct bs_error *err)
     int64_t mint = INT64_MAX, maxt = INT64_MIN;
     for (size_t i = 0; i < a->n; i++) {
         const struct app_sample *sm = &a->samples[i];
-        pthread_mutex_lock(&sm->s->mu);
+        tsdb_series_lock(sm->s);
         int r = tsdb_head_series_append(h, sm->s, sm->t, sm->v);
-        pthread_mutex_unlock(&sm->s->mu);
+        tsdb_series_unlock(sm->s);
         if (r == 0) {
             appended++;
             if (sm->t < mint)

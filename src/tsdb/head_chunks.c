@@ -252,6 +252,12 @@ int tsdb_hchunks_scan(struct tsdb_hchunks *hc, int64_t min_valid, tsdb_hchunks_s
             off = 0;
         }
         int64_t fmaxt = INT64_MIN;
+#ifdef MADV_POPULATE_READ
+        /* Every page is read once: map them in one call rather than one
+         * fault each (an older kernel refuses, and faults do the work). */
+        if (map && !why)
+            madvise(map, size, MADV_POPULATE_READ);
+#endif
         while (!why && off < size) {
             const uint8_t *p = map + off;
             size_t reclen;

@@ -99,20 +99,6 @@ static void ref_table_clear(struct tsdb_head *h, tsdb_ref ref)
     pthread_mutex_unlock(&h->pages_mu);
 }
 
-static void stripe_unlink(struct tsdb_head *h, struct tsdb_series *s)
-{
-    struct tsdb_stripe *st = &h->stripes[s->hash & (TSDB_STRIPES - 1)];
-    pthread_mutex_lock(&st->mu);
-    struct tsdb_series **pp = &st->buckets[(size_t)(s->hash >> 6) & (st->nbuckets - 1)];
-    while (*pp && *pp != s)
-        pp = &(*pp)->hnext;
-    if (*pp) {
-        *pp = s->hnext;
-        st->n--;
-    }
-    pthread_mutex_unlock(&st->mu);
-}
-
 static bool ref_is_dead(uint64_t ref, void *arg)
 {
     struct tsdb_head *h = arg;
@@ -146,7 +132,7 @@ int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t 
             ref_push(&aliases, ref);
             continue;
         }
-        pthread_mutex_lock(&s->mu);
+        tsdb_series_lock(s);
         size_t k = 0;
         for (; k < s->nchunks && s->chunks[k].maxt < mint; k++) {
             if (s->chunks[k].ref & TSDB_HCHUNK_MEM)
@@ -168,7 +154,7 @@ int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t 
             s->min_t = m;
         if (m < newmin)
             newmin = m;
-        pthread_mutex_unlock(&s->mu);
+        tsdb_series_unlock(s);
     }
     if (dropped)
         __atomic_sub_fetch(&h->num_chunks, dropped, __ATOMIC_RELAXED);
@@ -182,15 +168,15 @@ int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t 
         struct tsdb_series *s = tsdb_head_series_by_ref(h, empty.v[i]);
         if (!s || s->ref != empty.v[i])
             continue;
-        pthread_mutex_lock(&s->mu);
+        tsdb_series_lock(s);
         int64_t m = series_min_locked(s);
-        pthread_mutex_unlock(&s->mu);
+        tsdb_series_unlock(s);
         if (m != INT64_MAX) { /* a commit added samples meanwhile */
             if (m < newmin)
                 newmin = m;
             continue;
         }
-        stripe_unlink(h, s);
+        tsdb_head_stripe_unlink(h, s);
         s->removed = true;
         ref_table_clear(h, s->ref);
         batch_push(dead, s);
@@ -214,9 +200,9 @@ int tsdb_head_truncate(struct tsdb *db, int64_t mint, uint32_t *cut_seg, size_t 
         struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
         if (!s || s->ref != ref)
             continue;
-        pthread_mutex_lock(&s->mu);
+        tsdb_series_lock(s);
         int64_t m = series_min_locked(s);
-        pthread_mutex_unlock(&s->mu);
+        tsdb_series_unlock(s);
         if (m < newmin)
             newmin = m;
     }

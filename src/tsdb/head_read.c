@@ -101,9 +101,9 @@ int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size
         }
         if (!ok)
             continue;
-        pthread_mutex_lock(&s->mu);
+        tsdb_series_lock(s);
         ok = tsdb_head_series_has_sample_in(h, s, mint, maxt);
-        pthread_mutex_unlock(&s->mu);
+        tsdb_series_unlock(s);
         if (ok)
             v[n++] = s;
     }
@@ -140,7 +140,7 @@ int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t 
                             int64_t maxt, struct tsdb_iter_chunk **v, size_t *n, size_t *cap)
 {
     int rc = 0;
-    pthread_mutex_lock(&s->mu);
+    tsdb_series_lock(s);
     for (size_t i = 0; i < s->nchunks && rc == 0; i++) {
         const struct tsdb_hchunk *c = &s->chunks[i];
         if (c->maxt < mint)
@@ -166,6 +166,6 @@ int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t 
                 free(copy);
         }
     }
-    pthread_mutex_unlock(&s->mu);
+    tsdb_series_unlock(s);
     return rc;
 }

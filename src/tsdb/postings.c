@@ -2,11 +2,14 @@
  *
  * Postings: for every (label name, label value) pair in the head, the
  * sorted list of refs of the series carrying it, plus the list of all
- * refs. Two chained hash tables keyed by string content (XXH3) find a pair
- * and, for regex and negative matchers, every value of one name. The
- * per-name value list is kept in insertion order; callers that need it
- * sorted sort their (much smaller) result instead of paying a sorted
- * insert on every new value.
+ * refs (4 bytes each: refs never exceed TSDB_REF_MAX). Two chained hash
+ * tables keyed by string content (XXH3) find a pair and, for regex and
+ * negative matchers, every value of one name. The per-name value list is
+ * kept in insertion order; callers that need it sorted sort their (much
+ * smaller) result instead of paying a sorted insert on every new value.
+ *
+ * Series creation passes interned strings, so a third table finds a pair
+ * by its two string pointers without hashing the text.
  *
  * One rwlock guards it all: series creation writes, queriers read. Lists
  * handed out are copies, so readers never hold the lock while iterating.
@@ -58,6 +61,7 @@ void tsdb_postings_fini(struct tsdb_postings *p)
     }
     free(p->pairs);
     free(p->names);
+    free(p->by_ptr);
     free(p->all.refs);
     pthread_rwlock_destroy(&p->lock);
     memset(p, 0, sizeof(*p));
@@ -82,7 +86,7 @@ static struct tsdb_pval *pval_find(const struct tsdb_postings *p, const char *na
     return NULL;
 }
 
-static void plist_add(struct tsdb_plist *l, uint64_t ref)
+static void plist_add(struct tsdb_plist *l, uint32_t ref)
 {
     size_t pos = l->n;
     if (l->n > 0 && l->refs[l->n - 1] >= ref) {
@@ -144,10 +148,59 @@ static void pairs_grow(struct tsdb_postings *p)
     p->pair_buckets = nb;
 }
 
+static size_t ptr_slot(const char *name, const char *value, size_t cap)
+{
+    uint64_t x = (uint64_t)(uintptr_t)name * UINT64_C(0x9E3779B97F4A7C15) ^
+                 (uint64_t)(uintptr_t)value * UINT64_C(0xC2B2AE3D27D4EB4F);
+    return (size_t)(x >> 24) & (cap - 1);
+}
+
+static void by_ptr_put(struct tsdb_postings *p, struct tsdb_pval *pv)
+{
+    size_t i = ptr_slot(pv->name, pv->value, p->by_ptr_cap);
+    while (p->by_ptr[i])
+        i = (i + 1) & (p->by_ptr_cap - 1);
+    p->by_ptr[i] = pv;
+    p->by_ptr_n++;
+}
+
+/* Rebuild by_ptr from the pairs, with room for `more` additions. */
+static void by_ptr_rebuild(struct tsdb_postings *p, size_t more)
+{
+    size_t cap = 64;
+    while (cap < 2 * (p->npairs + more))
+        cap *= 2;
+    free(p->by_ptr);
+    p->by_ptr = bs_xcalloc(cap, sizeof(*p->by_ptr));
+    p->by_ptr_cap = cap;
+    p->by_ptr_n = 0;
+    for (size_t b = 0; b < p->pair_buckets; b++) {
+        for (struct tsdb_pval *v = p->pairs[b]; v; v = v->hnext)
+            by_ptr_put(p, v);
+    }
+}
+
+static struct tsdb_pval *by_ptr_find(const struct tsdb_postings *p, const char *name,
+                                     const char *value)
+{
+    if (!p->by_ptr_cap)
+        return NULL;
+    for (size_t i = ptr_slot(name, value, p->by_ptr_cap);; i = (i + 1) & (p->by_ptr_cap - 1)) {
+        struct tsdb_pval *v = p->by_ptr[i];
+        if (!v || (v->name == name && v->value == value))
+            return v;
+    }
+}
+
 void tsdb_postings_add_locked(struct tsdb_postings *p, const struct labels *ls, uint64_t ref)
 {
     for (size_t i = 0; i < ls->n; i++) {
         const char *name = ls->v[i].name, *value = ls->v[i].value;
+        struct tsdb_pval *known = by_ptr_find(p, name, value);
+        if (known) {
+            plist_add(&known->list, (uint32_t)ref);
+            continue;
+        }
         uint64_t nh = str_hash(name);
         struct tsdb_pname *pn = pname_find(p, name, nh);
         if (!pn) {
@@ -177,10 +230,14 @@ void tsdb_postings_add_locked(struct tsdb_postings *p, const struct labels *ls, 
                 pn->vals = bs_xrealloc(pn->vals, pn->cap * sizeof(*pn->vals));
             }
             pn->vals[pn->n++] = pv;
+            if ((p->by_ptr_n + 1) * 2 > p->by_ptr_cap)
+                by_ptr_rebuild(p, 0); /* pv is in pairs already */
+            else
+                by_ptr_put(p, pv);
         }
-        plist_add(&pv->list, ref);
+        plist_add(&pv->list, (uint32_t)ref);
     }
-    plist_add(&p->all, ref);
+    plist_add(&p->all, (uint32_t)ref);
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -198,7 +255,8 @@ static int copy_list(const struct tsdb_plist *l, uint64_t **out, size_t *n)
     uint64_t *r = malloc(l->n * sizeof(*r));
     if (!r)
         return BS_ENOMEM;
-    memcpy(r, l->refs, l->n * sizeof(*r));
+    for (size_t i = 0; i < l->n; i++)
+        r[i] = l->refs[i];
     *out = r;
     *n = l->n;
     return 0;
@@ -252,7 +310,8 @@ int tsdb_postings_for_matcher(struct tsdb_postings *p, const struct labels_match
             r = nr;
             cap = ncap;
         }
-        memcpy(r + total, pv->list.refs, pv->list.n * sizeof(*r));
+        for (size_t j = 0; j < pv->list.n; j++)
+            r[total + j] = pv->list.refs[j];
         total += pv->list.n;
         nlists++;
     }
@@ -328,4 +387,6 @@ void tsdb_postings_delete_locked(struct tsdb_postings *p, bool (*dead)(uint64_t 
         }
     }
     plist_filter(&p->all, dead, arg);
+    if (p->by_ptr_cap)
+        by_ptr_rebuild(p, 0);
 }

@@ -6,7 +6,7 @@
  * tests/unit/test_tsdb*.c may include this header.
  *
  * Lock order (never take a lock to the left while holding one to its right):
- *   WAL writer mutex -> series mutex
+ *   WAL writer mutex -> series lock (tsdb_series_lock)
  *   stripe mutex -> postings rwlock -> ref-table page mutex
  * A series mutex is never held together with a stripe or postings lock.
  */
@@ -36,18 +36,21 @@ struct tsdb;
 /* Encoder of one XOR chunk (see chunk_xor.c and docs/format/chunks.md).
  * buf is owned by the encoder and always zero past nbits. The encoded chunk
  * is buf[0 .. tsdb_xor_enc_bytes(e)). */
-struct tsdb_xor_enc {
+struct tsdb_xor_enc { /* 56 bytes: one per head series */
     uint8_t *buf;
-    size_t cap;      /* bytes */
-    size_t nbits;    /* bits used, header included */
-    uint16_t n;      /* samples */
     int64_t mint;    /* time of the first sample */
     int64_t t;       /* last time */
     int64_t tdelta;  /* last time delta */
     uint64_t v;      /* last value bits */
+    uint32_t cap;    /* bytes (a chunk is far below 4 GiB) */
+    uint32_t nbits;  /* bits used, header included */
+    uint16_t n;      /* samples */
     uint8_t leading; /* XOR window; 0xff = none yet */
     uint8_t trailing;
 };
+/* Growth step of an encoder's buffer: the open chunk is most of a head
+ * series' resident memory, so it grows in small steps, never by doubling. */
+#define TSDB_XOR_ENC_STEP 32
 
 void tsdb_xor_enc_init(struct tsdb_xor_enc *e);
 void tsdb_xor_enc_fini(struct tsdb_xor_enc *e);
@@ -61,6 +64,26 @@ int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits);
  * samples itself would. BS_ECORRUPT when p does not decode exactly,
  * BS_ENOMEM. */
 int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len);
+/* What an encoder knows beyond its bytes: the bits used in the last byte
+ * (1..8), the newest time and time delta, and the newest value and its XOR
+ * window. Saved with an open chunk in head checkpoints so that replay
+ * resumes the chunk without decoding it. */
+struct tsdb_xor_state {
+    int64_t t, tdelta;
+    uint64_t v;
+    uint8_t tail, leading, trailing;
+};
+void tsdb_xor_enc_state(const struct tsdb_xor_enc *e, struct tsdb_xor_state *st);
+/* The cheap consistency checks of st against the chunk p[0..len) that
+ * load makes (nothing is decoded beyond the first time, set in *mint). */
+bool tsdb_xor_state_valid(const uint8_t *p, size_t len, const struct tsdb_xor_state *st,
+                          int64_t *mint);
+/* Make e continue the encoded chunk p[0..len) whose state is st, without
+ * decoding it (e's buffer replaced by a copy). Only the checks of
+ * tsdb_xor_state_valid are made (the bytes are CRC-protected where they
+ * come from): BS_ECORRUPT when they fail, BS_ENOMEM. */
+int tsdb_xor_enc_load(struct tsdb_xor_enc *e, const uint8_t *p, size_t len,
+                      const struct tsdb_xor_state *st);
 static inline size_t tsdb_xor_enc_bytes(const struct tsdb_xor_enc *e)
 {
     return (e->nbits + 7) / 8;
@@ -168,34 +191,62 @@ struct tsdb_hchunk {
 };
 #define TSDB_HCHUNK_MEM (UINT64_C(1) << 63)
 
+/* The lock of one head series: a 4-byte futex mutex (0 free, 1 locked,
+ * 2 locked with waiters), instead of a 40-byte pthread mutex, since there
+ * is one per series. Not recursive; held briefly (an append, a chunk copy). */
+void tsdb_series_lock_slow(uint32_t *l);
+void tsdb_series_unlock_slow(uint32_t *l);
+static inline void tsdb_series_lock_word(uint32_t *l)
+{
+    uint32_t c = 0;
+    if (!__atomic_compare_exchange_n(l, &c, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        tsdb_series_lock_slow(l);
+}
+static inline void tsdb_series_unlock_word(uint32_t *l)
+{
+    if (__atomic_fetch_sub(l, 1, __ATOMIC_RELEASE) != 1)
+        tsdb_series_unlock_slow(l);
+}
+#define tsdb_series_lock(s) tsdb_series_lock_word(&(s)->mu)
+#define tsdb_series_unlock(s) tsdb_series_unlock_word(&(s)->mu)
+
+/* A head series: one allocation holding the struct and its label array
+ * (lset.v points at label_v; the strings are interned in the head's
+ * symtab). Field widths are chosen for size: a head holds millions. */
 struct tsdb_series {
-    tsdb_ref ref;
     uint64_t hash;             /* labels_hash(&lset) */
-    struct labels lset;        /* array owned by the series; strings interned */
-    struct tsdb_series *hnext; /* stripe hash chain (stripe lock) */
+    struct labels lset;        /* view of label_v */
+    uint32_t ref;              /* tsdb_ref (refs never exceed TSDB_REF_MAX) */
+    uint32_t mu;               /* tsdb_series_lock(); guards has_samples and after */
     bool wal_logged;           /* series record is in the WAL (WAL mutex) */
     bool removed;              /* dropped from the head by GC (WAL mutex) */
 
     bool has_samples;           /* guarded by mu, as everything below */
-    pthread_mutex_t mu;
-    struct tsdb_hchunk *chunks; /* closed chunks, oldest first */
     uint32_t nchunks, chunks_cap;
-    struct tsdb_xor_enc open; /* the open chunk (open.n may be 0) */
-    int64_t min_t, max_t;     /* valid when has_samples */
-    uint64_t last_v;          /* bits of the newest sample */
+    struct tsdb_hchunk *chunks; /* closed chunks, oldest first */
+    struct tsdb_xor_enc open;   /* the open chunk (open.n may be 0) */
+    int64_t min_t, max_t;       /* valid when has_samples */
+    uint64_t last_v;            /* bits of the newest sample */
+    struct label label_v[];
 };
 
-
 #define TSDB_STRIPES 64
-struct tsdb_stripe {
+/* A slot of a stripe's table: the series' ref (0: empty) and the high
+ * half of its label hash, which also gives the slot it belongs in. A
+ * lookup reads a series only when the tag matches. */
+struct tsdb_stripe_slot {
+    uint32_t tag;
+    uint32_t ref;
+};
+struct tsdb_stripe { /* open addressing, linear probing, load <= 3/4 */
     pthread_mutex_t mu;
-    struct tsdb_series **buckets;
-    size_t nbuckets; /* power of two */
+    struct tsdb_stripe_slot *slots;
+    size_t cap; /* power of two */
     size_t n;
 } __attribute__((aligned(64)));
 
-struct tsdb_plist { /* sorted, unique refs */
-    uint64_t *refs;
+struct tsdb_plist { /* sorted, unique refs; 4 bytes each (refs <= TSDB_REF_MAX) */
+    uint32_t *refs;
     size_t n, cap;
 };
 
@@ -218,6 +269,11 @@ struct tsdb_postings {
     pthread_rwlock_t lock;
     struct tsdb_pval **pairs;
     size_t pair_buckets, npairs;
+    /* The pairs again, found by their interned string pointers (series
+     * creation passes interned labels): open addressing, load <= 1/2,
+     * rebuilt when pairs are deleted. */
+    struct tsdb_pval **by_ptr;
+    size_t by_ptr_cap, by_ptr_n;
     struct tsdb_pname **names;
     size_t name_buckets, nnames;
     struct tsdb_plist all;
@@ -282,6 +338,11 @@ struct tsdb_series *tsdb_head_series_by_ref(struct tsdb_head *h, tsdb_ref ref);
  * a series was made. Returns 0, BS_ENOMEM or BS_ELIMIT (out of refs). */
 int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls, uint64_t hash,
                                    tsdb_ref want_ref, struct tsdb_series **out, bool *created);
+/* The same for ls whose strings are already interned in h->syms (WAL
+ * replay interns through its own cache). */
+int tsdb_head_series_get_or_create_interned(struct tsdb_head *h, const struct labels *ls,
+                                            uint64_t hash, tsdb_ref want_ref,
+                                            struct tsdb_series **out, bool *created);
 /* Append a sample to s; caller holds s->mu. Returns 0 when appended, 1 when
  * it is a bit-identical repeat of the newest sample (ignored),
  * BS_EOUTOFORDER, BS_EDUPLICATE or BS_ENOMEM. */
@@ -293,6 +354,8 @@ void tsdb_head_note_time(struct tsdb_head *h, int64_t t);
 /* Oldest time an appender may write now: the later of min_valid and
  * max_time - chunk_range/2 (INT64_MIN when the head is empty). */
 int64_t tsdb_head_appendable_mint(struct tsdb_head *h);
+/* Remove s from its stripe (takes the stripe lock; head_gc.c). */
+void tsdb_head_stripe_unlink(struct tsdb_head *h, struct tsdb_series *s);
 /* Free a series and what it still holds (no reader may see it). */
 void tsdb_head_series_free(void *s);
 
@@ -354,6 +417,7 @@ int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t 
 #define TSDB_WAL_REC_SERIES 1
 #define TSDB_WAL_REC_SAMPLES 2
 #define TSDB_WAL_REC_OPEN_CHUNKS 3 /* checkpoints only: open chunks of the head */
+#define TSDB_WAL_REC_OPEN_STATE 4  /* checkpoints only: open chunks with encoder state */
 #define TSDB_WAL_HEADER 9                        /* type u8, len be32, crc be32 */
 #define TSDB_WAL_MAX_RECORD (UINT32_C(64) << 20) /* payload cap */
 #define TSDB_WAL_DEFAULT_SEGMENT (UINT64_C(128) << 20)
@@ -417,6 +481,20 @@ struct tsdb;
  * per damaged segment); only failures to read the directory are errors. */
 int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, struct bs_error *err);
 
+/* One entry of an open chunks record (type TSDB_WAL_REC_OPEN_CHUNKS, or
+ * TSDB_WAL_REC_OPEN_STATE which adds st; docs/format/wal.md). */
+struct tsdb_open_entry {
+    uint64_t ref;
+    int64_t maxt;
+    const uint8_t *data; /* borrowed from the record */
+    size_t len;
+    struct tsdb_xor_state st; /* TSDB_WAL_REC_OPEN_STATE only */
+};
+/* Parse the entry at p[0..len) of a record of the given type; returns its
+ * length, or 0 when it does not decode. */
+size_t tsdb_open_entry_parse(uint8_t type, const uint8_t *p, size_t len,
+                             struct tsdb_open_entry *e);
+
 /* checkpoint.c. The newest complete checkpoint in waldir: *found false when
  * there is none, else *idx is the last segment it covers. Leftover
  * checkpoint.*.tmp directories are deleted (one log line each). */
@@ -479,13 +557,14 @@ void tsdb_hchunks_stats(struct tsdb_hchunks *hc, uint64_t *written, uint64_t *fa
 
 /* Write a head checkpoint (a snapshot of the head): cut the WAL, then
  * write waldir/checkpoint.<last segment before the cut> from the head
- * itself - a series record for every live series and an open-chunk
- * record with every non-empty open chunk - after fsyncing the head chunk
- * files that hold the closed chunks; then delete the segments it covers
- * and older checkpoints. Replay then reads only this checkpoint and the
- * segments written after the cut. Fails with BS_EBUSY (nothing written)
- * when a closed chunk is held in memory because a head chunk file write
- * failed. Caller holds compact_mu; the WAL must be open. */
+ * itself - a series record for every live series and an open chunks
+ * record (type 4, with encoder states) with every non-empty open chunk -
+ * after fsyncing the head chunk files that hold the closed chunks; then
+ * delete the segments it covers and older checkpoints. Replay then reads
+ * only this checkpoint and the segments written after the cut. Fails with
+ * BS_EBUSY (nothing written) when a closed chunk is held in memory because
+ * a head chunk file write failed. Caller holds compact_mu; the WAL must be
+ * open. */
 int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err);
 
 /* ---------------------------------------------------------------- blocks */
@@ -660,7 +739,7 @@ struct tsdb {
     size_t nranges;
     /* Head checkpoints (WAL mutex): the WAL size right after the last
      * one and that checkpoint's size; the next is due once the WAL grew
-     * by more than max(64 MiB, that size). */
+     * by more than max(64 MiB, half that size). */
     uint64_t ck_wal_bytes, ck_bytes;
     uint64_t head_checkpoints; /* atomic */
 };

@@ -9,6 +9,14 @@
  * samples records append through the same path as live commits (samples
  * that are out of order, or for refs never defined, are skipped).
  *
+ * Two threads (see "the helper" below): the calling thread reads, decodes
+ * and creates series and applies half of the samples; a helper applies
+ * the other half, and the open chunks of head checkpoints, which carry
+ * their encoder state (record type 4) so that loading one is a copy. The
+ * head does not fit in the caches, so applying a sample is mostly waiting
+ * for memory: samples are decoded a batch ahead and their series and
+ * chunk tails prefetched.
+ *
  * Checkpoints. When wal/checkpoint.NNNNNNNN exists (the newest one), its
  * files are replayed first, then only the segments after NNNNNNNN;
  * segments it covers (left by a crash between the checkpoint's rename and
@@ -27,10 +35,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tsdb/tsdb_int.h"
@@ -148,8 +158,74 @@ static void pending_fini(struct pending *pd)
     memset(pd, 0, sizeof(*pd));
 }
 
+/* What applying records adds up (one per thread). */
+struct replay_stats {
+    uint64_t samples, skipped;
+    int64_t mint, maxt;
+};
+
+static void stats_time(struct replay_stats *st, int64_t mint, int64_t maxt)
+{
+    if (mint < st->mint)
+        st->mint = mint;
+    if (maxt > st->maxt)
+        st->maxt = maxt;
+}
+
+struct replay_sample {
+    struct tsdb_series *s;
+    int64_t t;
+    uint64_t v;
+};
+
+/* Work handed to the helper thread, in record order: the samples of a
+ * batch that fall to its share, or a whole open chunks record (a copy). */
+struct replay_job {
+    uint8_t type; /* TSDB_WAL_REC_SAMPLES or an open chunks type */
+    struct replay_sample *v;
+    size_t n, cap;
+    uint8_t *payload;
+    size_t len, pcap;
+};
+
+#define REPLAY_JOBS 8
+
+struct replay_helper {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct replay_job jobs[REPLAY_JOBS];
+    uint64_t posted, done; /* job sequence numbers (mu) */
+    bool stop;
+    int rc; /* first failure (mu) */
+    struct replay_stats st; /* the thread's own; read after a drain */
+    struct tsdb_head *h;
+};
+
+/* Strings of series records interned through the head's symtab, found
+ * again without its lock (replay creates up to millions of series from a
+ * few thousand distinct strings). Open addressing, load <= 1/2, at most
+ * INTERN_CACHE_MAX entries (past that, strings go to the symtab only). */
+#define INTERN_CACHE_MAX (1u << 20)
+
+struct intern_slot {
+    const char *s; /* interned; NULL = empty */
+    uint64_t hash;
+    size_t len;
+};
+
+struct intern_cache {
+    struct intern_slot *v;
+    size_t cap, n;
+};
+
 struct replay {
     struct tsdb *db;
+    struct intern_cache icache;
+    struct replay_helper *helper; /* NULL: everything on the calling thread */
+    bool helper_samples;          /* jobs posted are samples (else open chunks) */
+    struct replay_sample *mine;   /* this thread's batch of samples */
+    size_t nmine, mine_cap;
     /* streaming reader */
     int fd;
     uint8_t *buf;
@@ -158,14 +234,12 @@ struct replay {
     int read_errno;
     uint64_t off; /* file offset of buf[start] */
     /* scratch for series records */
-    char *strs;
-    size_t strs_cap;
     struct label *lv;
     size_t lv_cap;
     struct pending pending; /* head chunks waiting for their series */
     /* totals */
-    uint64_t series, samples, skipped, attached;
-    int64_t mint, maxt;
+    uint64_t series, attached;
+    struct replay_stats st;
 };
 
 /* Make n bytes available at buf[start]; false if the file has fewer. */
@@ -204,14 +278,56 @@ static bool need(struct replay *r, size_t n)
     return r->end - r->start >= n;
 }
 
+static void icache_put(struct intern_cache *c, const char *str, uint64_t hash, size_t len)
+{
+    if (c->n >= INTERN_CACHE_MAX)
+        return;
+    if ((c->n + 1) * 2 > c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 4096;
+        struct intern_slot *nv = bs_xcalloc(ncap, sizeof(*nv));
+        for (size_t i = 0; i < c->cap; i++) {
+            if (!c->v[i].s)
+                continue;
+            size_t j = (size_t)c->v[i].hash & (ncap - 1);
+            while (nv[j].s)
+                j = (j + 1) & (ncap - 1);
+            nv[j] = c->v[i];
+        }
+        free(c->v);
+        c->v = nv;
+        c->cap = ncap;
+    }
+    size_t j = (size_t)hash & (c->cap - 1);
+    while (c->v[j].s)
+        j = (j + 1) & (c->cap - 1);
+    c->v[j] = (struct intern_slot){str, hash, len};
+    c->n++;
+}
+
+/* The interned copy of p[0..n) (no NUL inside), or NULL when out of
+ * memory. */
+static const char *replay_intern(struct replay *r, const uint8_t *p, size_t n)
+{
+    struct intern_cache *c = &r->icache;
+    uint64_t hash = bs_hash64(p, n);
+    if (c->cap) {
+        for (size_t j = (size_t)hash & (c->cap - 1);; j = (j + 1) & (c->cap - 1)) {
+            const struct intern_slot *sl = &c->v[j];
+            if (!sl->s)
+                break;
+            if (sl->hash == hash && sl->len == n && memcmp(sl->s, p, n) == 0)
+                return sl->s;
+        }
+    }
+    const char *str = labels_symtab_intern(r->db->head.syms, (const char *)p, n);
+    if (str)
+        icache_put(c, str, hash, n);
+    return str;
+}
+
 static int decode_series(struct replay *r, const uint8_t *p, size_t len)
 {
     struct tsdb_head *h = &r->db->head;
-    if (r->strs_cap < 2 * len + 16) {
-        free(r->strs);
-        r->strs_cap = 2 * len + 16;
-        r->strs = bs_xmalloc(r->strs_cap);
-    }
     size_t i = 0;
     while (i < len) {
         uint64_t ref, n;
@@ -228,19 +344,17 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
             r->lv_cap = (size_t)n;
             r->lv = bs_xmalloc(r->lv_cap * sizeof(*r->lv));
         }
-        size_t so = 0;
         for (uint64_t j = 0; j < 2 * n; j++) {
             uint64_t sl;
             k = bs_get_uvarint(p + i, len - i, &sl);
             if (!k || sl > len - i - k)
                 return BS_ECORRUPT;
             i += k;
-            char *dst = r->strs + so;
-            memcpy(dst, p + i, (size_t)sl);
-            dst[sl] = '\0';
-            if (strlen(dst) != sl || sl == 0)
+            if (sl == 0 || memchr(p + i, '\0', (size_t)sl))
                 return BS_ECORRUPT; /* embedded NUL or empty string */
-            so += (size_t)sl + 1;
+            const char *dst = replay_intern(r, p + i, (size_t)sl);
+            if (!dst)
+                return BS_ENOMEM;
             i += (size_t)sl;
             if (j % 2 == 0)
                 r->lv[j / 2].name = dst;
@@ -254,7 +368,8 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
         struct labels ls = {r->lv, (size_t)n};
         struct tsdb_series *s;
         bool created;
-        int rc = tsdb_head_series_get_or_create(h, &ls, labels_hash(&ls), ref, &s, &created);
+        int rc = tsdb_head_series_get_or_create_interned(h, &ls, labels_hash(&ls), ref, &s,
+                                                         &created);
         if (rc == BS_ENOMEM)
             return rc;
         if (rc) {
@@ -268,13 +383,11 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
         if (created) {
             r->series++;
             if (r->pending.tab_n > 0 && s->ref == ref) {
-                pthread_mutex_lock(&s->mu);
+                tsdb_series_lock(s);
                 rc = pending_attach(h, &r->pending, ref, s, &r->attached);
-                if (s->has_samples && s->min_t < r->mint)
-                    r->mint = s->min_t;
-                if (s->has_samples && s->max_t > r->maxt)
-                    r->maxt = s->max_t;
-                pthread_mutex_unlock(&s->mu);
+                if (s->has_samples)
+                    stats_time(&r->st, s->min_t, s->max_t);
+                tsdb_series_unlock(s);
                 if (rc)
                     return rc;
             }
@@ -283,110 +396,395 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
     return 0;
 }
 
+/* Apply the decoded samples b[0..n), without taking series locks (see
+ * below). The head is far larger than the caches and consecutive samples
+ * belong to different series, so each sample would wait for two misses
+ * (the series, then its open chunk's tail): the series is prefetched
+ * 3 * REPLAY_AHEAD samples ahead, and its chunk's tail REPLAY_AHEAD
+ * samples ahead (reading the series, in the cache by then). */
+#define REPLAY_BATCH 8192 /* TSDB_WAL_SAMPLES_PER_RECORD */
+#define REPLAY_AHEAD 12
+
+static int apply_samples(struct tsdb_head *h, struct replay_stats *st,
+                         const struct replay_sample *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i + 3 * REPLAY_AHEAD < n) {
+            /* What append reads and writes spans up to three lines. */
+            const char *ps = (const char *)b[i + 3 * REPLAY_AHEAD].s;
+            __builtin_prefetch(ps, 1);
+            __builtin_prefetch(ps + 64, 1);
+            __builtin_prefetch(ps + 128, 1);
+        }
+        if (i + REPLAY_AHEAD < n) {
+            const struct tsdb_series *ps = b[i + REPLAY_AHEAD].s;
+            if (ps->open.buf)
+                __builtin_prefetch(ps->open.buf + (ps->open.nbits >> 3), 1);
+        }
+        struct tsdb_series *s = b[i].s;
+        /* No series lock: nothing reads the head before replay ends, and
+         * each series is written by one thread only (the hand-over of
+         * jobs orders the rest). Its atomic operations would wait for the
+         * stores of every sample before, which are cache misses, and
+         * defeat the prefetching. */
+        int rc = tsdb_head_series_append(h, s, b[i].t, b[i].v);
+        if (rc == BS_ENOMEM)
+            return rc;
+        if (rc == 0) {
+            st->samples++;
+            stats_time(st, b[i].t, b[i].t);
+        } else {
+            st->skipped++;
+        }
+    }
+    return 0;
+}
+
+size_t tsdb_open_entry_parse(uint8_t type, const uint8_t *p, size_t len,
+                             struct tsdb_open_entry *e)
+{
+    uint64_t clen;
+    size_t i = bs_get_uvarint(p, len, &e->ref), k;
+    if (!i || !(k = bs_get_varint(p + i, len - i, &e->maxt)))
+        return 0;
+    i += k;
+    if (!(k = bs_get_uvarint(p + i, len - i, &clen)) || clen > len - i - k)
+        return 0;
+    i += k;
+    e->data = p + i;
+    e->len = (size_t)clen;
+    i += (size_t)clen;
+    if (type != TSDB_WAL_REC_OPEN_STATE)
+        return i;
+    if (len - i < 3)
+        return 0;
+    e->st.tail = p[i];
+    e->st.leading = p[i + 1];
+    e->st.trailing = p[i + 2];
+    i += 3;
+    if (!(k = bs_get_varint(p + i, len - i, &e->st.tdelta)) || len - i - k < 8)
+        return 0;
+    i += k;
+    e->st.v = bs_get_be64(p + i);
+    e->st.t = e->maxt;
+    return i + 8;
+}
+
+/* Make the encoder now in s->open the series' open chunk (caller holds
+ * the series lock, s->open.n > 0). */
+static void open_adopted(struct tsdb_head *h, struct replay_stats *st, struct tsdb_series *s)
+{
+    if (!s->has_samples) {
+        s->min_t = s->open.mint;
+        s->has_samples = true;
+    }
+    s->max_t = s->open.t;
+    s->last_v = s->open.v;
+    __atomic_add_fetch(&h->num_chunks, 1, __ATOMIC_RELAXED);
+    st->samples += s->open.n;
+    stats_time(st, s->open.mint, s->open.t);
+}
+
+/* Open chunks of a head checkpoint (record type 3: chunk bytes only, the
+ * encoder state is recovered by decoding them; type 4: with the state).
+ * A chunk becomes its series' open chunk when the series has none and the
+ * chunk starts after everything the series holds (a later version of it
+ * may have been cut and loaded from a head chunk file). */
+static int decode_open_chunks(struct tsdb_head *h, struct replay_stats *st, uint8_t type,
+                              const uint8_t *p, size_t len)
+{
+    struct tsdb_xor_enc e;
+    tsdb_xor_enc_init(&e);
+    int rc = 0;
+    for (size_t i = 0; i < len && rc == 0;) {
+        struct tsdb_open_entry oe;
+        size_t el = tsdb_open_entry_parse(type, p + i, len - i, &oe);
+        if (!el) {
+            rc = BS_ECORRUPT;
+            break;
+        }
+        i += el;
+        struct tsdb_series *s = tsdb_head_series_by_ref(h, oe.ref);
+        if (!s || s->ref != oe.ref || oe.maxt < h->min_valid) {
+            st->skipped++;
+            continue;
+        }
+        tsdb_series_lock(s);
+        if (type == TSDB_WAL_REC_OPEN_STATE && s->open.n == 0 && !s->has_samples) {
+            /* The usual case (a series just created by the checkpoint):
+             * load straight into the series. */
+            rc = tsdb_xor_enc_load(&s->open, oe.data, oe.len, &oe.st);
+            if (rc == 0)
+                open_adopted(h, st, s);
+            tsdb_series_unlock(s);
+            continue;
+        }
+        tsdb_series_unlock(s);
+        rc = type == TSDB_WAL_REC_OPEN_STATE ? tsdb_xor_enc_load(&e, oe.data, oe.len, &oe.st)
+                                              : tsdb_xor_enc_restore(&e, oe.data, oe.len);
+        if (rc || e.t != oe.maxt) {
+            rc = rc == BS_ENOMEM ? rc : BS_ECORRUPT;
+            break;
+        }
+        tsdb_series_lock(s);
+        if (s->open.n == 0 && (!s->has_samples || e.mint > s->max_t)) {
+            struct tsdb_xor_enc tmp = s->open;
+            s->open = e;
+            e = tmp;
+            open_adopted(h, st, s);
+        } else {
+            st->skipped += e.n;
+        }
+        tsdb_series_unlock(s);
+    }
+    tsdb_xor_enc_fini(&e);
+    return rc;
+}
+
+/* ---------------------------------------------------------- the helper */
+
+/* Replay runs on two threads: the caller reads, checks and decodes
+ * records, creates series and applies half of the samples (by ref); the
+ * helper applies the other half and whole open chunks records. A series
+ * belongs to one thread, so its samples are applied in WAL order. Series
+ * records run on the caller only; they touch no series the helper works
+ * on. The caller drains the helper (waits until it has done everything
+ * posted) before applying samples itself after open chunks records (a
+ * series' open chunk must be in place before its samples), at the end of
+ * each segment and at the end. */
+
+static void *helper_main(void *arg)
+{
+    struct replay_helper *hp = arg;
+    pthread_mutex_lock(&hp->mu);
+    for (;;) {
+        while (!hp->stop && hp->done == hp->posted)
+            pthread_cond_wait(&hp->cond, &hp->mu);
+        if (hp->done == hp->posted)
+            break; /* stop, and nothing left */
+        struct replay_job *j = &hp->jobs[hp->done % REPLAY_JOBS];
+        bool failed = hp->rc != 0;
+        pthread_mutex_unlock(&hp->mu);
+        int rc = 0;
+        if (!failed)
+            rc = j->type == TSDB_WAL_REC_SAMPLES
+                     ? apply_samples(hp->h, &hp->st, j->v, j->n)
+                     : decode_open_chunks(hp->h, &hp->st, j->type, j->payload, j->len);
+        pthread_mutex_lock(&hp->mu);
+        if (rc && !hp->rc)
+            hp->rc = rc;
+        hp->done++;
+        pthread_cond_broadcast(&hp->cond);
+    }
+    pthread_mutex_unlock(&hp->mu);
+    return NULL;
+}
+
+/* A free job slot (waiting for the helper when all are queued). */
+static struct replay_job *helper_slot(struct replay_helper *hp)
+{
+    pthread_mutex_lock(&hp->mu);
+    while (hp->posted - hp->done >= REPLAY_JOBS)
+        pthread_cond_wait(&hp->cond, &hp->mu);
+    struct replay_job *j = &hp->jobs[hp->posted % REPLAY_JOBS];
+    pthread_mutex_unlock(&hp->mu);
+    return j;
+}
+
+static void helper_post(struct replay_helper *hp)
+{
+    pthread_mutex_lock(&hp->mu);
+    hp->posted++;
+    pthread_cond_broadcast(&hp->cond);
+    pthread_mutex_unlock(&hp->mu);
+}
+
+/* Wait until the helper has done every job; returns its first failure. */
+static int helper_drain(struct replay_helper *hp)
+{
+    if (!hp)
+        return 0;
+    pthread_mutex_lock(&hp->mu);
+    while (hp->done != hp->posted)
+        pthread_cond_wait(&hp->cond, &hp->mu);
+    int rc = hp->rc;
+    pthread_mutex_unlock(&hp->mu);
+    return rc;
+}
+
+static struct replay_helper *helper_start(struct tsdb_head *h)
+{
+    struct replay_helper *hp = calloc(1, sizeof(*hp));
+    if (!hp)
+        return NULL;
+    hp->h = h;
+    hp->st.mint = INT64_MAX;
+    hp->st.maxt = INT64_MIN;
+    pthread_mutex_init(&hp->mu, NULL);
+    pthread_cond_init(&hp->cond, NULL);
+    if (pthread_create(&hp->th, NULL, helper_main, hp) != 0) {
+        pthread_cond_destroy(&hp->cond);
+        pthread_mutex_destroy(&hp->mu);
+        free(hp);
+        return NULL; /* replay runs on one thread */
+    }
+    return hp;
+}
+
+/* Drain, stop and free the helper, adding its totals to r. */
+static void helper_stop(struct replay *r)
+{
+    struct replay_helper *hp = r->helper;
+    if (!hp)
+        return;
+    pthread_mutex_lock(&hp->mu);
+    hp->stop = true;
+    pthread_cond_broadcast(&hp->cond);
+    pthread_mutex_unlock(&hp->mu);
+    pthread_join(hp->th, NULL);
+    r->st.samples += hp->st.samples;
+    r->st.skipped += hp->st.skipped;
+    stats_time(&r->st, hp->st.mint, hp->st.maxt);
+    for (size_t i = 0; i < REPLAY_JOBS; i++) {
+        free(hp->jobs[i].v);
+        free(hp->jobs[i].payload);
+    }
+    pthread_cond_destroy(&hp->cond);
+    pthread_mutex_destroy(&hp->mu);
+    free(hp);
+    r->helper = NULL;
+}
+
+/* An open chunks record: to the helper when there is one and the record
+ * has the encoder states (checked here first, so that the helper cannot
+ * meet a damaged entry and the record is rejected whole, ending its
+ * segment); else applied here. */
+static int replay_open_chunks(struct replay *r, uint8_t type, const uint8_t *p, size_t len)
+{
+    struct replay_helper *hp = r->helper;
+    if (hp && type == TSDB_WAL_REC_OPEN_STATE) {
+        for (size_t i = 0; i < len;) {
+            struct tsdb_open_entry oe;
+            int64_t mint;
+            size_t el = tsdb_open_entry_parse(type, p + i, len - i, &oe);
+            if (!el || !tsdb_xor_state_valid(oe.data, oe.len, &oe.st, &mint))
+                return BS_ECORRUPT;
+            i += el;
+        }
+    } else {
+        int rc = helper_drain(hp);
+        return rc ? rc : decode_open_chunks(&r->db->head, &r->st, type, p, len);
+    }
+    pthread_mutex_lock(&hp->mu);
+    int hrc = hp->rc;
+    pthread_mutex_unlock(&hp->mu);
+    if (hrc)
+        return hrc;
+    struct replay_job *j = helper_slot(hp);
+    if (j->pcap < len) {
+        free(j->payload);
+        j->pcap = len;
+        j->payload = bs_xmalloc(len);
+    }
+    memcpy(j->payload, p, len);
+    j->len = len;
+    j->type = type;
+    r->helper_samples = false;
+    helper_post(hp);
+    return 0;
+}
+
+static void sample_push(struct replay_sample **v, size_t *n, size_t *cap, struct replay_sample x)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *v = bs_xrealloc(*v, *cap * sizeof(**v));
+    }
+    (*v)[(*n)++] = x;
+}
+
+/* A samples record: decoded into this thread's batch and, with a helper,
+ * the helper's (split by ref, so that neither thread touches the other's
+ * series), applied a batch at a time. */
 static int decode_samples(struct replay *r, const uint8_t *p, size_t len)
 {
     struct tsdb_head *h = &r->db->head;
+    struct replay_helper *hp = r->helper;
+    if (hp && !r->helper_samples) {
+        /* Open chunks in flight must be in place before samples. */
+        int rc = helper_drain(hp);
+        if (rc)
+            return rc;
+        r->helper_samples = true;
+    }
+    struct replay_job *j = hp ? helper_slot(hp) : NULL;
+    if (j) {
+        j->n = 0;
+        j->type = TSDB_WAL_REC_SAMPLES;
+    }
+    r->nmine = 0;
     uint64_t ref = 0, t = 0;
     size_t i = 0;
+    int rc = 0;
     while (i < len) {
         int64_t dref, dt;
         size_t k = bs_get_varint(p + i, len - i, &dref);
-        if (!k)
-            return BS_ECORRUPT;
+        if (!k) {
+            rc = BS_ECORRUPT;
+            break;
+        }
         i += k;
         k = bs_get_varint(p + i, len - i, &dt);
-        if (!k || len - i - k < 8)
-            return BS_ECORRUPT;
+        if (!k || len - i - k < 8) {
+            rc = BS_ECORRUPT;
+            break;
+        }
         i += k;
         uint64_t v = bs_get_be64(p + i);
         i += 8;
         ref += (uint64_t)dref;
         t += (uint64_t)dt;
         if ((int64_t)t < h->min_valid) {
-            r->skipped++;
+            r->st.skipped++;
             continue;
         }
         struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
         if (!s) {
-            r->skipped++;
+            r->st.skipped++;
             continue;
         }
-        pthread_mutex_lock(&s->mu);
-        int rc = tsdb_head_series_append(h, s, (int64_t)t, v);
-        pthread_mutex_unlock(&s->mu);
-        if (rc == BS_ENOMEM)
-            return rc;
-        if (rc == 0) {
-            r->samples++;
-            if ((int64_t)t < r->mint)
-                r->mint = (int64_t)t;
-            if ((int64_t)t > r->maxt)
-                r->maxt = (int64_t)t;
-        } else {
-            r->skipped++;
-        }
-    }
-    return 0;
-}
-
-/* Open chunks of a head checkpoint: entries of ref, maxt, len, bytes. A
- * chunk becomes its series' open chunk when the series has none and the
- * chunk starts after everything the series holds (a later version of it
- * may have been cut and loaded from a head chunk file). */
-static int decode_open_chunks(struct replay *r, const uint8_t *p, size_t len)
-{
-    struct tsdb_head *h = &r->db->head;
-    struct tsdb_xor_enc e;
-    tsdb_xor_enc_init(&e);
-    int rc = 0;
-    for (size_t i = 0; i < len && rc == 0;) {
-        uint64_t ref, clen;
-        int64_t maxt;
-        size_t k = bs_get_uvarint(p + i, len - i, &ref), k2 = 0, k3 = 0;
-        if (k)
-            k2 = bs_get_varint(p + i + k, len - i - k, &maxt);
-        if (k2)
-            k3 = bs_get_uvarint(p + i + k + k2, len - i - k - k2, &clen);
-        if (!k3 || clen > len - i - k - k2 - k3) {
-            rc = BS_ECORRUPT;
-            break;
-        }
-        const uint8_t *data = p + i + k + k2 + k3;
-        i += k + k2 + k3 + (size_t)clen;
-        struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
-        if (!s || s->ref != ref || maxt < h->min_valid) {
-            r->skipped++;
-            continue;
-        }
-        rc = tsdb_xor_enc_restore(&e, data, (size_t)clen);
-        if (rc || e.t != maxt) {
-            rc = rc == BS_ENOMEM ? rc : BS_ECORRUPT;
-            break;
-        }
-        pthread_mutex_lock(&s->mu);
-        if (s->open.n == 0 && (!s->has_samples || e.mint > s->max_t)) {
-            struct tsdb_xor_enc tmp = s->open;
-            s->open = e;
-            e = tmp;
-            if (!s->has_samples) {
-                s->min_t = s->open.mint;
-                s->has_samples = true;
+        struct replay_sample x = {s, (int64_t)t, v};
+        /* Split by the series' address (not by the record's ref, which
+         * may be an alias): a series always goes to the same thread, and
+         * deciding does not read it. */
+        if (j && (((uintptr_t)s >> 8) & 1)) {
+            sample_push(&j->v, &j->n, &j->cap, x);
+            if (j->n == REPLAY_BATCH) {
+                helper_post(hp);
+                j = helper_slot(hp);
+                j->n = 0;
+                j->type = TSDB_WAL_REC_SAMPLES;
             }
-            s->max_t = s->open.t;
-            s->last_v = s->open.v;
-            __atomic_add_fetch(&h->num_chunks, 1, __ATOMIC_RELAXED);
-            r->samples += s->open.n;
-            if (s->open.mint < r->mint)
-                r->mint = s->open.mint;
-            if (s->open.t > r->maxt)
-                r->maxt = s->open.t;
-        } else {
-            r->skipped += e.n;
+            continue;
         }
-        pthread_mutex_unlock(&s->mu);
+        sample_push(&r->mine, &r->nmine, &r->mine_cap, x);
+        if (r->nmine == REPLAY_BATCH) {
+            rc = apply_samples(h, &r->st, r->mine, r->nmine);
+            r->nmine = 0;
+            if (rc)
+                break;
+        }
     }
-    tsdb_xor_enc_fini(&e);
-    return rc;
+    /* A record that does not decode ends its segment: what came before
+     * it in the record is applied, as it would have been sample by
+     * sample. */
+    if (j)
+        helper_post(hp);
+    int arc = 0;
+    if (rc == 0 || rc == BS_ECORRUPT)
+        arc = apply_samples(h, &r->st, r->mine, r->nmine);
+    r->nmine = 0;
+    return arc ? arc : rc;
 }
 
 /* Replay one segment; truncates a damaged tail. Returns BS_ENOMEM or
@@ -416,7 +814,7 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
         uint32_t len = bs_get_be32(hd + 1);
         uint32_t crc = bs_get_be32(hd + 5);
         if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES &&
-             type != TSDB_WAL_REC_OPEN_CHUNKS) ||
+             type != TSDB_WAL_REC_OPEN_CHUNKS && type != TSDB_WAL_REC_OPEN_STATE) ||
             len > TSDB_WAL_MAX_RECORD) {
             why = "invalid record header";
             break;
@@ -434,7 +832,7 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
         }
         rc = type == TSDB_WAL_REC_SERIES    ? decode_series(r, payload, len)
              : type == TSDB_WAL_REC_SAMPLES ? decode_samples(r, payload, len)
-                                            : decode_open_chunks(r, payload, len);
+                                            : replay_open_chunks(r, type, payload, len);
         if (rc == BS_ENOMEM) {
             bs_error_set(err, rc, "out of memory replaying WAL segment %s", path);
             break;
@@ -447,6 +845,9 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
         r->start += TSDB_WAL_HEADER + (size_t)len;
         r->off += TSDB_WAL_HEADER + (size_t)len;
     }
+    int hrc = helper_drain(r->helper); /* only BS_ENOMEM */
+    if (hrc && rc == 0)
+        rc = bs_error_set(err, hrc, "out of memory replaying WAL segment %s", path);
     if (why && rc == 0) {
         struct stat st;
         uint64_t size = fstat(r->fd, &st) == 0 ? (uint64_t)st.st_size : r->off;
@@ -462,6 +863,16 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
     close(r->fd);
     r->fd = -1;
     return rc;
+}
+
+/* CPU time of the process so far, in seconds (for the replay log line:
+ * on a busy machine, wall time alone does not tell replay's cost). */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, struct bs_error *err)
@@ -502,7 +913,7 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     if (ck && *next_seg <= ck_idx)
         *next_seg = ck_idx + 1;
 
-    struct replay r = {.db = db, .fd = -1, .mint = INT64_MAX, .maxt = INT64_MIN};
+    struct replay r = {.db = db, .fd = -1, .st = {.mint = INT64_MAX, .maxt = INT64_MIN}};
     int64_t t0 = bs_monotonic_ns();
     /* Head chunk files first (always: their indices must be known before
      * new ones are written); their chunks wait in r.pending for the series
@@ -527,28 +938,38 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
 
     r.cap = REPLAY_BUF;
     r.buf = bs_xmalloc(r.cap);
+    r.helper = helper_start(&db->head);
+    int64_t t1 = bs_monotonic_ns();
+    double cpu1 = cpu_seconds();
     for (size_t i = 0; i < ncsegs && rc == 0; i++) {
         snprintf(path, sizeof(path), "%s/%08u", ckdir, csegs[i]);
         rc = replay_segment(&r, path, err);
     }
+    int64_t t2 = bs_monotonic_ns();
+    double cpu2 = cpu_seconds();
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
         snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
         rc = replay_segment(&r, path, err);
     }
-    if (r.samples || r.attached) {
-        tsdb_head_note_time(&db->head, r.mint);
-        tsdb_head_note_time(&db->head, r.maxt);
+    helper_stop(&r);
+    if (r.st.samples || r.attached) {
+        tsdb_head_note_time(&db->head, r.st.mint);
+        tsdb_head_note_time(&db->head, r.st.maxt);
     }
     if (rc == 0)
         BS_INFO("tsdb",
                 "WAL replay completed: %s%zu segments, %llu series, %llu head chunks from "
-                "files, %llu samples (%llu skipped) in %.3fs",
+                "files, %llu samples (%llu skipped) in %.3fs (head chunk files %.3fs, "
+                "checkpoint %.3fs / %.3f CPU s, segments %.3fs / %.3f CPU s)",
                 ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.series,
-                (unsigned long long)r.attached, (unsigned long long)r.samples,
-                (unsigned long long)r.skipped, (double)(bs_monotonic_ns() - t0) / 1e9);
+                (unsigned long long)r.attached, (unsigned long long)r.st.samples,
+                (unsigned long long)r.st.skipped, (double)(bs_monotonic_ns() - t0) / 1e9,
+                (double)(t1 - t0) / 1e9, (double)(t2 - t1) / 1e9, cpu2 - cpu1,
+                (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
     pending_fini(&r.pending);
     free(r.buf);
-    free(r.strs);
+    free(r.icache.v);
+    free(r.mine);
     free(r.lv);
     free(segs);
     free(csegs);

@@ -946,12 +946,32 @@ static void test_ipmi_configs(void **state)
     assert_int_equal(c->nwarnings, 0);
     config_free(c);
 
-    /* file_sd_configs: accepted with a warning, not used */
-    c = load_ok("ipmi_configs:\n  - job_name: b\n    file_sd_configs: [{files: [x.json]}]\n");
-    assert_int_equal(c->nwarnings, 1);
-    assert_string_equal(c->warnings[0],
-                        "t.yml:3:5: key file_sd_configs is not supported yet and is ignored");
+    /* Service discovery: decoded as for scrape jobs, with the same errors. */
+    c = load_ok("ipmi_configs:\n  - job_name: b\n"
+                "    file_sd_configs: [{files: [x.json, 'd/*.yml'], refresh_interval: 30s}]\n"
+                "    http_sd_configs: [{url: 'http://sd.example/targets'}]\n"
+                "    dns_sd_configs: [{names: [bmc.example], type: A, port: 623}]\n");
+    assert_int_equal(c->nwarnings, 0);
+    const struct config_ipmi *s = &c->ipmi_configs[0];
+    assert_int_equal(s->nfile_sd_configs, 1);
+    assert_int_equal(s->file_sd_configs[0].nfiles, 2);
+    assert_string_equal(s->file_sd_configs[0].files[0], "x.json");
+    assert_string_equal(s->file_sd_configs[0].files[1], "d/*.yml");
+    assert_int_equal(s->file_sd_configs[0].refresh_interval_ms, 30000);
+    assert_int_equal(s->nhttp_sd_configs, 1);
+    assert_string_equal(s->http_sd_configs[0].url, "http://sd.example/targets");
+    assert_int_equal(s->http_sd_configs[0].refresh_interval_ms, CONFIG_DEFAULT_HTTP_SD_REFRESH_MS);
+    assert_int_equal(s->ndns_sd_configs, 1);
+    assert_int_equal(s->dns_sd_configs[0].type, CONFIG_DNS_A);
+    assert_int_equal(s->dns_sd_configs[0].port, 623);
     config_free(c);
+    load_fails("ipmi_configs:\n  - job_name: b\n    file_sd_configs: [{files: [t.txt]}]\n",
+               BS_EINVAL, "t.yml:3:32: path name \"t.txt\" is not valid for file discovery");
+    load_fails("ipmi_configs:\n  - job_name: b\n    file_sd_configs: [{files: []}]\n",
+               BS_EINVAL,
+               "t.yml:3:31: file service discovery config must contain at least one path name");
+    load_fails("ipmi_configs:\n  - job_name: b\n    file_sd_configs: [~]\n", BS_EINVAL,
+               "t.yml:3:23: empty or null section in file_sd_configs");
 
     load_fails("ipmi_configs:\n  - job_name: b\n    driver: serial\n", BS_EINVAL,
                "t.yml:3:13: unknown driver \"serial\": expected LAN_2_0 or LAN");

@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 #include <math.h>
@@ -436,6 +438,45 @@ static void *cc_querier(void *p)
     return NULL;
 }
 
+/* The stripes' open-addressing tables: after removing every third series
+ * (backward-shift deletion, across table growth), every other series is
+ * still found, and the removed ones are created anew. */
+static void test_stripe_remove(void **state)
+{
+    (void)state;
+    struct tsdb_head h;
+    assert_int_equal(tsdb_head_init(&h), 0);
+    enum { N = 20000 };
+    struct tsdb_series **v = calloc(N, sizeof(*v));
+    char val[32];
+    struct label l[2] = {{"__name__", "m"}, {"i", val}};
+    struct labels ls = {l, 2};
+    for (size_t i = 0; i < N; i++) {
+        snprintf(val, sizeof(val), "%zu", i);
+        bool created;
+        assert_int_equal(tsdb_head_series_get_or_create(&h, &ls, labels_hash(&ls), 0, &v[i],
+                                                        &created),
+                         0);
+        assert_true(created);
+    }
+    for (size_t i = 0; i < N; i += 3)
+        tsdb_head_stripe_unlink(&h, v[i]);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(val, sizeof(val), "%zu", i);
+        struct tsdb_series *s;
+        bool created;
+        assert_int_equal(
+            tsdb_head_series_get_or_create(&h, &ls, labels_hash(&ls), 0, &s, &created), 0);
+        assert_int_equal(created, i % 3 == 0);
+        if (i % 3)
+            assert_ptr_equal(s, v[i]);
+        else
+            tsdb_head_series_free(v[i]); /* unlinked: the head no longer frees it */
+    }
+    free(v);
+    tsdb_head_fini(&h);
+}
+
 static void test_concurrency(void **state)
 {
     struct fixture *f = *state;
@@ -473,6 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ref_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_seek_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+        cmocka_unit_test(test_stripe_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
