@@ -339,6 +339,9 @@ static void test_persistence(void **state)
     ingest_push_handle(f->pg, "GET", "/api/v1/metrics", NULL, NULL, NULL, 0, &r1);
     ingest_push_free(f->pg);
     f->pg = NULL;
+    /* The re-append at reopen must land on a later millisecond than the
+     * push, or the store ignores it as the same sample. */
+    bs_sleep_ms(3);
     struct bs_error err = {0};
     assert_int_equal(ingest_push_new(&f->pg, f->db, f->dir, 0, NULL, &err), 0);
     assert_int_equal(ingest_push_group_count(f->pg), 2);
