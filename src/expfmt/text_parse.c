@@ -485,6 +485,76 @@ static enum expfmt_metric_type series_type(const struct expfmt_parser *p)
     }
 }
 
+/* Exact powers of ten as doubles (10^22 is the largest exact one). */
+static const double pow10_exact[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                       1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* The common shape of exposed values, -?D+(.D+)?([eE][+-]?D+)?, converted
+ * without strtod when the result is exact by construction: a decimal
+ * mantissa below 2^53 and a power of ten up to 10^22 are both exact
+ * doubles, so the one multiplication or division is correctly rounded,
+ * which is what strtod returns (Clinger's fast path). Returns false for
+ * anything else, to be parsed the general way. */
+static bool decimal_fast(const char *v, size_t n, double *out)
+{
+    const char *s = v, *e = v + n;
+    bool neg = false;
+    if (s < e && *s == '-') {
+        neg = true;
+        s++;
+    }
+    uint64_t m = 0;
+    int ndig = 0, frac = 0;
+    const char *d0 = s;
+    while (s < e && *s >= '0' && *s <= '9') {
+        if (++ndig > 19)
+            return false;
+        m = m * 10 + (uint64_t)(*s++ - '0');
+    }
+    if (s == d0)
+        return false;
+    if (s < e && *s == '.') {
+        const char *f0 = ++s;
+        while (s < e && *s >= '0' && *s <= '9') {
+            if (++ndig > 19)
+                return false;
+            m = m * 10 + (uint64_t)(*s++ - '0');
+        }
+        frac = (int)(s - f0);
+        if (frac == 0)
+            return false;
+    }
+    int exp = 0;
+    if (s < e && (*s == 'e' || *s == 'E')) {
+        s++;
+        bool eneg = false;
+        if (s < e && (*s == '+' || *s == '-'))
+            eneg = *s++ == '-';
+        const char *x0 = s;
+        while (s < e && *s >= '0' && *s <= '9' && s - x0 < 4)
+            exp = exp * 10 + (*s++ - '0');
+        if (s == x0)
+            return false;
+        if (eneg)
+            exp = -exp;
+    }
+    if (s != e || m > (UINT64_C(1) << 53))
+        return false;
+    int e10 = exp - frac;
+    double x = (double)m;
+    if (m == 0)
+        x = 0.0;
+    else if (e10 >= 0 && e10 <= 22)
+        x *= pow10_exact[e10];
+    else if (e10 < 0 && e10 >= -22)
+        x /= pow10_exact[-e10];
+    else
+        return false;
+    *out = neg ? -x : x;
+    return true;
+}
+
 static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error *err)
 {
     const char *e = p->line_end;
@@ -547,6 +617,8 @@ static int parse_series(struct expfmt_parser *p, const char *s, struct bs_error 
         for (size_t i = 0; i < vlen; i++)
             iv = iv * 10 + (uint64_t)(v[i] - '0');
         se->value = (double)iv;
+    } else if (!bad && decimal_fast(v, vlen, &se->value)) {
+        /* Plain decimals such as 0.25 or 1.5e+06, exactly as strtod. */
     } else if (bad || bs_float_parse(v, vlen, false, &se->value) < 0) {
         char q[400];
         expfmt_lex_quote(v, vlen, q, sizeof q);

@@ -1,18 +1,32 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * The scrape cache: per target, a map from the raw series text of a scraped
- * line to the tsdb ref and final label set of that series. A series seen in
- * the previous scrape is appended by ref without parsing or merging its
- * labels again. Entries not seen by a successful scrape are evicted right
- * after it, so the cache holds at most the series of one scrape (plus those
- * of a failed one in between), which the body size limit bounds.
+ * line to the tsdb ref of that series (or "dropped by relabeling"). A
+ * series seen in the previous scrape is appended by ref without merging or
+ * relabeling its labels again. Entries not seen by a successful scrape are
+ * evicted right after it, so the cache holds at most the series of one
+ * scrape (plus those of a failed one in between), which the body size limit
+ * bounds.
+ *
+ * Layout. An open-addressing table with linear probing, at most 3/4 full.
+ * A slot holds the text's 64-bit hash, the entry pointer, the generation
+ * (scrape iteration) that last saw the series and staleness flags, so a
+ * lookup compares hashes in the flat slot array and costs one memcmp on a
+ * hit, and the walks after a scrape (staleness, eviction) read the slots
+ * only. An entry is one allocation: ref, length, text. Final labels are not
+ * kept (the head has them; scrape_entry_labels derives them again from the
+ * text in the rare case that the head no longer knows the ref), which
+ * saves a label set per series. Eviction deletes by shifting the rest of
+ * the probe chain back (no tombstones), so the steady state allocates
+ * nothing.
  *
  * The cache also keeps the target's metric metadata (TYPE, HELP and UNIT of
  * each family of the last successful scrape), as Prometheus's scrapeCache
  * does, and this file answers the two metadata endpoints from it:
  *
- * Metadata. A scrape builds a fresh struct scrape_meta while its body is
- * validated: one entry per family name, in a flat text buffer (so a set is
+ * Metadata. The scrape's pass over the body hashes the metadata; only when
+ * that hash differs from the published set's does a metadata-only pass
+ * build a fresh struct scrape_meta: one entry per family name, in a flat text buffer (so a set is
  * three allocations, whatever its size), found through an open-addressing
  * index while building, then sorted by name. When the scrape succeeds and
  * the new set differs from the published one, the scrape thread swaps the
@@ -23,6 +37,7 @@
  * Departure from Prometheus: it keeps an entry until ten scrapes after its
  * family disappeared; bongsu shows exactly the last successful scrape.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,26 +48,13 @@ void scrape_cache_init(struct scrape_cache *c)
     memset(c, 0, sizeof(*c));
 }
 
-static void entry_free(struct scrape_cache_entry *e)
-{
-    free(e->text);
-    free(e->ls);
-    free(e);
-}
-
 void scrape_cache_reset(struct scrape_cache *c)
 {
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        struct scrape_cache_entry *e = c->buckets[i];
-        while (e) {
-            struct scrape_cache_entry *next = e->next;
-            entry_free(e);
-            e = next;
-        }
-    }
-    free(c->buckets);
-    c->buckets = NULL;
-    c->nbuckets = 0;
+    for (size_t i = 0; i < c->cap; i++)
+        free(c->slots[i].e);
+    free(c->slots);
+    c->slots = NULL;
+    c->cap = 0;
     c->count = 0;
 }
 
@@ -63,83 +65,100 @@ void scrape_cache_fini(struct scrape_cache *c)
     memset(c, 0, sizeof(*c));
 }
 
-struct scrape_cache_entry *scrape_cache_get(struct scrape_cache *c, const char *text, size_t len,
-                                            uint64_t h)
+/* Move every occupied slot of old[0..ocap) into a zeroed table of cap. */
+static void cache_rehash(struct scrape_cache_slot *to, size_t cap,
+                         const struct scrape_cache_slot *old, size_t ocap)
 {
-    if (c->nbuckets == 0)
-        return NULL;
-    for (struct scrape_cache_entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next) {
-        if (e->hash == h && e->len == len && memcmp(e->text, text, len) == 0)
-            return e;
+    size_t mask = cap - 1;
+    for (size_t i = 0; i < ocap; i++) {
+        if (!old[i].e)
+            continue;
+        size_t j = (size_t)old[i].hash & mask;
+        while (to[j].e)
+            j = (j + 1) & mask;
+        to[j] = old[i];
     }
-    return NULL;
 }
 
-/* Double the bucket array (or create it); 0 or BS_ENOMEM. */
-static int cache_grow(struct scrape_cache *c)
+/* Make room for one more entry at a load of at most 3/4; 0 or BS_ENOMEM. */
+static int cache_reserve(struct scrape_cache *c)
 {
-    size_t n = c->nbuckets ? c->nbuckets * 2 : 64;
-    struct scrape_cache_entry **b = calloc(n, sizeof(*b));
-    if (!b)
+    if ((c->count + 1) * 4 <= c->cap * 3)
+        return 0;
+    size_t n = c->cap ? c->cap * 2 : 64;
+    struct scrape_cache_slot *s = calloc(n, sizeof(*s));
+    if (!s)
         return BS_ENOMEM;
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        struct scrape_cache_entry *e = c->buckets[i];
-        while (e) {
-            struct scrape_cache_entry *next = e->next;
-            size_t j = e->hash & (n - 1);
-            e->next = b[j];
-            b[j] = e;
-            e = next;
-        }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = n;
+    cache_rehash(s, n, c->slots, c->cap);
+    free(c->slots);
+    c->slots = s;
+    c->cap = n;
     return 0;
 }
 
-struct scrape_cache_entry *scrape_cache_put(struct scrape_cache *c, const char *text, size_t len,
-                                            uint64_t h, struct labels *ls)
+struct scrape_cache_slot *scrape_cache_put(struct scrape_cache *c, const char *text, size_t len,
+                                           uint64_t h, uint32_t flags, uint32_t seen)
 {
-    if (c->count >= c->nbuckets && cache_grow(c) != 0) {
-        free(ls);
+    if (len > UINT32_MAX || cache_reserve(c) != 0)
         return NULL;
-    }
-    struct scrape_cache_entry *e = calloc(1, sizeof(*e));
-    char *copy = malloc(len + 1);
-    if (!e || !copy) {
-        free(e);
-        free(copy);
-        free(ls);
+    struct scrape_cache_entry *e = malloc(sizeof(*e) + len + 1);
+    if (!e)
         return NULL;
-    }
-    memcpy(copy, text, len);
-    copy[len] = '\0';
-    e->hash = h;
-    e->text = copy;
-    e->len = len;
-    e->ls = ls;
-    size_t j = h & (c->nbuckets - 1);
-    e->next = c->buckets[j];
-    c->buckets[j] = e;
+    e->ref = 0;
+    e->len = (uint32_t)len;
+    memcpy(e->text, text, len);
+    e->text[len] = '\0';
+    size_t mask = c->cap - 1, j = (size_t)h & mask;
+    while (c->slots[j].e)
+        j = (j + 1) & mask;
+    c->slots[j] = (struct scrape_cache_slot){h, e, seen, flags};
     c->count++;
-    return e;
+    return &c->slots[j];
 }
 
-void scrape_cache_evict(struct scrape_cache *c, uint64_t iter)
+/* Empty slot i, shifting later members of its probe chain back so that no
+ * chain has a hole (deletion for linear probing, no tombstones). */
+static void cache_delete_at(struct scrape_cache *c, size_t i)
 {
-    for (size_t i = 0; i < c->nbuckets; i++) {
-        struct scrape_cache_entry **pp = &c->buckets[i];
-        while (*pp) {
-            struct scrape_cache_entry *e = *pp;
-            if (e->last_seen != iter) {
-                *pp = e->next;
-                entry_free(e);
-                c->count--;
-            } else {
-                pp = &e->next;
-            }
+    size_t mask = c->cap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!c->slots[j].e)
+            break;
+        size_t k = (size_t)c->slots[j].hash & mask; /* its home slot */
+        /* It stays when its home lies cyclically in (i, j]. */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        c->slots[i] = c->slots[j];
+        i = j;
+    }
+    c->slots[i].e = NULL;
+    c->count--;
+}
+
+void scrape_cache_evict(struct scrape_cache *c, uint32_t seen)
+{
+    for (size_t i = 0; i < c->cap; i++) {
+        /* A deletion may shift a later slot into i: look at i again. */
+        while (c->slots[i].e && c->slots[i].seen != seen) {
+            free(c->slots[i].e);
+            cache_delete_at(c, i);
         }
+    }
+    /* Shrink a table that is mostly empty (a target that lost most of its
+     * series); in the steady state nothing is evicted or allocated. */
+    if (c->cap > 64 && c->count * 8 < c->cap) {
+        size_t n = c->cap;
+        while (n > 64 && c->count * 8 < n)
+            n /= 2;
+        struct scrape_cache_slot *s = calloc(n, sizeof(*s));
+        if (!s)
+            return;
+        cache_rehash(s, n, c->slots, c->cap);
+        free(c->slots);
+        c->slots = s;
+        c->cap = n;
     }
 }
 

@@ -276,6 +276,7 @@ static int sync_targets(struct scrape_manager *m, const struct config *cfg,
     free(m->targets);
     m->targets = nt;
     m->ntargets = n;
+    m->targets_gen++; /* the scrape thread looks for new targets */
     dropped_free(m->dropped, m->ndropped);
     m->dropped = b.nd;
     m->ndropped = b.ndropped;
@@ -358,6 +359,9 @@ void scrape_manager_free(struct scrape_manager *m)
     targets_free(m->removed, m->nremoved);
     dropped_free(m->dropped, m->ndropped);
     curl_multi_cleanup(m->multi);
+    for (size_t i = 0; i < SCRAPE_CONN_POOLS; i++)
+        if (m->pools[i])
+            curl_share_cleanup(m->pools[i]); /* closes its idle connections */
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->apply_mu);
     config_free(m->cfg);

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "expfmt/expfmt.h"
@@ -23,6 +24,14 @@
  * target up to this many); each costs one file descriptor. */
 #define SCRAPE_MAX_IDLE_CONNECTIONS 20000
 
+/* Connection pools: targets are spread over this many libcurl share
+ * objects (CURL_LOCK_DATA_CONNECT), so each pool holds few connections.
+ * libcurl before 8.x walks the whole pool of a transfer in
+ * curl_multi_remove_handle (close_connect_only) and in its once-a-second
+ * dead-connection check; with one pool of 2000 kept-alive connections that
+ * walk was the largest cost of a scrape (bench/scrape_scale). */
+#define SCRAPE_CONN_POOLS 128
+
 #define SCRAPE_COMPONENT "scrape"
 /* Largest credentials or password file read for a scrape. */
 #define SCRAPE_SECRET_FILE_MAX ((size_t)1 << 16)
@@ -30,27 +39,43 @@
 /* ---------------------------------------------------------- scrape cache */
 
 /* One series of a target, keyed by its raw series text (name and label
- * block as exposed). Holds the tsdb ref and the final label set, so a series
- * seen again costs a hash lookup and no label building; a series that
- * metric_relabel_configs dropped is cached too (ls NULL), so it costs a
- * lookup and no relabeling. */
+ * block as exposed). Holds the tsdb ref; the final labels are not kept (the
+ * head has them): a series seen again costs a hash lookup, one memcmp and
+ * an append by ref, and in the rare case that the head no longer knows the
+ * ref, the labels are derived again from the text (the derivation is a
+ * function of the text and the target's immutable settings). One
+ * allocation per entry, the text inline. */
 struct scrape_cache_entry {
-    struct scrape_cache_entry *next; /* bucket chain */
-    uint64_t hash;                   /* bs_hash64 of text */
-    char *text;                      /* owned copy of the series text */
-    size_t len;
-    struct labels *ls;  /* owned (labels_dup), final labels; NULL: dropped */
-    tsdb_ref ref;       /* 0 when not known */
-    uint64_t last_seen; /* scrape iteration that last saw it */
-    bool explicit_ts;   /* last seen with an honored timestamp */
+    tsdb_ref ref; /* 0 when not known */
+    uint32_t len;
+    char text[]; /* len bytes and a NUL */
 };
 
-/* A chained hash table of entries. It grows with the number of distinct
- * series of one target, which the body size limit bounds. It also holds
+/* Slot flags. */
+enum {
+    SCRAPE_SLOT_DROPPED = 1,  /* metric_relabel_configs dropped the series */
+    SCRAPE_SLOT_CUR = 2,      /* seen by this scrape without an honored timestamp */
+    SCRAPE_SLOT_PREV = 4,     /* in the last successful scrape, without honored timestamp */
+    SCRAPE_SLOT_EXPLICIT = 8, /* first seen by this scrape with an honored timestamp */
+};
+
+/* An open-addressing (linear probing) slot. Staleness and eviction read the
+ * slots only: the generation `seen` and the flags live here, so the passes
+ * after a scrape walk one flat array and touch an entry only to write its
+ * stale marker. */
+struct scrape_cache_slot {
+    uint64_t hash;                /* bs_hash64 of the text */
+    struct scrape_cache_entry *e; /* NULL: empty slot */
+    uint32_t seen;                /* low 32 bits of the scrape iteration that last saw it */
+    uint32_t flags;               /* SCRAPE_SLOT_* */
+};
+
+/* The table grows with the number of distinct series of one target, which
+ * the body size limit bounds, and is kept at most 3/4 full. It also holds
  * the target's metric metadata, as Prometheus's scrape cache does. */
 struct scrape_cache {
-    struct scrape_cache_entry **buckets;
-    size_t nbuckets; /* power of two, or 0 */
+    struct scrape_cache_slot *slots;
+    size_t cap; /* power of two, or 0 */
     size_t count;
     /* TYPE/HELP/UNIT of the last successful scrape, or NULL. Owned; only
      * the scrape thread replaces it, and only while holding the manager's
@@ -63,17 +88,28 @@ void scrape_cache_init(struct scrape_cache *c);
 void scrape_cache_fini(struct scrape_cache *c);
 /* Free every entry and the table, keeping the metadata. */
 void scrape_cache_reset(struct scrape_cache *c);
-/* The entry for text[0..len) with hash h, or NULL. */
-struct scrape_cache_entry *scrape_cache_get(struct scrape_cache *c, const char *text, size_t len,
-                                            uint64_t h);
-/* Insert a new entry that takes ownership of ls (freed with the entry, also
- * on failure; NULL records a dropped series). Returns the entry, or NULL
- * when out of memory. The caller checked with scrape_cache_get that the
- * text is absent. */
-struct scrape_cache_entry *scrape_cache_put(struct scrape_cache *c, const char *text, size_t len,
-                                            uint64_t h, struct labels *ls);
-/* Free every entry whose last_seen is not iter. */
-void scrape_cache_evict(struct scrape_cache *c, uint64_t iter);
+/* The slot of text[0..len) with hash h, or NULL. */
+static inline struct scrape_cache_slot *scrape_cache_get(struct scrape_cache *c, const char *text,
+                                                         size_t len, uint64_t h)
+{
+    if (c->cap == 0)
+        return NULL;
+    size_t mask = c->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        struct scrape_cache_slot *s = &c->slots[i];
+        if (!s->e)
+            return NULL;
+        if (s->hash == h && s->e->len == len && memcmp(s->e->text, text, len) == 0)
+            return s;
+    }
+}
+/* Insert a new entry for text (absent: the caller checked with
+ * scrape_cache_get) with the given flags and generation. Returns its slot,
+ * valid until the next put, evict or reset; NULL when out of memory. */
+struct scrape_cache_slot *scrape_cache_put(struct scrape_cache *c, const char *text, size_t len,
+                                           uint64_t h, uint32_t flags, uint32_t seen);
+/* Free every entry whose slot was not seen by iteration `seen`. */
+void scrape_cache_evict(struct scrape_cache *c, uint32_t seen);
 
 /* ------------------------------------------------------------- metadata */
 
@@ -198,6 +234,7 @@ struct scrape_target {
     /* scrape thread only */
     bool started;
     bool in_flight;
+    size_t heap_idx; /* 1 + position in the loop's heap of idle targets; 0: not in it */
     CURL *easy;
     struct curl_slist *headers;
     bool headers_dynamic;          /* credentials come from a file: rebuilt per scrape */
@@ -213,11 +250,10 @@ struct scrape_target {
     int64_t start_wall_ms; /* timestamp of the current scrape */
     int64_t start_mono_ns;
     uint64_t iter; /* scrape count, the cache's clock */
-    struct scrape_cache cache;
-    struct scrape_cache_entry **prev; /* series of the last successful scrape */
-    size_t nprev, prev_cap;
-    struct scrape_cache_entry **cur; /* series of this scrape */
-    size_t ncur, cur_cap;
+    struct scrape_cache cache; /* staleness: SCRAPE_SLOT_PREV/CUR of its slots */
+    size_t nprev;              /* slots with SCRAPE_SLOT_PREV */
+    size_t nprev_seen;         /* of those, seen by this scrape so far */
+    uint64_t meta_hash;        /* metadata hash (meta_hash) of the published set; 0: none yet */
     tsdb_ref report_refs[SCRAPE_REPORT_COUNT];
     bool reported;   /* report series were ever written */
     int64_t last_ts; /* timestamp of the last scrape */
@@ -265,6 +301,19 @@ void scrape_target_free(struct scrape_target *t);
 int scrape_url_query(const struct config_param *params, size_t nparams, const struct labels *disc,
                      struct bs_buf *b);
 
+/* The final labels of scraped series s of target t (scrape_loop.c):
+ * scrape_labels_merge, then the job's metric_relabel_configs. *keep false:
+ * relabeling dropped the series (view unset). view lives in lb. 0, or an
+ * error with err set. */
+int scrape_series_labels(struct labels_builder *lb, const struct scrape_target *t,
+                         const struct expfmt_series *s, struct labels *view, bool *keep,
+                         struct bs_error *err);
+/* The same for a cached series, from its series text alone (the cache keeps
+ * no labels): what scrape_series_labels gave when the series was first
+ * scraped. 0, BS_ENOMEM, or the error of parsing or building. */
+int scrape_entry_labels(struct labels_builder *lb, const struct scrape_target *t,
+                        const struct scrape_cache_entry *e, struct labels *view, bool *keep);
+
 /* --------------------------------------------------------------- manager */
 
 /* Self-metrics, registered once per process by the first scrape_manager_new
@@ -299,6 +348,7 @@ struct scrape_manager {
     /* guarded by mu */
     struct scrape_target **targets; /* active, owned, config order */
     size_t ntargets;
+    uint64_t targets_gen; /* bumped whenever targets changes */
     struct scrape_dropped *dropped; /* owned, config order */
     size_t ndropped;
     struct scrape_target **removed; /* awaiting the thread's cleanup, owned */
@@ -309,6 +359,9 @@ struct scrape_manager {
     bool thread_started;
     pthread_t thread;
     CURLM *multi;
+    /* connection pools (see SCRAPE_CONN_POOLS), created by the scrape
+     * thread on first use, freed after every easy handle */
+    CURLSH *pools[SCRAPE_CONN_POOLS];
 };
 
 /* The scrape thread's body (scrape_loop.c). arg is the manager. */

@@ -23,32 +23,42 @@
  *      OpenMetrics or 0.0.4 text, else the job's fallback_scrape_protocol,
  *      else the scrape fails (choose_format). The request asked for the
  *      job's scrape_protocols in Prometheus's Accept syntax (accept_header).
- *   1. Pass one parses the whole body without storing anything. A parse
- *      error fails the scrape (Prometheus semantics): nothing of a bad body
- *      is stored. It also collects the TYPE/HELP/UNIT metadata, published
- *      to the target's cache (for the metadata API) once the scrape has
- *      succeeded; a failed scrape keeps the previous metadata.
- *   2. Pass two parses again (the parser is zero-copy, so this is cheap)
- *      and appends each sample through one appender. The scrape cache maps
- *      the raw series text to the tsdb ref and the final labels, or to
- *      "dropped", so a series seen before costs one hash lookup; only new
- *      series have their labels merged with the target's (honor_labels,
- *      exported_*), run through metric_relabel_configs and checked against
- *      the label limits. sample_limit counts what relabeling kept; past it
- *      nothing more is appended but counting goes on, and the scrape fails
- *      (as every limit does: rollback, up=0, staleness, Prometheus's
- *      message in lastError). Per-sample rejections (out of order,
- *      duplicate, out of bounds) are counted and do not fail the scrape.
+ *   1. One pass parses the body and appends each sample through one
+ *      appender (body_ingest). A parse error fails the scrape (Prometheus
+ *      semantics): the appender is rolled back, so nothing of a bad body is
+ *      stored. The pass also hashes the TYPE/HELP/UNIT metadata; when a
+ *      successful scrape's hash differs from that of the set published in
+ *      the target's cache (for the metadata API), a metadata-only pass
+ *      builds the new set and publishes it if different. A failed scrape
+ *      keeps the previous metadata.
+ *   2. The scrape cache (cache.c) maps the raw series text to the tsdb ref,
+ *      or to "dropped", so a series seen before costs one hash lookup, one
+ *      memcmp and an append by ref; only new series have their labels
+ *      merged with the target's (honor_labels, exported_*), run through
+ *      metric_relabel_configs and checked against the label limits.
+ *      sample_limit counts what relabeling kept; past it nothing more is
+ *      appended but counting goes on, and the scrape fails (as every limit
+ *      does: rollback, up=0, staleness, Prometheus's message in
+ *      lastError). A parse error anywhere in the body wins over a limit or
+ *      relabeling error before it (the pass keeps parsing after one), as
+ *      when bodies were validated in a separate first pass. Per-sample rejections (out of order, duplicate, out of
+ *      bounds) are counted and do not fail the scrape.
  *   3. Staleness: the series of the previous successful scrape that this
  *      one did not see get a stale marker at this scrape's timestamp. A
  *      failed scrape marks every previous series stale. Series exposed with
- *      an explicit timestamp (honored) take no part, as in Prometheus.
+ *      an explicit timestamp (honored) take no part, as in Prometheus. No
+ *      sets are built: each cache slot carries the generation (scrape
+ *      iteration) that last saw it and two flags, "in this scrape" and "in
+ *      the previous successful one", and one walk over the slot array
+ *      after the scrape turns the first into the second and evicts what a
+ *      successful scrape did not see.
  *   4. The synthetic series: up, scrape_duration_seconds,
  *      scrape_samples_scraped, scrape_samples_post_metric_relabeling,
  *      scrape_series_added.
  *   5. One commit. If it fails, the scrape failed: a second, small batch
- *      writes up=0 and the staleness markers, and the cache is dropped since
- *      its refs may name series that never became visible.
+ *      writes up=0 and the staleness markers, and the cache is dropped (so
+ *      is it after a limit failure; a parse error keeps it: a series that
+ *      a rolled back batch created stays in the head, so its ref is valid).
  * Before a transfer starts: a target_limit verdict of the job fails the
  * scrape without a request; credentials files are re-read (their contents
  * may change between scrapes); the job's HTTP client and TLS settings were
@@ -78,6 +88,12 @@ struct loop {
     struct scrape_manager *m;
     struct scrape_target **run; /* started targets; borrowed */
     size_t nrun, cap;
+    /* The started targets not in flight, as a binary min-heap by next_ms:
+     * what is due and how long to sleep cost O(log n) per scrape instead
+     * of a walk over every target at every wakeup. */
+    struct scrape_target **heap;
+    size_t nheap, heap_cap;
+    uint64_t targets_gen; /* the manager's targets_gen last looked at */
     struct labels_builder lb; /* scratch for label merging */
     size_t body_limit;
 };
@@ -617,9 +633,26 @@ static void set_blob(CURL *e, CURLoption opt, const char *pem)
     curl_easy_setopt(e, opt, &blob);
 }
 
+/* The connection pool of t (SCRAPE_CONN_POOLS), created on first use; NULL
+ * when it cannot be created (the multi handle's own pool is used then). */
+static CURLSH *target_pool(struct scrape_manager *m, const struct scrape_target *t)
+{
+    size_t i = (size_t)(t->offset_hash % SCRAPE_CONN_POOLS);
+    if (!m->pools[i]) {
+        CURLSH *sh = curl_share_init();
+        if (sh && curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+            curl_share_cleanup(sh);
+            sh = NULL;
+        }
+        m->pools[i] = sh;
+    }
+    return m->pools[i];
+}
+
 /* Create and configure t's easy handle from the target and its job's HTTP
  * client settings. 0, or an error with errmsg set. */
-static int target_setup_easy(struct scrape_target *t, char *errmsg, size_t cap)
+static int target_setup_easy(struct scrape_manager *m, struct scrape_target *t, char *errmsg,
+                             size_t cap)
 {
     const struct config_http_client *h = &t->job->http;
     const struct config_tls *tls = &h->tls;
@@ -691,6 +724,9 @@ static int target_setup_easy(struct scrape_target *t, char *errmsg, size_t cap)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->curl_err);
     curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+    CURLSH *pool = target_pool(m, t);
+    if (pool)
+        curl_easy_setopt(e, CURLOPT_SHARE, pool);
     return rc;
 }
 
@@ -744,7 +780,7 @@ static void scrape_start(struct loop *L, struct scrape_target *t, int64_t now)
     }
     int src = 0;
     if (!t->easy)
-        src = target_setup_easy(t, why, sizeof(why));
+        src = target_setup_easy(L->m, t, why, sizeof(why));
     else if (t->headers_dynamic)
         src = target_setup_auth(t, why, sizeof(why));
     if (src != 0) {
@@ -866,41 +902,63 @@ static void meta_collect(struct expfmt_parser *p, enum expfmt_entry kind, bool o
     }
 }
 
-/* Pass one: parse the whole body in format fmt; count the samples and
- * collect the metadata into *mdp (may hold NULL: none wanted). 0, or the
- * parser's error code with its message in errmsg. */
-static int body_validate(const struct bs_buf *body, enum expfmt_format fmt, uint64_t *nsamples,
-                         struct scrape_meta **mdp, char *errmsg)
+/* Mix one 64-bit value into a running hash (order-sensitive). */
+static uint64_t meta_mix(uint64_t h, uint64_t v)
 {
+    h ^= v + UINT64_C(0x9E3779B97F4A7C15) + (h << 6) + (h >> 2);
+    return h * UINT64_C(0x100000001b3);
+}
+
+/* meta_collect's twin for the ingest pass: fold what meta_collect would
+ * record for this entry into the running hash *mh instead of building the
+ * set. A scrape whose metadata hash equals the published set's (the steady
+ * state) builds nothing; otherwise body_meta builds the set. */
+static void meta_hash(struct expfmt_parser *p, enum expfmt_entry kind, bool om, uint64_t *mh,
+                      const char **unit_fam)
+{
+    const char *name = NULL, *text = NULL;
+    size_t nl = 0, tl = 0;
+    enum expfmt_metric_type type = EXPFMT_TYPE_UNKNOWN;
+    if (kind == EXPFMT_HELP) {
+        expfmt_parser_help(p, &name, &nl, &text, &tl);
+        *mh = meta_mix(meta_mix(*mh, 1 ^ bs_hash64(name, nl)), bs_hash64(text, tl));
+    } else if (kind == EXPFMT_TYPE) {
+        expfmt_parser_type(p, &name, &nl, &type);
+        *mh = meta_mix(meta_mix(*mh, 2 ^ bs_hash64(name, nl)), (uint64_t)type);
+    }
+    if (om) {
+        expfmt_parser_unit(p, &name, &nl, &text, &tl);
+        if (tl && name != *unit_fam) {
+            *unit_fam = name;
+            *mh = meta_mix(meta_mix(*mh, 3 ^ bs_hash64(name, nl)), bs_hash64(text, tl));
+        }
+    }
+}
+
+/* The metadata of a body that parsed before (a metadata-only pass), as a
+ * finished set; NULL when out of memory. */
+static struct scrape_meta *body_meta(const struct bs_buf *body, enum expfmt_format fmt)
+{
+    struct scrape_meta *md = scrape_meta_new();
+    if (!md)
+        return NULL;
     struct expfmt_parser p;
-    struct bs_error err;
     enum expfmt_entry kind;
     const char *unit_fam = NULL;
-    int rc;
-    bs_error_clear(&err);
-    *nsamples = 0;
+    const bool om = fmt == EXPFMT_FORMAT_OPENMETRICS;
     expfmt_parser_init_format(&p, body->data ? body->data : "", body->len, fmt);
-    while ((rc = expfmt_parser_next(&p, &kind, &err)) == 0) {
-        if (kind == EXPFMT_SERIES)
-            (*nsamples)++;
-        if (kind != EXPFMT_COMMENT)
-            meta_collect(&p, kind, fmt == EXPFMT_FORMAT_OPENMETRICS, mdp, &unit_fam);
+    /* As the ingest pass: OpenMetrics units are looked at on every entry,
+     * EOF included (a family may end the input with its UNIT line). */
+    while (md && expfmt_parser_next(&p, &kind, NULL) == 0) {
+        if (kind != EXPFMT_COMMENT && (kind != EXPFMT_SERIES || om))
+            meta_collect(&p, kind, om, &md, &unit_fam);
         if (kind == EXPFMT_EOF)
             break;
     }
     expfmt_parser_fini(&p);
-    if (rc != 0)
-        snprintf(errmsg, 512, "%s", err.msg[0] ? err.msg : bs_strerror(rc));
-    return rc;
-}
-
-static void cur_push(struct scrape_target *t, struct scrape_cache_entry *e)
-{
-    if (t->ncur == t->cur_cap) {
-        t->cur_cap = t->cur_cap ? t->cur_cap * 2 : 64;
-        t->cur = bs_xrealloc(t->cur, t->cur_cap * sizeof(*t->cur));
-    }
-    t->cur[t->ncur++] = e;
+    if (md)
+        scrape_meta_finish(md);
+    return md;
 }
 
 /* Byte length of the first max runes of s[0..n) (Go's %.50s). */
@@ -1013,36 +1071,137 @@ static int check_label_limits(const struct labels *ls, const struct config_limit
     return 0;
 }
 
-/* What pass two counted, reported in the synthetic series. */
+/* What the body pass counted, reported in the synthetic series. */
 struct append_counts {
     uint64_t seen;  /* series lines looked at (scrape_samples_scraped on a limit error) */
     uint64_t post;  /* samples left after metric relabeling */
     uint64_t added; /* series new to the cache and stored */
 };
 
-/* Pass two: append every sample of the (valid) body. A series new to the
- * cache has its labels merged with the target's, then metric_relabel_configs
- * applied and the label limits checked; the outcome (final labels, or
- * "dropped") is cached under the series text, so later scrapes skip all of
- * that. Samples past sample_limit are not appended, but parsing goes on so
- * the counts are complete, as in Prometheus. Returns 0, or an error with
- * errmsg set (BS_ELIMIT for a limit); the caller then rolls back. */
-static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appender *app,
-                       enum expfmt_format fmt, int64_t ts, struct append_counts *cnt, char *errmsg)
+/* The final labels of series s of target t: merged with the target's
+ * labels, then metric_relabel_configs. *keep false: relabeling dropped it
+ * (view unset). view lives in lb. 0, or an error with err set. */
+int scrape_series_labels(struct labels_builder *lb, const struct scrape_target *t,
+                         const struct expfmt_series *s, struct labels *view, bool *keep,
+                         struct bs_error *err)
 {
     const struct scrape_job *job = t->job;
-    const struct config_limits *lim = &job->limits;
+    int rc = scrape_labels_merge(lb, s, t->labels, t->honor_labels, view, err);
+    *keep = true;
+    if (rc != 0 || !job->nmrc)
+        return rc;
+    rc = labels_relabel_apply_builder(job->mrc, job->nmrc, lb, keep);
+    if (rc == 0 && *keep)
+        rc = labels_builder_labels(lb, view, err);
+    if (rc != 0)
+        return bs_error_set(err, rc, "metric relabeling: %s", bs_strerror(rc));
+    if (*keep && view->n == 0)
+        *keep = false; /* relabeled to nothing: dropped */
+    if (*keep && !labels_get(view, LABELS_METRIC_NAME))
+        return bs_error_set(err, BS_EINVAL, "missing metric name (__name__ label)");
+    return 0;
+}
+
+/* The final labels of a cached series, derived again from its text (the
+ * cache keeps no labels). The derivation depends only on the text and the
+ * target's immutable settings, so it gives what the first scrape gave.
+ * Only needed when the head no longer knows the entry's ref. */
+int scrape_entry_labels(struct labels_builder *lb, const struct scrape_target *t,
+                        const struct scrape_cache_entry *e, struct labels *view, bool *keep)
+{
+    /* The series text of either format is valid 0.0.4 series syntax. */
+    char *line = malloc((size_t)e->len + 3);
+    if (!line)
+        return BS_ENOMEM;
+    memcpy(line, e->text, e->len);
+    memcpy(line + e->len, " 0", 3);
     struct expfmt_parser p;
     struct bs_error err;
     enum expfmt_entry kind;
+    bs_error_clear(&err);
+    expfmt_parser_init(&p, line, (size_t)e->len + 2);
+    int rc = expfmt_parser_next(&p, &kind, &err);
+    if (rc == 0 && kind != EXPFMT_SERIES)
+        rc = BS_EINVAL;
+    if (rc == 0)
+        rc = scrape_series_labels(lb, t, expfmt_parser_series(&p), view, keep, &err);
+    expfmt_parser_fini(&p);
+    free(line);
+    return rc;
+}
+
+/* Append to a cached series by its ref, deriving its labels again when the
+ * head does not know the ref (any more). lb may be NULL (a local builder is
+ * used then). */
+static int add_entry(struct labels_builder *lb, const struct scrape_target *t,
+                     struct tsdb_appender *app, struct scrape_cache_entry *e, int64_t ts,
+                     double v)
+{
+    if (e->ref) {
+        int rc = tsdb_appender_add(app, e->ref, NULL, ts, v, NULL);
+        if (rc != BS_EINVAL)
+            return rc;
+    }
+    struct labels_builder local;
+    if (!lb) {
+        labels_builder_init(&local);
+        lb = &local;
+    }
+    struct labels view;
+    bool keep = false;
+    int rc = scrape_entry_labels(lb, t, e, &view, &keep);
+    if (rc == 0)
+        rc = keep ? tsdb_appender_add(app, 0, &view, ts, v, &e->ref) : BS_EINVAL;
+    if (lb == &local)
+        labels_builder_fini(&local);
+    return rc;
+}
+
+/* The one pass over a body: parse it in format fmt and append every sample
+ * through app, counting the samples (*nsamples) and hashing the metadata
+ * into *mh (see meta_hash). A series new to the cache has its final labels built
+ * (series_labels) and checked against the label limits; the outcome, a
+ * ref or "dropped", is cached under the series text, so later scrapes skip
+ * all of that. Samples past sample_limit are not appended, but the pass
+ * goes on so the counts are complete, as in Prometheus.
+ *
+ * Errors. A parse error fails the scrape whatever else happened: the pass
+ * stops there, *parse_error is set, and the caller rolls back. Any other
+ * error (a label limit, relabeling, memory) stops the appending; the rest
+ * of the body is still parsed so that a later parse error wins, as it did
+ * when the body was validated before anything was appended. Returns 0, or
+ * the error with errmsg set (BS_ELIMIT for a limit). */
+static int body_ingest(struct loop *L, struct scrape_target *t, struct tsdb_appender *app,
+                       enum expfmt_format fmt, int64_t ts, struct append_counts *cnt,
+                       uint64_t *nsamples, uint64_t *mh, bool *parse_error,
+                       char *errmsg)
+{
+    const struct scrape_job *job = t->job;
+    const struct config_limits *lim = &job->limits;
+    const bool om = fmt == EXPFMT_FORMAT_OPENMETRICS;
+    const uint32_t gen = (uint32_t)t->iter;
+    struct expfmt_parser p;
+    struct bs_error err;
+    enum expfmt_entry kind;
+    const char *unit_fam = NULL;
     uint64_t nlimited = 0; /* non-stale samples counted against sample_limit */
     bool over_limit = false;
-    int rc;
+    int rc, fail = 0; /* fail: the first non-parse error; appending stopped */
     bs_error_clear(&err);
     memset(cnt, 0, sizeof(*cnt));
+    *nsamples = 0;
+    *parse_error = false;
     expfmt_parser_init_format(&p, t->body.data ? t->body.data : "", t->body.len, fmt);
     while ((rc = expfmt_parser_next(&p, &kind, &err)) == 0 && kind != EXPFMT_EOF) {
-        if (kind != EXPFMT_SERIES)
+        if (kind != EXPFMT_SERIES) {
+            if (kind != EXPFMT_COMMENT)
+                meta_hash(&p, kind, om, mh, &unit_fam);
+            continue;
+        }
+        if (om)
+            meta_hash(&p, kind, om, mh, &unit_fam);
+        (*nsamples)++;
+        if (fail)
             continue;
         /* OpenMetrics: an exemplar (s->has_exemplar) is dropped, the sample
          * kept; a <family>_created sample is an ordinary series; an explicit
@@ -1050,78 +1209,85 @@ static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appe
         const struct expfmt_series *s = expfmt_parser_series(&p);
         cnt->seen++;
         uint64_t h = bs_hash64(s->series_text, s->series_text_len);
-        struct scrape_cache_entry *e =
+        struct scrape_cache_slot *sl =
             scrape_cache_get(&t->cache, s->series_text, s->series_text_len, h);
         bool is_new = false;
-        if (!e) {
-            struct labels view;
-            rc = scrape_labels_merge(&L->lb, s, t->labels, t->honor_labels, &view, &err);
-            if (rc != 0)
-                break;
+        struct labels view = {NULL, 0};
+        if (!sl) {
             bool keep = true;
-            if (job->nmrc) {
-                rc = labels_relabel_apply_builder(job->mrc, job->nmrc, &L->lb, &keep);
-                if (rc == 0 && keep)
-                    rc = labels_builder_labels(&L->lb, &view, &err);
-                if (rc != 0) {
-                    bs_error_set(&err, rc, "metric relabeling: %s", bs_strerror(rc));
-                    break;
-                }
-                if (keep && view.n == 0)
-                    keep = false; /* relabeled to nothing: dropped */
-                if (keep && !labels_get(&view, LABELS_METRIC_NAME)) {
-                    rc = bs_error_set(&err, BS_EINVAL, "missing metric name (__name__ label)");
-                    break;
-                }
+            if ((fail = scrape_series_labels(&L->lb, t, s, &view, &keep, &err)) != 0)
+                continue;
+            if (keep && (fail = check_label_limits(&view, lim, errmsg)) != 0) {
+                err.msg[0] = '\0'; /* errmsg holds Prometheus's message */
+                continue;
             }
-            if (keep && (rc = check_label_limits(&view, lim, errmsg)) != 0) {
-                expfmt_parser_fini(&p);
-                return rc;
+            sl = scrape_cache_put(&t->cache, s->series_text, s->series_text_len, h,
+                                  keep ? 0 : SCRAPE_SLOT_DROPPED, gen);
+            if (!sl) {
+                fail = bs_error_set(&err, BS_ENOMEM, "out of memory caching series");
+                continue;
             }
-            struct labels *ls = NULL;
-            if (keep && !(ls = labels_dup(&view))) {
-                rc = bs_error_set(&err, BS_ENOMEM, "out of memory caching series");
-                break;
-            }
-            e = scrape_cache_put(&t->cache, s->series_text, s->series_text_len, h, ls);
-            if (!e) {
-                rc = bs_error_set(&err, BS_ENOMEM, "out of memory caching series");
-                break;
-            }
+            if (!keep)
+                continue; /* dropped by metric_relabel_configs */
             is_new = true;
-        }
-        if (!e->ls) { /* dropped by metric_relabel_configs */
-            e->last_seen = t->iter;
+        } else if (sl->flags & SCRAPE_SLOT_DROPPED) {
+            sl->seen = gen;
             continue;
         }
         cnt->post++;
         if (lim->sample_limit && !bs_is_stale_nan(s->value) && ++nlimited > lim->sample_limit) {
             /* Over the limit: not stored, but keep counting. */
             over_limit = true;
-            e->last_seen = t->iter;
+            if (sl->seen != gen && (sl->flags & SCRAPE_SLOT_PREV))
+                t->nprev_seen++;
+            sl->seen = gen;
             continue;
         }
         bool honored = t->honor_timestamps && s->has_timestamp;
-        rc = add_cached(app, &e->ref, e->ls, honored ? s->timestamp_ms : ts, s->value);
-        if (!sample_error_tolerated(rc)) {
-            bs_error_set(&err, rc, "appending %.*s: %s", (int)s->series_text_len, s->series_text,
-                         bs_strerror(rc));
-            break;
+        int64_t st = honored ? s->timestamp_ms : ts;
+        struct scrape_cache_entry *e = sl->e;
+        int arc;
+        if (is_new) {
+            arc = tsdb_appender_add(app, 0, &view, st, s->value, &e->ref);
+        } else {
+            arc = e->ref ? tsdb_appender_add(app, e->ref, NULL, st, s->value, NULL) : BS_EINVAL;
+            if (arc == BS_EINVAL) {
+                /* The head does not know the ref: by the labels again. */
+                bool keep = true;
+                if ((fail = scrape_series_labels(&L->lb, t, s, &view, &keep, &err)) != 0)
+                    continue;
+                arc = keep ? tsdb_appender_add(app, 0, &view, st, s->value, &e->ref) : BS_EINVAL;
+            }
         }
-        if (is_new && rc == 0 && !over_limit)
+        if (!sample_error_tolerated(arc)) {
+            fail = bs_error_set(&err, arc, "appending %.*s: %s", (int)s->series_text_len,
+                                s->series_text, bs_strerror(arc));
+            continue;
+        }
+        if (is_new && arc == 0 && !over_limit)
             cnt->added++;
-        rc = 0;
-        if (e->last_seen != t->iter) {
-            e->last_seen = t->iter;
-            e->explicit_ts = honored;
-            if (!honored)
-                cur_push(t, e);
+        if (sl->seen != gen || is_new) {
+            if (!is_new && (sl->flags & SCRAPE_SLOT_PREV))
+                t->nprev_seen++;
+            sl->seen = gen;
+            sl->flags &= ~(uint32_t)(SCRAPE_SLOT_CUR | SCRAPE_SLOT_EXPLICIT);
+            sl->flags |= honored ? SCRAPE_SLOT_EXPLICIT : SCRAPE_SLOT_CUR;
         }
     }
+    if (rc == 0 && om)
+        meta_hash(&p, EXPFMT_EOF, om, mh, &unit_fam); /* a UNIT just before # EOF */
     expfmt_parser_fini(&p);
     if (rc != 0) {
+        *parse_error = true;
         snprintf(errmsg, 512, "%s", err.msg[0] ? err.msg : bs_strerror(rc));
         return rc;
+    }
+    if (fail) {
+        if (err.msg[0])
+            snprintf(errmsg, 512, "%s", err.msg);
+        else if (fail != BS_ELIMIT)
+            snprintf(errmsg, 512, "%s", bs_strerror(fail));
+        return fail;
     }
     if (over_limit) {
         snprintf(errmsg, 512, "sample limit exceeded");
@@ -1130,16 +1296,47 @@ static int body_append(struct loop *L, struct scrape_target *t, struct tsdb_appe
     return 0;
 }
 
-/* Stale markers for the previous scrape's series; all of them, or only those
- * this scrape did not see. */
-static void append_stale(struct scrape_target *t, struct tsdb_appender *app, int64_t ts, bool all)
+/* Stale markers for the previous successful scrape's series; all of them,
+ * or only those this scrape did not see. */
+static void append_stale(struct labels_builder *lb, struct scrape_target *t,
+                         struct tsdb_appender *app, int64_t ts, bool all)
 {
-    for (size_t i = 0; i < t->nprev; i++) {
-        struct scrape_cache_entry *e = t->prev[i];
-        if (!all && e->last_seen == t->iter)
+    /* Every previous series seen again (the steady state): no walk. */
+    if (t->nprev == 0 || (!all && t->nprev_seen == t->nprev))
+        return;
+    const uint32_t gen = (uint32_t)t->iter;
+    struct scrape_cache *c = &t->cache;
+    for (size_t i = 0; i < c->cap; i++) {
+        struct scrape_cache_slot *sl = &c->slots[i];
+        if (!sl->e || !(sl->flags & SCRAPE_SLOT_PREV) || (!all && sl->seen == gen))
             continue;
-        (void)sample_error_tolerated(add_cached(app, &e->ref, e->ls, ts, bs_stale_nan()));
+        (void)sample_error_tolerated(add_entry(lb, t, app, sl->e, ts, bs_stale_nan()));
     }
+}
+
+/* After a scrape: its series become the previous ones (ok), or there are
+ * none (failed); entries a successful scrape did not see are evicted. */
+static void cache_end_scrape(struct scrape_target *t, bool ok)
+{
+    struct scrape_cache *c = &t->cache;
+    const uint32_t gen = (uint32_t)t->iter;
+    size_t nprev = 0, unseen = 0;
+    for (size_t i = 0; i < c->cap; i++) {
+        struct scrape_cache_slot *sl = &c->slots[i];
+        if (!sl->e)
+            continue;
+        uint32_t f = sl->flags & ~(uint32_t)(SCRAPE_SLOT_PREV | SCRAPE_SLOT_CUR |
+                                              SCRAPE_SLOT_EXPLICIT);
+        if (ok && (sl->flags & SCRAPE_SLOT_CUR)) {
+            f |= SCRAPE_SLOT_PREV;
+            nprev++;
+        }
+        sl->flags = f;
+        unseen += sl->seen != gen;
+    }
+    t->nprev = nprev;
+    if (ok && unseen)
+        scrape_cache_evict(c, gen);
 }
 
 static void append_report(struct scrape_target *t, struct tsdb_appender *app, int64_t ts, bool up,
@@ -1156,16 +1353,6 @@ static void append_report(struct scrape_target *t, struct tsdb_appender *app, in
         (void)sample_error_tolerated(
             add_cached(app, &t->report_refs[i], t->report_ls[i], ts, v[i]));
     t->reported = true;
-}
-
-/* Forget every ref: after a rolled back or failed batch they may name series
- * that never became visible. */
-static void forget_refs(struct scrape_target *t)
-{
-    for (size_t i = 0; i < t->nprev; i++)
-        t->prev[i]->ref = 0;
-    for (size_t i = 0; i < SCRAPE_REPORT_COUNT; i++)
-        t->report_refs[i] = 0;
 }
 
 /* Everything after the transfer: store the scrape (or its failure), update
@@ -1188,29 +1375,32 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
         ts = t->last_ts + 1;
     t->last_ts = ts;
     t->iter++;
-    t->ncur = 0;
+    t->nprev_seen = 0;
 
-    struct scrape_meta *md = ok ? scrape_meta_new() : NULL;
-    if (ok)
-        ok = body_validate(&t->body, fmt, &nsamples, &md, errmsg) == 0;
+    struct scrape_meta *md = NULL;
+    uint64_t mh = UINT64_C(0x6d657461); /* metadata hash of this body */
     struct tsdb_appender *app = tsdb_appender_new(db);
-    int arc = 0;
-    if (app && ok && (arc = body_append(L, t, app, fmt, ts, &cnt, errmsg)) != 0) {
-        limit_failed = arc == BS_ELIMIT;
-        if (limit_failed && strcmp(errmsg, "sample limit exceeded") != 0)
-            nsamples = cnt.seen; /* label limits stop the scrape where they hit */
-        tsdb_appender_rollback(app);
-        app = tsdb_appender_new(db);
-        ok = false;
-        cache_suspect = true;
-        t->ncur = 0;
-        forget_refs(t);
+    if (app && ok) {
+        bool parse_error = false;
+        int arc = body_ingest(L, t, app, fmt, ts, &cnt, &nsamples, &mh, &parse_error, errmsg);
+        if (arc != 0) {
+            /* Nothing of a failed body is stored. A parse error fails the
+             * scrape as before; the cache stays (its refs stay valid: a
+             * series a rolled back batch created stays in the head). */
+            limit_failed = !parse_error && arc == BS_ELIMIT;
+            if (limit_failed && strcmp(errmsg, "sample limit exceeded") != 0)
+                nsamples = cnt.seen; /* label limits stop the scrape where they hit */
+            tsdb_appender_rollback(app);
+            app = tsdb_appender_new(db);
+            ok = false;
+            cache_suspect = !parse_error;
+        }
     }
     if (!app) {
         ok = false;
         snprintf(errmsg, 512, "cannot create an appender: out of memory");
     } else {
-        append_stale(t, app, ts, !ok);
+        append_stale(&L->lb, t, app, ts, !ok);
         double dur = (double)(bs_monotonic_ns() - t->start_mono_ns) / 1e9;
         bool counts = ok || limit_failed;
         append_report(t, app, ts, ok, dur, counts ? nsamples : 0, counts ? cnt.post : 0,
@@ -1220,48 +1410,39 @@ static void scrape_process(struct loop *L, struct scrape_target *t, bool fetched
                 snprintf(errmsg, 512, "%s", err.msg[0] ? err.msg : bs_strerror(err.code));
             ok = false;
             cache_suspect = true;
-            t->ncur = 0;
-            forget_refs(t);
-            /* Second chance, small: up=0 and the staleness markers. */
+            /* Second chance, small: up=0 and the staleness markers. The
+             * refs stay usable: a series of a failed batch stays in the
+             * head, and a ref the head does not know falls back to the
+             * labels. */
             app = tsdb_appender_new(db);
             if (app) {
-                append_stale(t, app, ts, true);
+                append_stale(&L->lb, t, app, ts, true);
                 append_report(t, app, ts, false, dur, 0, 0, 0);
                 bs_error_clear(&err);
                 if (tsdb_appender_commit(app, &err) != 0) {
                     BS_ERROR(SCRAPE_COMPONENT, "cannot store the scrape report of %s: %s", t->url,
                              err.msg);
-                    forget_refs(t);
+                    for (size_t i = 0; i < SCRAPE_REPORT_COUNT; i++)
+                        t->report_refs[i] = 0;
                 }
             }
         }
     }
     int64_t end_ns = bs_monotonic_ns();
 
-    /* Staleness bookkeeping. */
-    if (ok) {
-        struct scrape_cache_entry **tmp = t->prev;
-        size_t tcap = t->prev_cap;
-        t->prev = t->cur;
-        t->nprev = t->ncur;
-        t->prev_cap = t->cur_cap;
-        t->cur = tmp;
-        t->cur_cap = tcap;
-        scrape_cache_evict(&t->cache, t->iter);
-    } else {
-        t->nprev = 0;
-        if (cache_suspect)
-            scrape_cache_reset(&t->cache); /* keeps the metadata */
-    }
-    t->ncur = 0;
+    /* Staleness bookkeeping: this scrape's series become the previous ones
+     * (or none, after a failure); unseen entries go. */
+    cache_end_scrape(t, ok);
+    if (!ok && cache_suspect)
+        scrape_cache_reset(&t->cache); /* keeps the metadata */
     if (!ok)
         bs_metric_add(scrape_metrics.failed, 1);
 
     /* Metadata: a successful scrape's replaces the last one, if different. */
     bool publish = false;
-    if (ok && md) {
-        scrape_meta_finish(md);
+    if (ok && mh != t->meta_hash && (md = body_meta(&t->body, fmt)) != NULL) {
         publish = !scrape_meta_equal(md, t->cache.meta);
+        t->meta_hash = mh;
     }
 
     /* Status, and one log line per change of health. */
@@ -1295,7 +1476,7 @@ void scrape_loop_end_of_run(struct scrape_manager *m, struct scrape_target *t)
     struct tsdb_appender *app = tsdb_appender_new(m->db);
     if (!app)
         return;
-    append_stale(t, app, ts, true);
+    append_stale(NULL, t, app, ts, true);
     if (t->reported) {
         for (size_t i = 0; i < SCRAPE_REPORT_COUNT; i++)
             (void)sample_error_tolerated(
@@ -1306,6 +1487,70 @@ void scrape_loop_end_of_run(struct scrape_manager *m, struct scrape_target *t)
     if (tsdb_appender_commit(app, &err) != 0)
         BS_WARN(SCRAPE_COMPONENT, "cannot write staleness markers for removed target %s: %s",
                 t->url, err.msg);
+}
+
+/* ------------------------------------------------------- the idle heap */
+
+static void heap_set(struct loop *L, size_t i, struct scrape_target *t)
+{
+    L->heap[i] = t;
+    t->heap_idx = i + 1;
+}
+
+static void heap_sift_up(struct loop *L, size_t i)
+{
+    struct scrape_target *t = L->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (L->heap[parent]->next_ms <= t->next_ms)
+            break;
+        heap_set(L, i, L->heap[parent]);
+        i = parent;
+    }
+    heap_set(L, i, t);
+}
+
+static void heap_sift_down(struct loop *L, size_t i)
+{
+    struct scrape_target *t = L->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= L->nheap)
+            break;
+        if (c + 1 < L->nheap && L->heap[c + 1]->next_ms < L->heap[c]->next_ms)
+            c++;
+        if (t->next_ms <= L->heap[c]->next_ms)
+            break;
+        heap_set(L, i, L->heap[c]);
+        i = c;
+    }
+    heap_set(L, i, t);
+}
+
+static void heap_push(struct loop *L, struct scrape_target *t)
+{
+    if (t->heap_idx)
+        return;
+    if (L->nheap == L->heap_cap) {
+        L->heap_cap = L->heap_cap ? L->heap_cap * 2 : 64;
+        L->heap = bs_xrealloc(L->heap, L->heap_cap * sizeof(*L->heap));
+    }
+    heap_set(L, L->nheap++, t);
+    heap_sift_up(L, L->nheap - 1);
+}
+
+static void heap_remove(struct loop *L, struct scrape_target *t)
+{
+    if (!t->heap_idx)
+        return;
+    size_t i = t->heap_idx - 1;
+    t->heap_idx = 0;
+    struct scrape_target *last = L->heap[--L->nheap];
+    if (i == L->nheap)
+        return;
+    heap_set(L, i, last);
+    heap_sift_up(L, i);
+    heap_sift_down(L, last->heap_idx - 1);
 }
 
 /* ------------------------------------------------------------ the thread */
@@ -1326,6 +1571,7 @@ void *scrape_loop_run(void *arg)
     struct loop L;
     memset(&L, 0, sizeof(L));
     L.m = arg;
+    L.targets_gen = UINT64_MAX; /* look at the targets on the first round */
     struct scrape_manager *m = L.m;
     labels_builder_init(&L.lb);
 
@@ -1344,7 +1590,9 @@ void *scrape_loop_run(void *arg)
         ngone = m->nremoved;
         m->removed = NULL;
         m->nremoved = m->removed_cap = 0;
-        for (size_t i = 0; i < m->ntargets; i++) {
+        /* New targets: only after an apply changed the set, not at every
+         * wakeup (a walk over thousands of targets). */
+        for (size_t i = 0; L.targets_gen != m->targets_gen && i < m->ntargets; i++) {
             struct scrape_target *t = m->targets[i];
             if (t->started)
                 continue;
@@ -1355,12 +1603,15 @@ void *scrape_loop_run(void *arg)
                 L.run = bs_xrealloc(L.run, L.cap * sizeof(*L.run));
             }
             L.run[L.nrun++] = t;
+            heap_push(&L, t);
         }
+        L.targets_gen = m->targets_gen;
         pthread_mutex_unlock(&m->mu);
 
         for (size_t i = 0; i < ngone; i++) {
             struct scrape_target *t = gone[i];
             run_remove(&L, t);
+            heap_remove(&L, t);
             if (t->in_flight) {
                 curl_multi_remove_handle(m->multi, t->easy);
                 t->in_flight = false;
@@ -1370,12 +1621,15 @@ void *scrape_loop_run(void *arg)
         }
         free(gone);
 
-        /* Start what is due. */
+        /* Start what is due. A scrape that fails before its transfer
+         * (target_limit, setup errors) is idle again at once. */
         int64_t now = mono_ms();
-        for (size_t i = 0; i < L.nrun; i++) {
-            struct scrape_target *t = L.run[i];
-            if (!t->in_flight && now >= t->next_ms)
-                scrape_start(&L, t, now);
+        while (L.nheap && L.heap[0]->next_ms <= now) {
+            struct scrape_target *t = L.heap[0];
+            heap_remove(&L, t);
+            scrape_start(&L, t, now);
+            if (!t->in_flight)
+                heap_push(&L, t);
         }
 
         /* Drive the transfers and handle the finished ones. */
@@ -1395,6 +1649,7 @@ void *scrape_loop_run(void *arg)
             if (t) {
                 t->in_flight = false;
                 scrape_finish(&L, t, cc);
+                heap_push(&L, t);
             }
         }
 
@@ -1402,11 +1657,8 @@ void *scrape_loop_run(void *arg)
          * apply or shutdown wakes us. */
         int64_t wait = 1000;
         now = mono_ms();
-        for (size_t i = 0; i < L.nrun; i++) {
-            const struct scrape_target *t = L.run[i];
-            if (t->in_flight)
-                continue;
-            int64_t d = t->next_ms - now;
+        if (L.nheap) {
+            int64_t d = L.heap[0]->next_ms - now;
             if (d < wait)
                 wait = d < 0 ? 0 : d;
         }
@@ -1421,6 +1673,7 @@ void *scrape_loop_run(void *arg)
         }
     }
     free(L.run);
+    free(L.heap);
     labels_builder_fini(&L.lb);
     return NULL;
 }

@@ -251,8 +251,6 @@ void scrape_target_free(struct scrape_target *t)
     curl_slist_free_all(t->connect_to);
     bs_buf_fini(&t->body);
     scrape_cache_fini(&t->cache);
-    free(t->prev);
-    free(t->cur);
     free(t->key);
     free(t->pool);
     free(t->url);

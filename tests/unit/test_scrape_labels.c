@@ -300,38 +300,151 @@ static void test_populate_labels(void **state)
     }
 }
 
-static void test_cache(void **state)
+/* Hash used for key i: real, or forced into a few long probe chains (h of
+ * key i is i % 7, plus a value near the top so chains wrap around). */
+static uint64_t key_hash(const char *key, size_t n, int i, bool collide, size_t cap)
 {
-    (void)state;
+    if (!collide)
+        return bs_hash64(key, n);
+    return (uint64_t)(i % 7) + (cap ? cap - 3 : 0);
+}
+
+static void cache_round(bool collide)
+{
     struct scrape_cache c;
     scrape_cache_init(&c);
     char key[32];
-    /* Enough entries to force several rehashes. */
+    /* Enough entries to force several rehashes. The forced hashes are
+     * computed against the final capacity (2048 for 1000 entries). */
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(key, sizeof(key), "m{i=\"%d\"}", i);
-        uint64_t h = bs_hash64(key, (size_t)n);
+        uint64_t h = key_hash(key, (size_t)n, i, collide, 2048);
         assert_null(scrape_cache_get(&c, key, (size_t)n, h));
-        struct label l[] = {{"__name__", "m"}};
-        struct labels ls = {l, 1};
-        struct scrape_cache_entry *e = scrape_cache_put(&c, key, (size_t)n, h, labels_dup(&ls));
-        assert_non_null(e);
-        e->ref = (tsdb_ref)i + 1;
-        e->last_seen = (uint64_t)(i % 2);
+        struct scrape_cache_slot *sl =
+            scrape_cache_put(&c, key, (size_t)n, h, i % 3 == 0 ? SCRAPE_SLOT_DROPPED : 0,
+                             (uint32_t)(i % 2));
+        assert_non_null(sl);
+        assert_int_equal(sl->e->len, n);
+        assert_string_equal(sl->e->text, key);
+        sl->e->ref = (tsdb_ref)i + 1;
     }
     assert_int_equal(c.count, 1000);
+    assert_int_equal(c.cap, 2048);
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(key, sizeof(key), "m{i=\"%d\"}", i);
-        struct scrape_cache_entry *e = scrape_cache_get(&c, key, (size_t)n, bs_hash64(key, (size_t)n));
-        assert_non_null(e);
-        assert_int_equal(e->ref, (tsdb_ref)i + 1);
+        struct scrape_cache_slot *sl =
+            scrape_cache_get(&c, key, (size_t)n, key_hash(key, (size_t)n, i, collide, 2048));
+        assert_non_null(sl);
+        assert_int_equal(sl->e->ref, (tsdb_ref)i + 1);
+        assert_int_equal(sl->flags, i % 3 == 0 ? SCRAPE_SLOT_DROPPED : 0);
     }
-    scrape_cache_evict(&c, 1);   /* keeps odd i only */
+    scrape_cache_evict(&c, 1); /* keeps odd i only */
     assert_int_equal(c.count, 500);
-    int n = snprintf(key, sizeof(key), "m{i=\"%d\"}", 4);
-    assert_null(scrape_cache_get(&c, key, (size_t)n, bs_hash64(key, (size_t)n)));
-    n = snprintf(key, sizeof(key), "m{i=\"%d\"}", 5);
-    assert_non_null(scrape_cache_get(&c, key, (size_t)n, bs_hash64(key, (size_t)n)));
+    /* Every survivor is still found (deletion left no hole in a probe
+     * chain) and every evicted key is gone. */
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof(key), "m{i=\"%d\"}", i);
+        struct scrape_cache_slot *sl =
+            scrape_cache_get(&c, key, (size_t)n, key_hash(key, (size_t)n, i, collide, 2048));
+        if (i % 2) {
+            assert_non_null(sl);
+            assert_int_equal(sl->e->ref, (tsdb_ref)i + 1);
+            sl->seen = i < 900 ? 7 : 1;
+        } else {
+            assert_null(sl);
+        }
+    }
+    size_t occupied = 0;
+    for (size_t i = 0; i < c.cap; i++)
+        occupied += c.slots[i].e != NULL;
+    assert_int_equal(occupied, c.count);
+    /* Most entries go: the table shrinks; the rest is still found. */
+    scrape_cache_evict(&c, 1);
+    assert_int_equal(c.count, 50);
+    assert_true(c.cap < 2048);
+    if (!collide) {
+        for (int i = 901; i < 1000; i += 2) {
+            int n = snprintf(key, sizeof(key), "m{i=\"%d\"}", i);
+            assert_non_null(scrape_cache_get(&c, key, (size_t)n, bs_hash64(key, (size_t)n)));
+        }
+    }
+    scrape_cache_reset(&c);
+    assert_int_equal(c.count, 0);
     scrape_cache_fini(&c);
+}
+
+static void test_cache(void **state)
+{
+    (void)state;
+    cache_round(false);
+    cache_round(true);
+}
+
+/* A cached series' labels derived again from its text equal those of the
+ * scrape that cached it: exported_ conflicts, escapes, quoted names,
+ * metric relabeling (kept and dropped), OpenMetrics text. */
+static void test_entry_labels(void **state)
+{
+    (void)state;
+    struct config *c = load("scrape_configs:\n"
+                            "  - job_name: node\n"
+                            "    static_configs:\n"
+                            "      - targets: ['h:9100']\n"
+                            "        labels: {env: prod}\n"
+                            "    metric_relabel_configs:\n"
+                            "      - {source_labels: [mode], regex: idle, action: drop}\n"
+                            "      - {source_labels: [cpu], target_label: core}\n");
+    struct scrape_target *t = NULL;
+    struct labels *dropped = NULL;
+    struct bs_error err;
+    assert_int_equal(mk(c, 0, "h:9100", &t, &dropped, &err), 0);
+    const char body[] = "cpu_seconds_total{cpu=\"0\",mode=\"user\",job=\"x\"} 1.5\n"
+                        "cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 2\n"
+                        "weird{a=\"q\\\"uote\\\\ \\n\",instance=\"i\",} 3\n"
+                        "{\"my.metric\",\"x.y\"=\"1\"} 4\n"
+                        "plain 5\n";
+    struct labels_builder lb1, lb2;
+    labels_builder_init(&lb1);
+    labels_builder_init(&lb2);
+    struct expfmt_parser p;
+    enum expfmt_entry kind;
+    size_t n = 0, kept = 0;
+    expfmt_parser_init(&p, body, sizeof(body) - 1);
+    while (expfmt_parser_next(&p, &kind, &err) == 0 && kind != EXPFMT_EOF) {
+        assert_int_equal(kind, EXPFMT_SERIES);
+        const struct expfmt_series *s = expfmt_parser_series(&p);
+        struct labels v1, v2;
+        bool k1 = false, k2 = false;
+        assert_int_equal(scrape_series_labels(&lb1, t, s, &v1, &k1, &err), 0);
+        struct scrape_cache_entry *e = malloc(sizeof(*e) + s->series_text_len + 1);
+        assert_non_null(e);
+        e->ref = 0;
+        e->len = (uint32_t)s->series_text_len;
+        memcpy(e->text, s->series_text, s->series_text_len);
+        e->text[e->len] = '\0';
+        assert_int_equal(scrape_entry_labels(&lb2, t, e, &v2, &k2), 0);
+        assert_int_equal(k1, k2);
+        if (k1) {
+            char *a = fmt(&v1), *b = fmt(&v2);
+            assert_string_equal(a, b);
+            if (n == 0)
+                assert_string_equal(a, "cpu_seconds_total{core=\"0\", cpu=\"0\", env=\"prod\", "
+                                       "exported_job=\"x\", instance=\"h:9100\", job=\"node\", "
+                                       "mode=\"user\"}");
+            free(a);
+            free(b);
+            kept++;
+        }
+        free(e);
+        n++;
+    }
+    expfmt_parser_fini(&p);
+    assert_int_equal(n, 5);
+    assert_int_equal(kept, 4); /* the idle series is dropped both ways */
+    labels_builder_fini(&lb1);
+    labels_builder_fini(&lb2);
+    scrape_target_free(t);
+    config_free(c);
 }
 
 int main(void)
@@ -343,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_target_bad_scheme),
         cmocka_unit_test(test_populate_labels),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_entry_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
