@@ -97,7 +97,7 @@ static const struct unsupported_key {
     {SEC_SCRAPE, "keep_dropped_targets"},
     {SEC_SCRAPE, "metric_name_validation_scheme"},
     {SEC_SCRAPE, "metric_name_escaping_scheme"},
-    /* scrape job: HTTP client settings not implemented yet */
+    /* scrape job: HTTP client settings bongsu does not support (warned, ignored) */
     {SEC_SCRAPE, "oauth2"},
     {SEC_SCRAPE, "no_proxy"},
     {SEC_SCRAPE, "proxy_from_environment"},
