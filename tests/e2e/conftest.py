@@ -500,6 +500,29 @@ def anchor_node_exporter():
     return "127.0.0.1:19100"
 
 
+def wait_anchor_scrapes(prom, job, instance, timeout=60):
+    """Wait until the anchor Prometheus at PROM has scraped JOB/INSTANCE at
+    least once and found it up.  A Prometheus that was just started answers
+    /-/ready before its scrape manager has applied the target groups (it
+    does that on a 5 s tick), so an empty target list right after start is
+    normal, not a misconfiguration."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = requests.get(prom + "/api/v1/targets", timeout=10).json()
+            for t in last["data"]["activeTargets"]:
+                if t["labels"].get("job") == job and \
+                        t["labels"].get("instance") == instance and \
+                        t.get("health") == "up":
+                    return
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"anchor Prometheus {prom} has not scraped job={job} "
+                         f"instance={instance} within {timeout}s: {last}")
+
+
 @pytest.fixture(scope="session")
 def anchor_prometheus():
     ensure_anchor("prometheus", "http://127.0.0.1:19090/-/ready")

@@ -7,6 +7,8 @@ same errors for bad parameters.
 import pytest
 import requests
 
+from conftest import wait_anchor_scrapes
+
 CONFIG = """\
 global:
   scrape_interval: 1s
@@ -29,6 +31,7 @@ def pair(module_bongsu_factory, anchor_node_exporter, anchor_prometheus):
         t = b.targets()["activeTargets"]
         return t and t[0]["health"] == "up"
     b.wait_for(scraped, 15, "node_exporter scraped")
+    wait_anchor_scrapes(anchor_prometheus, "node", anchor_node_exporter)
     return b, anchor_prometheus
 
 

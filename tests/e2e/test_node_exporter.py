@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from conftest import wait_anchor_scrapes
+
 NODE_CONFIG = """\
 global:
   scrape_interval: 5s
@@ -43,12 +45,7 @@ def _fmt(key):
 def node_pair(anchor_node_exporter, anchor_prometheus, module_bongsu_factory):
     import requests
     # the anchor Prometheus must scrape the anchor node_exporter as job "node"
-    r = requests.get(anchor_prometheus + "/api/v1/targets", timeout=10).json()
-    node_targets = [t for t in r["data"]["activeTargets"]
-                    if t["labels"].get("job") == "node"
-                    and t["labels"].get("instance") == anchor_node_exporter]
-    assert node_targets, ("anchor Prometheus does not scrape job=node "
-                          f"instance={anchor_node_exporter}: {r}")
+    wait_anchor_scrapes(anchor_prometheus, "node", anchor_node_exporter)
     p = module_bongsu_factory(NODE_CONFIG, name="node")
     started = time.time()
 
@@ -73,7 +70,7 @@ def node_pair(anchor_node_exporter, anchor_prometheus, module_bongsu_factory):
         return res and int(res[0]["value"][1]) >= 7
     delay = max(0.0, started + RUN_FOR - time.time())
     time.sleep(delay)
-    p.wait_for(anchor_has_history, 30, "anchor Prometheus to have 40s of node data")
+    p.wait_for(anchor_has_history, 60, "anchor Prometheus to have 40s of node data")
     return p, anchor_query, anchor_series
 
 
