@@ -1606,8 +1606,9 @@ static int sd_entry(struct decoder *d, yaml_node_t *n, const char *list, struct 
     return map_collect(d, n, ps);
 }
 
-static int dec_file_sd(struct decoder *d, yaml_node_t *n, struct config_file_sd *fs)
+static int dec_file_sd(struct decoder *d, yaml_node_t *n, void *elem)
 {
+    struct config_file_sd *fs = elem;
     struct pairs ps = {0};
     const yaml_node_t *files_node = NULL;
     fs->refresh_interval_ms = CONFIG_DEFAULT_FILE_SD_REFRESH_MS;
@@ -1680,8 +1681,9 @@ static int check_sd_url(struct decoder *d, const yaml_node_t *at, const char *u)
     return 0;
 }
 
-static int dec_http_sd(struct decoder *d, yaml_node_t *n, struct config_http_sd *hs)
+static int dec_http_sd(struct decoder *d, yaml_node_t *n, void *elem)
 {
+    struct config_http_sd *hs = elem;
     struct pairs ps = {0};
     struct http_nodes hn;
     memset(&hn, 0, sizeof hn);
@@ -1713,8 +1715,9 @@ static int dec_http_sd(struct decoder *d, yaml_node_t *n, struct config_http_sd 
     return rc;
 }
 
-static int dec_dns_sd(struct decoder *d, yaml_node_t *n, struct config_dns_sd *ds)
+static int dec_dns_sd(struct decoder *d, yaml_node_t *n, void *elem)
 {
+    struct config_dns_sd *ds = elem;
     static const char *const types[] = {"SRV", "A", "AAAA", "MX", "NS"};
     struct pairs ps = {0};
     const yaml_node_t *names_node = NULL, *type_node = NULL;
@@ -1755,8 +1758,8 @@ static int dec_dns_sd(struct decoder *d, yaml_node_t *n, struct config_dns_sd *d
             }
         }
         if (!found)
-            rc = dec_fail(d, type_node, BS_EINVAL, "invalid DNS-SD records type %.*s",
-                          MSG_TEXT_MAX, t);
+            rc = dec_fail(d, type_node, BS_EINVAL, "invalid DNS-SD records type %.*s", MSG_TEXT_MAX,
+                          t);
         else if (ds->type != CONFIG_DNS_SRV && port == 0)
             rc = dec_fail(d, n, BS_EINVAL,
                           "a port is required in DNS-SD configs for all record types except SRV");
@@ -1766,7 +1769,8 @@ static int dec_dns_sd(struct decoder *d, yaml_node_t *n, struct config_dns_sd *d
     return rc;
 }
 
-/* The three *_sd_configs lists share their shape: a list of mappings. */
+/* Start of a list of mappings (the *_sd_configs lists, alertmanagers): *n
+ * its length, 0 for null. */
 static int sd_list_start(struct decoder *d, const struct pair *p, size_t *n)
 {
     bool is_null;
@@ -1778,52 +1782,67 @@ static int sd_list_start(struct decoder *d, const struct pair *p, size_t *n)
     return dec_count(d, *n, p->value);
 }
 
-static int dec_file_sd_list(struct decoder *d, const struct pair *p, struct config_file_sd **out,
-                            size_t *nout)
+/* Decodes one list element, node n, into the zeroed element elem. */
+typedef int (*dec_elem_fn)(struct decoder *d, yaml_node_t *n, void *elem);
+
+/* Decode the list of mappings p->value into a calloc'd array of elements of
+ * `size` bytes, element i by fn. *arr and *nout are set as soon as the
+ * array exists, so that a partly decoded array is owned, and freed, by the
+ * caller's config struct like a complete one. */
+static int dec_mapping_list(struct decoder *d, const struct pair *p, size_t size, dec_elem_fn fn,
+                            void **arr, size_t *nout)
 {
     size_t n;
     int rc = sd_list_start(d, p, &n);
     if (rc < 0 || n == 0)
         return rc;
-    if (!(*out = calloc(n, sizeof **out)))
+    if (!(*arr = calloc(n, size)))
         return dec_nomem(d);
     *nout = n;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = dec_file_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
-                         &(*out)[i]);
+        rc = fn(d, dec_node(d, p->value->data.sequence.items.start[i]), (char *)*arr + i * size);
     return rc;
 }
 
-static int dec_http_sd_list(struct decoder *d, const struct pair *p, struct config_http_sd **out,
-                            size_t *nout)
+/* The service discovery lists of a scrape or IPMI job. */
+struct sd_lists {
+    struct config_file_sd **file;
+    size_t *nfile;
+    struct config_http_sd **http;
+    size_t *nhttp;
+    struct config_dns_sd **dns;
+    size_t *ndns;
+};
+
+/* Decode p if it is one of the *_sd_configs keys: returns 1 if it is not,
+ * else 0 or the decoding error. */
+static int dec_sd_key(struct decoder *d, const struct pair *p, const struct sd_lists *l)
 {
-    size_t n;
-    int rc = sd_list_start(d, p, &n);
-    if (rc < 0 || n == 0)
-        return rc;
-    if (!(*out = calloc(n, sizeof **out)))
-        return dec_nomem(d);
-    *nout = n;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = dec_http_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
-                         &(*out)[i]);
+    void *arr = NULL;
+    int rc;
+    if (key_is(p, "file_sd_configs")) {
+        rc = dec_mapping_list(d, p, sizeof **l->file, dec_file_sd, &arr, l->nfile);
+        *l->file = arr;
+    } else if (key_is(p, "http_sd_configs")) {
+        rc = dec_mapping_list(d, p, sizeof **l->http, dec_http_sd, &arr, l->nhttp);
+        *l->http = arr;
+    } else if (key_is(p, "dns_sd_configs")) {
+        rc = dec_mapping_list(d, p, sizeof **l->dns, dec_dns_sd, &arr, l->ndns);
+        *l->dns = arr;
+    } else {
+        rc = 1;
+    }
     return rc;
 }
 
-static int dec_dns_sd_list(struct decoder *d, const struct pair *p, struct config_dns_sd **out,
-                           size_t *nout)
+/* Whether a job's keys ps hold a non-empty relabel_configs list. */
+static bool has_relabeling(const struct pairs *ps)
 {
-    size_t n;
-    int rc = sd_list_start(d, p, &n);
-    if (rc < 0 || n == 0)
-        return rc;
-    if (!(*out = calloc(n, sizeof **out)))
-        return dec_nomem(d);
-    *nout = n;
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = dec_dns_sd(d, dec_node(d, p->value->data.sequence.items.start[i]),
-                        &(*out)[i]);
-    return rc;
+    for (size_t i = 0; i < ps->n; i++)
+        if (key_is(&ps->v[i], "relabel_configs") && ps->v[i].value->type == YAML_SEQUENCE_NODE &&
+            seq_len(ps->v[i].value) > 0)
+            return true;
+    return false;
 }
 
 static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *sc,
@@ -1847,11 +1866,9 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
     struct pairs ps = {0};
     int rc = map_collect(d, n, &ps);
     /* Targets that look like URLs are an error only without relabeling. */
-    bool check_urls = true;
-    for (size_t i = 0; i < ps.n; i++)
-        if (key_is(&ps.v[i], "relabel_configs") && ps.v[i].value->type == YAML_SEQUENCE_NODE &&
-            seq_len(ps.v[i].value) > 0)
-            check_urls = false;
+    bool check_urls = !has_relabeling(&ps);
+    const struct sd_lists sd = {&sc->file_sd_configs,  &sc->nfile_sd_configs, &sc->http_sd_configs,
+                                &sc->nhttp_sd_configs, &sc->dns_sd_configs,   &sc->ndns_sd_configs};
     for (size_t i = 0; i < ps.n && rc == 0; i++) {
         const struct pair *p = &ps.v[i];
         if (key_is(p, "job_name")) {
@@ -1883,12 +1900,8 @@ static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *s
         } else if (key_is(p, "metric_relabel_configs")) {
             rc = dec_relabel_list(d, p, "metric", &sc->metric_relabel_configs,
                                   &sc->nmetric_relabel_configs);
-        } else if (key_is(p, "file_sd_configs")) {
-            rc = dec_file_sd_list(d, p, &sc->file_sd_configs, &sc->nfile_sd_configs);
-        } else if (key_is(p, "http_sd_configs")) {
-            rc = dec_http_sd_list(d, p, &sc->http_sd_configs, &sc->nhttp_sd_configs);
-        } else if (key_is(p, "dns_sd_configs")) {
-            rc = dec_dns_sd_list(d, p, &sc->dns_sd_configs, &sc->ndns_sd_configs);
+        } else if ((rc = dec_sd_key(d, p, &sd)) <= 0) {
+            /* a service discovery list: decoded, or failed */
         } else if (key_is(p, "scrape_protocols") || key_is(p, "fallback_scrape_protocol")) {
             rc = dec_protocol_key(d, p, &pn);
         } else if ((rc = dec_http_key(d, p, &sc->http, &hn)) <= 0) {
@@ -2032,8 +2045,9 @@ static int dec_rule_files(struct decoder *d, const struct pair *p)
 /* -------------------------------------------------------------- alerting */
 
 /* One element of alerting.alertmanagers. */
-static int dec_alertmanager(struct decoder *d, yaml_node_t *n, struct config_alertmanager *am)
+static int dec_alertmanager(struct decoder *d, yaml_node_t *n, void *elem)
 {
+    struct config_alertmanager *am = elem;
     if (node_is_null(n))
         return dec_fail(d, n, BS_EINVAL, "empty or null section in alertmanagers");
     if (n->type != YAML_MAPPING_NODE)
@@ -2106,17 +2120,10 @@ static int dec_alerting(struct decoder *d, const struct pair *ap)
     for (size_t i = 0; i < ps.n && rc == 0; i++) {
         const struct pair *p = &ps.v[i];
         if (key_is(p, "alertmanagers")) {
-            size_t n;
-            if ((rc = sd_list_start(d, p, &n)) < 0 || n == 0)
-                continue;
-            if (!(c->alertmanagers = calloc(n, sizeof *c->alertmanagers))) {
-                rc = dec_nomem(d);
-                break;
-            }
-            c->nalertmanagers = n;
-            for (size_t k = 0; k < n && rc == 0; k++)
-                rc = dec_alertmanager(d, dec_node(d, p->value->data.sequence.items.start[k]),
-                                      &c->alertmanagers[k]);
+            void *arr = NULL;
+            rc = dec_mapping_list(d, p, sizeof *c->alertmanagers, dec_alertmanager, &arr,
+                                  &c->nalertmanagers);
+            c->alertmanagers = arr;
         } else if (key_is(p, "alert_relabel_configs")) {
             rc = dec_relabel_list(d, p, "alert", &c->alert_relabel_configs,
                                   &c->nalert_relabel_configs);
@@ -2132,13 +2139,12 @@ static int dec_alerting(struct decoder *d, const struct pair *ap)
 
 /* The workaround flags libfreeipmi knows for each driver (freeipmi.conf(5));
  * the ipmi module maps them to bits. */
-static const char *const ipmi_flags_lan20[] = {"authcap",      "intel20",
-                                                "supermicro20", "sun20",
-                                                "opensesspriv", "integritycheckvalue",
-                                                "nochecksumcheck"};
-static const char *const ipmi_flags_lan[] = {"authcap",   "idzero",          "forcepermsg",
-                                              "unexpectedauth", "endianseq", "noauthcodecheck",
-                                              "nochecksumcheck"};
+static const char *const ipmi_flags_lan20[] = {
+    "authcap",        "intel20", "supermicro20", "sun20", "opensesspriv", "integritycheckvalue",
+    "nochecksumcheck"};
+static const char *const ipmi_flags_lan[] = {"authcap",        "idzero",    "forcepermsg",
+                                             "unexpectedauth", "endianseq", "noauthcodecheck",
+                                             "nochecksumcheck"};
 
 static int ipmi_check_flags(struct decoder *d, const struct config_ipmi *ic,
                             const yaml_node_t *flags_node)
@@ -2173,15 +2179,12 @@ static int dec_ipmi(struct decoder *d, yaml_node_t *n, struct config_ipmi *ic, s
         return dec_fail(d, n, BS_EPARSE, "expected a mapping for each entry of ipmi_configs");
     ic->cipher_suite_id = CONFIG_DEFAULT_IPMI_CIPHER_SUITE;
     ref->node = n;
-    const yaml_node_t *timeout_node = NULL, *flags_node = NULL, *pw_node = NULL,
-                      *pwf_node = NULL;
+    const yaml_node_t *timeout_node = NULL, *flags_node = NULL, *pw_node = NULL, *pwf_node = NULL;
     struct pairs ps = {0};
     int rc = map_collect(d, n, &ps);
-    bool check_urls = true;
-    for (size_t i = 0; i < ps.n; i++)
-        if (key_is(&ps.v[i], "relabel_configs") && ps.v[i].value->type == YAML_SEQUENCE_NODE &&
-            seq_len(ps.v[i].value) > 0)
-            check_urls = false;
+    bool check_urls = !has_relabeling(&ps);
+    const struct sd_lists sd = {&ic->file_sd_configs,  &ic->nfile_sd_configs, &ic->http_sd_configs,
+                                &ic->nhttp_sd_configs, &ic->dns_sd_configs,   &ic->ndns_sd_configs};
     for (size_t i = 0; i < ps.n && rc == 0; i++) {
         const struct pair *p = &ps.v[i];
         if (key_is(p, "job_name")) {
@@ -2237,12 +2240,8 @@ static int dec_ipmi(struct decoder *d, yaml_node_t *n, struct config_ipmi *ic, s
             flags_node = p->value;
         } else if (key_is(p, "static_configs")) {
             rc = dec_static_configs(d, p, &ic->static_configs, &ic->nstatic_configs, check_urls);
-        } else if (key_is(p, "file_sd_configs")) {
-            rc = dec_file_sd_list(d, p, &ic->file_sd_configs, &ic->nfile_sd_configs);
-        } else if (key_is(p, "http_sd_configs")) {
-            rc = dec_http_sd_list(d, p, &ic->http_sd_configs, &ic->nhttp_sd_configs);
-        } else if (key_is(p, "dns_sd_configs")) {
-            rc = dec_dns_sd_list(d, p, &ic->dns_sd_configs, &ic->ndns_sd_configs);
+        } else if ((rc = dec_sd_key(d, p, &sd)) <= 0) {
+            /* a service discovery list: decoded, or failed */
         } else if (key_is(p, "relabel_configs")) {
             rc = dec_relabel_list(d, p, "target", &ic->relabel_configs, &ic->nrelabel_configs);
         } else {
