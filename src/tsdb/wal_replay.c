@@ -9,18 +9,19 @@
  * samples records append through the same path as live commits (samples
  * that are out of order, or for refs never defined, are skipped).
  *
- * Two threads (see "the helper" below): the calling thread reads, decodes
- * and creates series and applies half of the samples; a helper applies
- * the other half, and the open chunks of head checkpoints, which carry
- * their encoder state (record type 4) so that loading one is a copy. A
- * third scans the head chunk files while the leading series records (a
- * head checkpoint's first file) are turned into series (see "head chunk
- * file scan" below). Series records are decoded whole before their
- * series are created, so that the stripe slot each looks up can be
- * prefetched. The
- * head does not fit in the caches, so applying a sample is mostly waiting
- * for memory: samples are decoded a batch ahead and their series and
- * chunk tails prefetched.
+ * Two threads (see "the helper" below): the calling thread reads, checks
+ * and decodes every record (interning the strings of series records) and
+ * applies a third of the samples; a helper creates the series of series
+ * records (while the caller decodes the next ones), applies the other two
+ * thirds of the samples, and the open chunks of head checkpoints, which
+ * carry their encoder state (record type 4) so that loading one is a
+ * copy. A third thread scans the head chunk files while the leading
+ * series records (a head checkpoint's first file) are turned into series
+ * (see "head chunk file scan" below). A series record is decoded whole
+ * before its series are created, so that the stripe slot each looks up
+ * can be prefetched. The head does not fit in the caches, so applying a
+ * sample is mostly waiting for memory: samples are decoded a batch ahead
+ * and their series and chunk tails prefetched.
  *
  * Checkpoints. When wal/checkpoint.NNNNNNNN exists (the newest one), its
  * files are replayed first, then only the segments after NNNNNNNN;
@@ -161,6 +162,7 @@ static void pending_fini(struct pending *pd)
 /* What applying records adds up (one per thread). */
 struct replay_stats {
     uint64_t samples, skipped;
+    uint64_t series, attached; /* created by series records; chunks attached to them */
     int64_t mint, maxt;
 };
 
@@ -180,12 +182,22 @@ struct replay_sample {
 
 /* Work handed to the helper thread, in record order: the samples of a
  * batch that fall to its share, or a whole open chunks record (a copy). */
+/* A decoded series record entry: labels lv[off .. off + n). */
+struct series_ent {
+    uint64_t ref, hash;
+    size_t off, n;
+};
+
 struct replay_job {
-    uint8_t type; /* TSDB_WAL_REC_SAMPLES or an open chunks type */
+    uint8_t type; /* TSDB_WAL_REC_SAMPLES, _SERIES or an open chunks type */
     struct replay_sample *v;
     size_t n, cap;
     uint8_t *payload;
     size_t len, pcap;
+    struct series_ent *ents; /* series: ents[0..n), labels in lv */
+    size_t ents_cap;
+    struct label *lv;
+    size_t lv_cap;
 };
 
 #define REPLAY_JOBS 8
@@ -200,6 +212,7 @@ struct replay_helper {
     int rc; /* first failure (mu) */
     struct replay_stats st; /* the thread's own; read after a drain */
     struct tsdb_head *h;
+    struct replay *r; /* for series jobs: its pending chunks and scan state */
 };
 
 /* Strings of series records interned through the head's symtab, found
@@ -217,12 +230,6 @@ struct intern_slot {
 struct intern_cache {
     struct intern_slot *v;
     size_t cap, n;
-};
-
-/* A decoded series record entry: labels r->lv[off .. off + n). */
-struct series_ent {
-    uint64_t ref, hash;
-    size_t off, n;
 };
 
 struct replay {
@@ -248,7 +255,6 @@ struct replay {
     struct replay_scan *scan; /* head chunk file scan still running, or NULL */
     double scan_wall, scan_cpu, attach_wall; /* seconds, for the log line */
     /* totals */
-    uint64_t series, attached;
     struct replay_stats st;
 };
 
@@ -320,11 +326,15 @@ static int scan_start(struct replay *r, struct bs_error *err)
  * replay, none has samples yet. A chunk goes to the series its ref names
  * only (not to a series that ref is an alias of), as when attached at
  * creation. Returns the scan's failure (err set) or BS_ENOMEM. */
+static int helper_drain(struct replay_helper *hp);
+
 static int scan_finish(struct replay *r, struct bs_error *err)
 {
     struct replay_scan *sc = r->scan;
     if (!sc)
         return 0;
+    /* Series jobs in flight read r->scan and must be done first. */
+    int hrc = helper_drain(r->helper);
     pthread_join(sc->th, NULL);
     r->scan = NULL;
     r->scan_wall = sc->wall;
@@ -335,6 +345,8 @@ static int scan_finish(struct replay *r, struct bs_error *err)
     free(sc);
     if (rc)
         return rc;
+    if (hrc)
+        return bs_error_set(err, hrc, "out of memory replaying the WAL");
     if (r->pending.overflow)
         BS_WARN("tsdb", "too many head chunks to load; the newest were left to WAL replay");
     int64_t t0 = bs_monotonic_ns();
@@ -351,7 +363,7 @@ static int scan_finish(struct replay *r, struct bs_error *err)
         if (rc == BS_ENOMEM)
             return bs_error_set(err, rc, "out of memory attaching head chunks");
         if (rc == 0) {
-            r->attached++;
+            r->st.attached++;
             stats_time(&r->st, pc->c.mint, pc->c.maxt);
         }
         struct pending_slot *sl = pending_slot(pd, pc->ref, false);
@@ -444,12 +456,16 @@ static const char *replay_intern(struct replay *r, const uint8_t *p, size_t n)
     return str;
 }
 
-/* Create the series of entries e[0..n): their labels are in r->lv. The
- * stripe slot each looks up (a cache miss: the stripe tables are far
- * larger than the caches) is prefetched a few series ahead. */
+/* Create the series of entries e[0..n) (labels in lv), counting into st.
+ * Runs on the helper when there is one (the caller meanwhile decodes the
+ * next records); r->scan and r->pending are then only read and written
+ * here until the caller drains the helper. The stripe slot each series
+ * looks up (a cache miss: the stripe tables are far larger than the
+ * caches) is prefetched a few series ahead. */
 #define SERIES_AHEAD 6
 
-static int create_series(struct replay *r, const struct series_ent *e, size_t n)
+static int create_series(struct replay *r, struct replay_stats *st, const struct series_ent *e,
+                         struct label *lv, size_t n)
 {
     struct tsdb_head *h = &r->db->head;
     for (size_t i = 0; i < n && i < SERIES_AHEAD; i++)
@@ -457,7 +473,7 @@ static int create_series(struct replay *r, const struct series_ent *e, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (i + SERIES_AHEAD < n)
             tsdb_head_series_prefetch(h, e[i + SERIES_AHEAD].hash);
-        struct labels ls = {r->lv + e[i].off, e[i].n};
+        struct labels ls = {lv + e[i].off, e[i].n};
         uint64_t ref = e[i].ref;
         struct tsdb_series *s;
         bool created;
@@ -473,12 +489,12 @@ static int create_series(struct replay *r, const struct series_ent *e, size_t n)
         }
         s->wal_logged = true;
         if (created) {
-            r->series++;
+            st->series++;
             if (!r->scan && r->pending.nrefs > 0 && s->ref == ref) {
                 tsdb_series_lock(s);
-                rc = pending_attach(h, &r->pending, ref, s, &r->attached);
+                rc = pending_attach(h, &r->pending, ref, s, &st->attached);
                 if (s->has_samples)
-                    stats_time(&r->st, s->min_t, s->max_t);
+                    stats_time(st, s->min_t, s->max_t);
                 tsdb_series_unlock(s);
                 if (rc)
                     return rc;
@@ -488,12 +504,22 @@ static int create_series(struct replay *r, const struct series_ent *e, size_t n)
     return 0;
 }
 
-/* A series record: every entry is decoded first (labels interned into
- * r->lv), then the series are created. An entry that does not decode
- * ends the record: the entries before it are created, as they would have
- * been one by one, and BS_ECORRUPT is returned. */
+static struct replay_job *helper_slot(struct replay_helper *hp);
+static void helper_post(struct replay_helper *hp);
+
+/* A series record: every entry is decoded first (labels interned), then
+ * the series are created: by the helper when there is one (a job, which
+ * runs while this thread reads on), else here. An entry that does not
+ * decode ends the record: the entries before it are created, as they
+ * would have been one by one, and BS_ECORRUPT is returned. */
 static int decode_series(struct replay *r, const uint8_t *p, size_t len)
 {
+    struct replay_helper *hp = r->helper;
+    struct replay_job *j = hp ? helper_slot(hp) : NULL;
+    struct series_ent **ents = j ? &j->ents : &r->ents;
+    size_t *ents_cap = j ? &j->ents_cap : &r->ents_cap;
+    struct label **lvp = j ? &j->lv : &r->lv;
+    size_t *lv_cap = j ? &j->lv_cap : &r->lv_cap;
     size_t i = 0, nents = 0, nlv = 0;
     int rc = 0;
     while (i < len) {
@@ -510,15 +536,15 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
             break;
         }
         i += k;
-        if (nlv + n > r->lv_cap) {
-            size_t ncap = r->lv_cap ? r->lv_cap * 2 : 4096;
+        if (nlv + n > *lv_cap) {
+            size_t ncap = *lv_cap ? *lv_cap * 2 : 4096;
             while (ncap < nlv + n)
                 ncap *= 2;
-            r->lv = bs_xrealloc(r->lv, ncap * sizeof(*r->lv));
-            r->lv_cap = ncap;
+            *lvp = bs_xrealloc(*lvp, ncap * sizeof(**lvp));
+            *lv_cap = ncap;
         }
-        struct label *lv = r->lv + nlv;
-        for (uint64_t j = 0; j < 2 * n && rc == 0; j++) {
+        struct label *lv = *lvp + nlv;
+        for (uint64_t q = 0; q < 2 * n && rc == 0; q++) {
             uint64_t sl;
             k = bs_get_uvarint(p + i, len - i, &sl);
             if (!k || sl > len - i - k) {
@@ -532,28 +558,37 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
             }
             const char *dst = replay_intern(r, p + i, (size_t)sl);
             if (!dst)
-                return BS_ENOMEM;
+                return BS_ENOMEM; /* the job slot, if any, is not posted */
             i += (size_t)sl;
-            if (j % 2 == 0)
-                lv[j / 2].name = dst;
+            if (q % 2 == 0)
+                lv[q / 2].name = dst;
             else
-                lv[j / 2].value = dst;
+                lv[q / 2].value = dst;
         }
-        for (uint64_t j = 1; j < n && rc == 0; j++) {
-            if (strcmp(lv[j - 1].name, lv[j].name) >= 0)
+        for (uint64_t q = 1; q < n && rc == 0; q++) {
+            if (strcmp(lv[q - 1].name, lv[q].name) >= 0)
                 rc = BS_ECORRUPT;
         }
         if (rc)
             break;
-        if (nents == r->ents_cap) {
-            r->ents_cap = r->ents_cap ? r->ents_cap * 2 : 1024;
-            r->ents = bs_xrealloc(r->ents, r->ents_cap * sizeof(*r->ents));
+        if (nents == *ents_cap) {
+            *ents_cap = *ents_cap ? *ents_cap * 2 : 1024;
+            *ents = bs_xrealloc(*ents, *ents_cap * sizeof(**ents));
         }
         struct labels ls = {lv, (size_t)n};
-        r->ents[nents++] = (struct series_ent){ref, labels_hash(&ls), nlv, (size_t)n};
+        (*ents)[nents++] = (struct series_ent){ref, labels_hash(&ls), nlv, (size_t)n};
         nlv += (size_t)n;
     }
-    int crc = create_series(r, r->ents, nents);
+    if (j) {
+        if (nents > 0) {
+            j->type = TSDB_WAL_REC_SERIES;
+            j->n = nents;
+            r->helper_samples = false; /* samples after this wait for it */
+            helper_post(hp);
+        }
+        return rc;
+    }
+    int crc = create_series(r, &r->st, r->ents, r->lv, nents);
     return crc ? crc : rc;
 }
 
@@ -705,11 +740,11 @@ static int decode_open_chunks(struct tsdb_head *h, struct replay_stats *st, uint
 /* ---------------------------------------------------------- the helper */
 
 /* Replay runs on two threads: the caller reads, checks and decodes
- * records, creates series and applies half of the samples (by ref); the
- * helper applies the other half and whole open chunks records. A series
- * belongs to one thread, so its samples are applied in WAL order. Series
- * records run on the caller only; they touch no series the helper works
- * on. The caller drains the helper (waits until it has done everything
+ * records, creates series and applies a third of the samples (by series);
+ * the helper applies the other two thirds and whole open chunks records.
+ * A series belongs to one thread, so its samples are applied in WAL
+ * order. Series records run on the caller only; they touch no series the
+ * helper works on. The caller drains the helper (waits until it has done everything
  * posted) before applying samples itself after open chunks records (a
  * series' open chunk must be in place before its samples), at the end of
  * each segment and at the end. */
@@ -728,8 +763,9 @@ static void *helper_main(void *arg)
         pthread_mutex_unlock(&hp->mu);
         int rc = 0;
         if (!failed)
-            rc = j->type == TSDB_WAL_REC_SAMPLES
-                     ? apply_samples(hp->h, &hp->st, j->v, j->n)
+            rc = j->type == TSDB_WAL_REC_SAMPLES ? apply_samples(hp->h, &hp->st, j->v, j->n)
+                 : j->type == TSDB_WAL_REC_SERIES
+                     ? create_series(hp->r, &hp->st, j->ents, j->lv, j->n)
                      : decode_open_chunks(hp->h, &hp->st, j->type, j->payload, j->len);
         pthread_mutex_lock(&hp->mu);
         if (rc && !hp->rc)
@@ -773,12 +809,13 @@ static int helper_drain(struct replay_helper *hp)
     return rc;
 }
 
-static struct replay_helper *helper_start(struct tsdb_head *h)
+static struct replay_helper *helper_start(struct replay *r)
 {
     struct replay_helper *hp = calloc(1, sizeof(*hp));
     if (!hp)
         return NULL;
-    hp->h = h;
+    hp->h = &r->db->head;
+    hp->r = r;
     hp->st.mint = INT64_MAX;
     hp->st.maxt = INT64_MIN;
     pthread_mutex_init(&hp->mu, NULL);
@@ -805,10 +842,14 @@ static void helper_stop(struct replay *r)
     pthread_join(hp->th, NULL);
     r->st.samples += hp->st.samples;
     r->st.skipped += hp->st.skipped;
+    r->st.series += hp->st.series;
+    r->st.attached += hp->st.attached;
     stats_time(&r->st, hp->st.mint, hp->st.maxt);
     for (size_t i = 0; i < REPLAY_JOBS; i++) {
         free(hp->jobs[i].v);
         free(hp->jobs[i].payload);
+        free(hp->jobs[i].ents);
+        free(hp->jobs[i].lv);
     }
     pthread_cond_destroy(&hp->cond);
     pthread_mutex_destroy(&hp->mu);
@@ -917,8 +958,9 @@ static int decode_samples(struct replay *r, const uint8_t *p, size_t len)
         struct replay_sample x = {s, (int64_t)t, v};
         /* Split by the series' address (not by the record's ref, which
          * may be an alias): a series always goes to the same thread, and
-         * deciding does not read it. */
-        if (j && (((uintptr_t)s >> 8) & 1)) {
+         * deciding does not read it. The helper gets two thirds: this
+         * thread also reads, checks and decodes every record. */
+        if (j && ((uintptr_t)s >> 8) % 3 != 0) {
             sample_push(&j->v, &j->n, &j->cap, x);
             if (j->n == REPLAY_BATCH) {
                 helper_post(hp);
@@ -1107,7 +1149,7 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
 
     r.cap = REPLAY_BUF;
     r.buf = bs_xmalloc(r.cap);
-    r.helper = helper_start(&db->head);
+    r.helper = helper_start(&r);
     int64_t t1 = bs_monotonic_ns();
     double cpu1 = cpu_seconds();
     for (size_t i = 0; i < ncsegs && rc == 0; i++) {
@@ -1116,6 +1158,14 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     }
     int64_t t2 = bs_monotonic_ns();
     double cpu2 = cpu_seconds();
+    /* The WAL's size when the checkpoint was written is what it holds now
+     * without the segments after it: the compactor writes the next head
+     * checkpoint when those grow past its limit, as if there had been no
+     * restart (not at once because the process is new). */
+    if (ck) {
+        db->ck_bytes = db->wal.total_bytes;
+        db->ck_wal_bytes = db->wal.total_bytes;
+    }
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
         snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
         rc = replay_segment(&r, path, err);
@@ -1125,7 +1175,7 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     if (rc == 0)
         rc = src;
     helper_stop(&r);
-    if (r.st.samples || r.attached) {
+    if (r.st.samples || r.st.attached) {
         tsdb_head_note_time(&db->head, r.st.mint);
         tsdb_head_note_time(&db->head, r.st.maxt);
     }
@@ -1135,8 +1185,8 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
                 "files, %llu samples (%llu skipped) in %.3fs (head chunk file scan %.3fs / "
                 "%.3f CPU s beside the series records, chunks attached in %.3fs; checkpoint "
                 "%.3fs / %.3f CPU s, segments %.3fs / %.3f CPU s)",
-                ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.series,
-                (unsigned long long)r.attached, (unsigned long long)r.st.samples,
+                ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.st.series,
+                (unsigned long long)r.st.attached, (unsigned long long)r.st.samples,
                 (unsigned long long)r.st.skipped, (double)(bs_monotonic_ns() - t0) / 1e9,
                 r.scan_wall, r.scan_cpu, r.attach_wall, (double)(t2 - t1) / 1e9, cpu2 - cpu1,
                 (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
