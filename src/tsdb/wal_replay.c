@@ -188,8 +188,10 @@ struct series_ent {
     size_t off, n;
 };
 
+#define REPLAY_JOB_ATTACH 0xa0 /* not a record type: the helper's share of attaching */
+
 struct replay_job {
-    uint8_t type; /* TSDB_WAL_REC_SAMPLES, _SERIES or an open chunks type */
+    uint8_t type; /* TSDB_WAL_REC_SAMPLES, _SERIES, an open chunks type or _ATTACH */
     struct replay_sample *v;
     size_t n, cap;
     uint8_t *payload;
@@ -326,7 +328,41 @@ static int scan_start(struct replay *r, struct bs_error *err)
  * replay, none has samples yet. A chunk goes to the series its ref names
  * only (not to a series that ref is an alias of), as when attached at
  * creation. Returns the scan's failure (err set) or BS_ENOMEM. */
+/* Attach the waiting chunks of the series that exist, for the refs whose
+ * low bit is `part` (ATTACH_ALL: every ref), counting into st. Each series
+ * gets its chunks from one pass, in scan order (oldest first). Returns 0
+ * or BS_ENOMEM. */
+#define ATTACH_ALL 2
+
+static int attach_pass(struct replay *r, struct replay_stats *st, unsigned part)
+{
+    struct tsdb_head *h = &r->db->head;
+    struct pending *pd = &r->pending;
+    for (size_t i = 0; i < pd->n; i++) {
+        const struct pending_chunk *pc = &pd->v[i];
+        if (i + 8 < pd->n && (part == ATTACH_ALL || (pd->v[i + 8].ref & 1) == part))
+            __builtin_prefetch(tsdb_head_series_by_ref(h, pd->v[i + 8].ref));
+        if (part != ATTACH_ALL && (pc->ref & 1) != part)
+            continue;
+        struct tsdb_series *s = tsdb_head_series_by_ref(h, pc->ref);
+        if (!s || s->ref != pc->ref)
+            continue;
+        int rc = tsdb_head_series_attach(h, s, &pc->c, pc->last_v);
+        if (rc == BS_ENOMEM)
+            return rc;
+        if (rc == 0) {
+            st->attached++;
+            stats_time(st, pc->c.mint, pc->c.maxt);
+        }
+        struct pending_slot *sl = pending_slot(pd, pc->ref, false);
+        sl->first = sl->last = 0;
+    }
+    return 0;
+}
+
 static int helper_drain(struct replay_helper *hp);
+static struct replay_job *helper_slot(struct replay_helper *hp);
+static void helper_post(struct replay_helper *hp);
 
 static int scan_finish(struct replay *r, struct bs_error *err)
 {
@@ -349,28 +385,21 @@ static int scan_finish(struct replay *r, struct bs_error *err)
         return bs_error_set(err, hrc, "out of memory replaying the WAL");
     if (r->pending.overflow)
         BS_WARN("tsdb", "too many head chunks to load; the newest were left to WAL replay");
+    /* The series are all over memory, so attaching is mostly waiting for
+     * it: the helper takes the odd refs, this thread the even ones. */
     int64_t t0 = bs_monotonic_ns();
-    struct tsdb_head *h = &r->db->head;
-    struct pending *pd = &r->pending;
-    for (size_t i = 0; i < pd->n; i++) {
-        const struct pending_chunk *pc = &pd->v[i];
-        if (i + 8 < pd->n)
-            __builtin_prefetch(tsdb_head_series_by_ref(h, pd->v[i + 8].ref));
-        struct tsdb_series *s = tsdb_head_series_by_ref(h, pc->ref);
-        if (!s || s->ref != pc->ref)
-            continue;
-        rc = tsdb_head_series_attach(h, s, &pc->c, pc->last_v);
-        if (rc == BS_ENOMEM)
-            return bs_error_set(err, rc, "out of memory attaching head chunks");
-        if (rc == 0) {
-            r->st.attached++;
-            stats_time(&r->st, pc->c.mint, pc->c.maxt);
-        }
-        struct pending_slot *sl = pending_slot(pd, pc->ref, false);
-        sl->first = sl->last = 0;
+    struct replay_helper *hp = r->helper;
+    if (hp) {
+        struct replay_job *j = helper_slot(hp);
+        j->type = REPLAY_JOB_ATTACH;
+        helper_post(hp);
     }
+    rc = attach_pass(r, &r->st, hp ? 0 : ATTACH_ALL);
+    hrc = helper_drain(hp);
     r->attach_wall = (double)(bs_monotonic_ns() - t0) / 1e9;
-    return 0;
+    if (rc == 0)
+        rc = hrc;
+    return rc ? bs_error_set(err, rc, "out of memory attaching head chunks") : 0;
 }
 
 /* Make n bytes available at buf[start]; false if the file has fewer. */
@@ -503,9 +532,6 @@ static int create_series(struct replay *r, struct replay_stats *st, const struct
     }
     return 0;
 }
-
-static struct replay_job *helper_slot(struct replay_helper *hp);
-static void helper_post(struct replay_helper *hp);
 
 /* A series record: every entry is decoded first (labels interned), then
  * the series are created: by the helper when there is one (a job, which
@@ -766,6 +792,8 @@ static void *helper_main(void *arg)
             rc = j->type == TSDB_WAL_REC_SAMPLES ? apply_samples(hp->h, &hp->st, j->v, j->n)
                  : j->type == TSDB_WAL_REC_SERIES
                      ? create_series(hp->r, &hp->st, j->ents, j->lv, j->n)
+                 : j->type == REPLAY_JOB_ATTACH
+                     ? attach_pass(hp->r, &hp->st, 1)
                      : decode_open_chunks(hp->h, &hp->st, j->type, j->payload, j->len);
         pthread_mutex_lock(&hp->mu);
         if (rc && !hp->rc)
