@@ -255,7 +255,10 @@ struct replay {
     size_t lv_cap;
     struct pending pending; /* head chunks waiting for their series */
     struct replay_scan *scan; /* head chunk file scan still running, or NULL */
-    double scan_wall, scan_cpu, attach_wall; /* seconds, for the log line */
+    /* for the log line: seconds since t0 when the leading series records
+     * were all made into series; the scan's time; the attaching's */
+    int64_t t0;
+    double series_wall, scan_wall, scan_cpu, attach_wall;
     /* totals */
     struct replay_stats st;
 };
@@ -371,6 +374,7 @@ static int scan_finish(struct replay *r, struct bs_error *err)
         return 0;
     /* Series jobs in flight read r->scan and must be done first. */
     int hrc = helper_drain(r->helper);
+    r->series_wall = (double)(bs_monotonic_ns() - r->t0) / 1e9;
     pthread_join(sc->th, NULL);
     r->scan = NULL;
     r->scan_wall = sc->wall;
@@ -1152,6 +1156,7 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
 
     struct replay r = {.db = db, .fd = -1, .st = {.mint = INT64_MAX, .maxt = INT64_MIN}};
     int64_t t0 = bs_monotonic_ns();
+    r.t0 = t0;
     /* Head chunk files first (always: their indices must be known before
      * new ones are written), on a thread of their own while series
      * records are read; their chunks wait in r.pending for their series. */
@@ -1210,13 +1215,14 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     if (rc == 0)
         BS_INFO("tsdb",
                 "WAL replay completed: %s%zu segments, %llu series, %llu head chunks from "
-                "files, %llu samples (%llu skipped) in %.3fs (head chunk file scan %.3fs / "
-                "%.3f CPU s beside the series records, chunks attached in %.3fs; checkpoint "
-                "%.3fs / %.3f CPU s, segments %.3fs / %.3f CPU s)",
+                "files, %llu samples (%llu skipped) in %.3fs (leading series records made "
+                "into series at %.3fs, head chunk file scan beside them %.3fs / %.3f CPU s, "
+                "chunks attached in %.3fs; checkpoint %.3fs / %.3f CPU s, segments %.3fs / "
+                "%.3f CPU s)",
                 ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.st.series,
                 (unsigned long long)r.st.attached, (unsigned long long)r.st.samples,
                 (unsigned long long)r.st.skipped, (double)(bs_monotonic_ns() - t0) / 1e9,
-                r.scan_wall, r.scan_cpu, r.attach_wall, (double)(t2 - t1) / 1e9, cpu2 - cpu1,
+                r.series_wall, r.scan_wall, r.scan_cpu, r.attach_wall, (double)(t2 - t1) / 1e9, cpu2 - cpu1,
                 (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
     pending_fini(&r.pending);
     free(r.buf);
