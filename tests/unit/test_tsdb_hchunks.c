@@ -531,6 +531,58 @@ static void test_snapshot_then_compaction(void **state)
     free(dir);
 }
 
+/* Interleaved (earlier versions') and two-file snapshots of more series
+ * than one record holds (4096), so that replay meets series records
+ * whose series the helper thread has not made yet when the open chunks
+ * record after them arrives. */
+#define MANY 9000
+
+static void fill_many(struct tsdb *db, int from, int to)
+{
+    char spec[64];
+    for (int k = from; k < to; k++) {
+        struct tsdb_appender *a = tsdb_appender_new(db);
+        for (int i = 0; i < MANY; i++) {
+            snprintf(spec, sizeof(spec), "__name__=many,i=%d", i);
+            assert_int_equal(add_spec(a, spec, 15000 * k, (double)(k * (i % 5))), 0);
+        }
+        assert_int_equal(tsdb_appender_commit(a, NULL), 0);
+    }
+}
+
+static void test_snapshot_layouts_many(void **state)
+{
+    (void)state;
+    for (int interleaved = 0; interleaved < 2; interleaved++) {
+        char *dir = make_tmpdir();
+        struct tsdb *db = open_store(dir, true);
+        fill_many(db, 0, 130); /* a closed chunk in a file and an open one */
+        char *exp = dump_query(db, INT64_MIN, INT64_MAX, "__name__=many", true);
+        struct tsdb_stats st1;
+        tsdb_stats(db, &st1);
+        tsdb_close(db);
+        if (interleaved) {
+            char *ck = checkpoint_dir(dir);
+            assert_non_null(ck);
+            interleave_checkpoint(ck);
+            free(ck);
+        }
+        db = open_store(dir, true);
+        char *got = dump_query(db, INT64_MIN, INT64_MAX, "__name__=many", true);
+        assert_string_equal(exp, got);
+        struct tsdb_stats st2;
+        tsdb_stats(db, &st2);
+        assert_int_equal(st2.num_series, st1.num_series);
+        assert_int_equal(st2.num_chunks, st1.num_chunks);
+        db->opts.head_snapshot_on_close = false;
+        tsdb_close(db);
+        free(exp);
+        free(got);
+        rmrf(dir);
+        free(dir);
+    }
+}
+
 int main(void)
 {
     bs_log_set_level(BS_LOG_ERROR);
@@ -542,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_snapshot_on_close),
         cmocka_unit_test(test_snapshot_layouts),
         cmocka_unit_test(test_snapshot_then_compaction),
+        cmocka_unit_test(test_snapshot_layouts_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
