@@ -726,7 +726,6 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-
 int ipmi_collector_new(struct ipmi_collector **out, const struct ipmi_collector_options *o,
                        struct bs_error *err)
 {

@@ -1222,8 +1222,8 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
                 ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.st.series,
                 (unsigned long long)r.st.attached, (unsigned long long)r.st.samples,
                 (unsigned long long)r.st.skipped, (double)(bs_monotonic_ns() - t0) / 1e9,
-                r.series_wall, r.scan_wall, r.scan_cpu, r.attach_wall, (double)(t2 - t1) / 1e9, cpu2 - cpu1,
-                (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
+                r.series_wall, r.scan_wall, r.scan_cpu, r.attach_wall, (double)(t2 - t1) / 1e9,
+                cpu2 - cpu1, (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
     pending_fini(&r.pending);
     free(r.buf);
     free(r.icache.v);
