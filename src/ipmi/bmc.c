@@ -541,7 +541,9 @@ void ipmi_bmc_poll(const struct ipmi_bmc_params *p, const struct ipmi_cursor *cu
      * more so that a slow but answering BMC finishes its last request. */
     s.deadline_ns = bs_monotonic_ns() + p->timeout_ms * 1000000 + p->timeout_ms * 250000;
     if (!s.ic) {
-        snprintf(r->error, sizeof(r->error), "BMC %s: no interpret context", p->display);
+        snprintf(r->error, sizeof(r->error),
+                 "BMC %s: cannot create a libfreeipmi interpret context (out of memory)",
+                 p->display);
         return;
     }
     s.ctx = ipmi_ctx_create();

@@ -200,7 +200,7 @@ struct target {
 struct worker {
     struct ipmi_collector *c;
     pthread_t th;
-    void *interp;
+    void *interp; /* made at the first poll (worker_interp), owned */
     bool started;
 };
 
@@ -526,6 +526,30 @@ static void set_status(struct ipmi_collector *c, struct target *t, bool up, cons
         BS_INFO("ipmi", "BMC %s is up again", t->display);
 }
 
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+static void lib_init(void)
+{
+    /* Interpret contexts read config files at creation; nothing global to
+     * initialise in libfreeipmi, but creating one context first loads the
+     * library's static tables before workers race on them. */
+    void *ic = ipmi_interp_new();
+    ipmi_interp_free(ic);
+}
+
+/* The worker's interpret context, made at its first poll: libfreeipmi
+ * parses its sensor and SEL rule files byte by byte for each context
+ * (about 0.2 s of CPU per context), which must not delay the server's
+ * start, nor be paid at all when no BMC is configured. NULL when it
+ * cannot be made (the poll then reports the BMC as failed). */
+static void *worker_interp(struct worker *w)
+{
+    if (!w->interp) {
+        pthread_once(&lib_once, lib_init);
+        w->interp = ipmi_interp_new();
+    }
+    return w->interp;
+}
+
 static void poll_target(struct worker *w, struct target *t, struct settings *s)
 {
     struct ipmi_collector *c = w->c;
@@ -557,7 +581,7 @@ static void poll_target(struct worker *w, struct target *t, struct settings *s)
         .timeout_ms = s->timeout_ms,
         .sdr_cache_path = t->sdr_path,
     };
-    ipmi_bmc_poll(&p, &t->cur, w->interp, &r);
+    ipmi_bmc_poll(&p, &t->cur, worker_interp(w), &r);
     memset(password, 0, sizeof(password));
 
     /* SEL: store what is new, then move the cursor. */
@@ -702,16 +726,6 @@ static int mkdir_p(const char *path)
     return 0;
 }
 
-static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static void lib_init(void)
-{
-    /* Interpret contexts read config files at creation; nothing global to
-     * initialise in libfreeipmi, but creating one context here loads the
-     * library's static tables before workers race on them. */
-    void *ic = ipmi_interp_new();
-    ipmi_interp_free(ic);
-}
-
 int ipmi_collector_new(struct ipmi_collector **out, const struct ipmi_collector_options *o,
                        struct bs_error *err)
 {
@@ -719,7 +733,6 @@ int ipmi_collector_new(struct ipmi_collector **out, const struct ipmi_collector_
         return bs_error_set(err, BS_EINVAL, "ipmi: data directory not set");
     if (!o->db)
         return bs_error_set(err, BS_EINVAL, "ipmi: no tsdb given");
-    pthread_once(&lib_once, lib_init);
     struct ipmi_collector *c = bs_xcalloc(1, sizeof(*c));
     pthread_mutex_init(&c->reload_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
@@ -750,12 +763,7 @@ int ipmi_collector_new(struct ipmi_collector **out, const struct ipmi_collector_
     c->workers = bs_xcalloc(c->nworkers, sizeof(*c->workers));
     for (unsigned i = 0; i < c->nworkers; i++) {
         struct worker *w = &c->workers[i];
-        w->c = c;
-        w->interp = ipmi_interp_new();
-        if (!w->interp) {
-            rc = bs_error_set(err, BS_ENOMEM, "ipmi: cannot create an interpret context");
-            goto fail;
-        }
+        w->c = c; /* w->interp is made by the worker at its first poll */
         if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
             rc = bs_error_set(err, BS_ENOMEM, "ipmi: cannot start worker thread");
             goto fail;

@@ -34,6 +34,7 @@
 #include "tsdb/tsdb_int.h"
 
 #define CK_SEGMENT "00000000"
+#define CK_SEGMENT_OPEN "00000001" /* a head checkpoint's open chunks */
 
 static int errno_code(int e)
 {
@@ -406,7 +407,7 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
 {
     struct tsdb_head *h = &db->head;
     const char *waldir = db->waldir;
-    char tmp[4200], final[4200], path[4300];
+    char tmp[4200], final[4200], path[4300], opath[4300];
     int64_t t0 = bs_monotonic_ns();
 
     pthread_mutex_lock(&db->wal.mu);
@@ -431,7 +432,11 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
 
     snprintf(tmp, sizeof(tmp), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u.tmp", waldir, last);
     snprintf(final, sizeof(final), "%s/" TSDB_WAL_CHECKPOINT_PREFIX "%08u", waldir, last);
-    struct ck_writer w = {.fd = -1};
+    /* Two files: every series record in 00000000, every open chunks
+     * record in 00000001. Replay creates all series before it needs the
+     * head chunk files' contents (the first open chunks record), so it
+     * scans those files on another thread meanwhile. */
+    struct ck_writer w = {.fd = -1}, wo = {.fd = -1};
     uint32_t *segs = NULL;
     size_t nsegs = 0;
     uint64_t chunks = 0, bytes = 0;
@@ -441,11 +446,16 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
         return bs_error_set(err, errno_code(e), "cannot create %s: %s", tmp, strerror(e));
     }
     snprintf(path, sizeof(path), "%s/" CK_SEGMENT, tmp);
+    snprintf(opath, sizeof(opath), "%s/" CK_SEGMENT_OPEN, tmp);
     w.path = path;
+    wo.path = opath;
     w.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w.fd < 0) {
+    if (w.fd >= 0)
+        wo.fd = open(opath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0 || wo.fd < 0) {
         int e = errno;
-        rc = bs_error_set(err, errno_code(e), "cannot create %s: %s", path, strerror(e));
+        rc = bs_error_set(err, errno_code(e), "cannot create %s: %s", w.fd < 0 ? path : opath,
+                          strerror(e));
         goto done;
     }
 
@@ -466,7 +476,7 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
                 ck_put_series(&w, s, ref);
         }
         ck_end(&w);
-        ck_begin(&w, TSDB_WAL_REC_OPEN_STATE);
+        ck_begin(&wo, TSDB_WAL_REC_OPEN_STATE);
         for (tsdb_ref ref = lo; ref < hi && rc == 0; ref++) {
             struct tsdb_series *s = tsdb_head_series_by_ref(h, ref);
             if (!s || s->ref != ref || s->removed)
@@ -489,24 +499,28 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
             tsdb_series_unlock(s);
             if (rc || len == 0)
                 continue;
-            ck_reserve(&w, 50 + len);
-            w.len += bs_put_uvarint(w.buf + w.len, ref);
-            w.len += bs_put_varint(w.buf + w.len, st.t);
-            w.len += bs_put_uvarint(w.buf + w.len, len);
-            memcpy(w.buf + w.len, cbuf, len);
-            w.len += len;
-            w.buf[w.len++] = st.tail;
-            w.buf[w.len++] = st.leading;
-            w.buf[w.len++] = st.trailing;
-            w.len += bs_put_varint(w.buf + w.len, st.tdelta);
-            bs_put_be64(w.buf + w.len, st.v);
-            w.len += 8;
+            ck_reserve(&wo, 50 + len);
+            wo.len += bs_put_uvarint(wo.buf + wo.len, ref);
+            wo.len += bs_put_varint(wo.buf + wo.len, st.t);
+            wo.len += bs_put_uvarint(wo.buf + wo.len, len);
+            memcpy(wo.buf + wo.len, cbuf, len);
+            wo.len += len;
+            wo.buf[wo.len++] = st.tail;
+            wo.buf[wo.len++] = st.leading;
+            wo.buf[wo.len++] = st.trailing;
+            wo.len += bs_put_varint(wo.buf + wo.len, st.tdelta);
+            bs_put_be64(wo.buf + wo.len, st.v);
+            wo.len += 8;
             chunks++;
         }
-        ck_end(&w);
+        ck_end(&wo);
         if (rc == 0 && w.len >= (8u << 20)) {
             bytes += w.len;
             rc = ck_flush(&w, err);
+        }
+        if (rc == 0 && wo.len >= (8u << 20)) {
+            bytes += wo.len;
+            rc = ck_flush(&wo, err);
         }
     }
     tsdb_reclaim_exit(&h->reclaim, epoch);
@@ -517,19 +531,27 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
                      "failed head chunk file write; the WAL keeps them");
         goto done;
     }
-    bytes += w.len;
+    bytes += w.len + wo.len;
     if (rc == 0)
         rc = ck_flush(&w, err);
+    if (rc == 0)
+        rc = ck_flush(&wo, err);
     /* The closed chunks must be durable before the segments holding their
      * samples go. */
     if (rc == 0 && h->hc)
         rc = tsdb_hchunks_sync(h->hc, err);
-    if (rc == 0 && fsync(w.fd) != 0) {
-        int e = errno;
-        rc = bs_error_set(err, errno_code(e), "fsync of %s failed: %s", path, strerror(e));
+    struct ck_writer *ws[2] = {&w, &wo};
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        if (fsync(ws[i]->fd) != 0) {
+            int e = errno;
+            rc = bs_error_set(err, errno_code(e), "fsync of %s failed: %s", ws[i]->path,
+                              strerror(e));
+        }
     }
     close(w.fd);
     w.fd = -1;
+    close(wo.fd);
+    wo.fd = -1;
     if (rc)
         goto done;
     int e = tsdb_fsync_dir(tmp);
@@ -575,9 +597,12 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
 done:
     if (w.fd >= 0)
         close(w.fd);
+    if (wo.fd >= 0)
+        close(wo.fd);
     if (rc)
         tsdb_rmdir_all(tmp);
     free(w.buf);
+    free(wo.buf);
     free(segs);
     return rc;
 }

@@ -177,6 +177,16 @@ static void stripe_grow(struct tsdb_stripe *st)
     free(old);
 }
 
+void tsdb_head_series_prefetch(struct tsdb_head *h, uint64_t hash)
+{
+    struct tsdb_stripe *st = &h->stripes[hash & (TSDB_STRIPES - 1)];
+    /* Relaxed loads: a table replaced meanwhile only makes a useless
+     * prefetch (which never faults). */
+    const struct tsdb_stripe_slot *slots = __atomic_load_n(&st->slots, __ATOMIC_RELAXED);
+    size_t cap = __atomic_load_n(&st->cap, __ATOMIC_RELAXED);
+    __builtin_prefetch(&slots[stripe_tag(hash) & (cap - 1)]);
+}
+
 /* The series of stripe st with labels ls, or NULL. Caller holds st->mu. */
 static struct tsdb_series *stripe_find(struct tsdb_head *h, struct tsdb_stripe *st,
                                        const struct labels *ls, uint64_t hash)

@@ -107,7 +107,8 @@ static void plist_add(struct tsdb_plist *l, uint32_t ref)
         l->cap = l->cap ? l->cap * 2 : 4;
         l->refs = bs_xrealloc(l->refs, l->cap * sizeof(*l->refs));
     }
-    memmove(l->refs + pos + 1, l->refs + pos, (l->n - pos) * sizeof(*l->refs));
+    if (pos < l->n) /* not the usual append */
+        memmove(l->refs + pos + 1, l->refs + pos, (l->n - pos) * sizeof(*l->refs));
     l->refs[pos] = ref;
     l->n++;
 }

@@ -343,6 +343,11 @@ int tsdb_head_series_get_or_create(struct tsdb_head *h, const struct labels *ls,
 int tsdb_head_series_get_or_create_interned(struct tsdb_head *h, const struct labels *ls,
                                             uint64_t hash, tsdb_ref want_ref,
                                             struct tsdb_series **out, bool *created);
+/* Prefetch the stripe slot where a series of label hash `hash` is looked
+ * up, a few series before get_or_create needs it (WAL replay creates
+ * series a record at a time; the stripe tables are far larger than the
+ * caches). A hint only: reads the stripe without its lock. */
+void tsdb_head_series_prefetch(struct tsdb_head *h, uint64_t hash);
 /* Append a sample to s; caller holds s->mu. Returns 0 when appended, 1 when
  * it is a bit-identical repeat of the newest sample (ignored),
  * BS_EOUTOFORDER, BS_EDUPLICATE or BS_ENOMEM. */

@@ -9,13 +9,19 @@
  * samples records append through the same path as live commits (samples
  * that are out of order, or for refs never defined, are skipped).
  *
- * Two threads (see "the helper" below): the calling thread reads, decodes
- * and creates series and applies half of the samples; a helper applies
- * the other half, and the open chunks of head checkpoints, which carry
- * their encoder state (record type 4) so that loading one is a copy. The
- * head does not fit in the caches, so applying a sample is mostly waiting
- * for memory: samples are decoded a batch ahead and their series and
- * chunk tails prefetched.
+ * Two threads (see "the helper" below): the calling thread reads, checks
+ * and decodes every record (interning the strings of series records) and
+ * applies a third of the samples; a helper creates the series of series
+ * records (while the caller decodes the next ones), applies the other two
+ * thirds of the samples, and the open chunks of head checkpoints, which
+ * carry their encoder state (record type 4) so that loading one is a
+ * copy. A third thread scans the head chunk files while the leading
+ * series records (a head checkpoint's first file) are turned into series
+ * (see "head chunk file scan" below). A series record is decoded whole
+ * before its series are created, so that the stripe slot each looks up
+ * can be prefetched. The head does not fit in the caches, so applying a
+ * sample is mostly waiting for memory: samples are decoded a batch ahead
+ * and their series and chunk tails prefetched.
  *
  * Checkpoints. When wal/checkpoint.NNNNNNNN exists (the newest one), its
  * files are replayed first, then only the segments after NNNNNNNN;
@@ -53,61 +59,52 @@
 /* The chunks read from the head chunk files, waiting for their series to
  * be created by a series record: entries in scan order (so each series'
  * chunks oldest first), chained per series ref through `next`, found by
- * an open-addressing table ref -> (first, last). */
+ * ref in a two-level table indexed by the ref itself (refs are dense, and
+ * the scan meets them in nearly ascending order, so this is a few pages
+ * walked in order where a hash table was a cache miss per chunk). */
 struct pending_chunk {
     struct tsdb_hchunk c;
     uint64_t last_v;
     uint32_t next; /* index + 1 of the series' next chunk; 0 = none */
+    uint32_t ref;  /* the series ref the chunk file names */
 };
 
 struct pending_slot {
-    uint64_t ref; /* 0 = empty */
-    uint32_t first, last; /* index + 1 */
+    uint32_t first, last; /* index + 1; 0 = none waiting */
 };
+
+#define PENDING_PAGE_BITS 14
+#define PENDING_PAGE_SIZE (1u << PENDING_PAGE_BITS)
 
 struct pending {
     struct pending_chunk *v;
     size_t n, cap;
-    struct pending_slot *tab;
-    size_t tab_n, tab_cap; /* tab_cap: a power of two */
-    bool overflow;         /* more than UINT32_MAX - 1 chunks: the rest are dropped */
+    struct pending_slot **pages; /* by ref >> PENDING_PAGE_BITS */
+    size_t npages;
+    size_t nrefs;  /* refs that ever had a chunk waiting */
+    bool overflow; /* more than UINT32_MAX - 1 chunks: the rest are dropped */
 };
 
-static size_t pending_hash(uint64_t ref, size_t cap)
-{
-    return (size_t)((ref * UINT64_C(0x9E3779B97F4A7C15)) >> 17) & (cap - 1);
-}
-
+/* The slot of ref, created when asked (NULL when absent and not asked). */
 static struct pending_slot *pending_slot(struct pending *pd, uint64_t ref, bool create)
 {
-    if (create && (pd->tab_n + 1) * 2 > pd->tab_cap) {
-        size_t ncap = pd->tab_cap ? pd->tab_cap * 2 : 1024;
-        struct pending_slot *nt = bs_xcalloc(ncap, sizeof(*nt));
-        for (size_t i = 0; i < pd->tab_cap; i++) {
-            if (!pd->tab[i].ref)
-                continue;
-            size_t j = pending_hash(pd->tab[i].ref, ncap);
-            while (nt[j].ref)
-                j = (j + 1) & (ncap - 1);
-            nt[j] = pd->tab[i];
-        }
-        free(pd->tab);
-        pd->tab = nt;
-        pd->tab_cap = ncap;
+    size_t pi = (size_t)(ref >> PENDING_PAGE_BITS);
+    if (pi >= pd->npages) {
+        if (!create)
+            return NULL;
+        size_t n = pd->npages ? pd->npages : 64;
+        while (n <= pi)
+            n *= 2;
+        pd->pages = bs_xrealloc(pd->pages, n * sizeof(*pd->pages));
+        memset(pd->pages + pd->npages, 0, (n - pd->npages) * sizeof(*pd->pages));
+        pd->npages = n;
     }
-    if (pd->tab_cap == 0)
-        return NULL;
-    for (size_t j = pending_hash(ref, pd->tab_cap);; j = (j + 1) & (pd->tab_cap - 1)) {
-        if (pd->tab[j].ref == ref)
-            return &pd->tab[j];
-        if (!pd->tab[j].ref) {
-            if (!create)
-                return NULL;
-            pd->tab[j].ref = ref;
-            pd->tab_n++;
-            return &pd->tab[j];
-        }
+    if (!pd->pages[pi]) {
+        if (!create)
+            return NULL;
+        pd->pages[pi] = bs_xcalloc(PENDING_PAGE_SIZE, sizeof(struct pending_slot));
     }
+    return &pd->pages[pi][ref & (PENDING_PAGE_SIZE - 1)];
 }
 
 static void pending_add(void *arg, uint64_t sref, const struct tsdb_hchunk *c, uint16_t nsamples,
@@ -115,8 +112,8 @@ static void pending_add(void *arg, uint64_t sref, const struct tsdb_hchunk *c, u
 {
     struct pending *pd = arg;
     (void)nsamples;
-    if (sref == 0 || pd->n >= UINT32_MAX - 1) {
-        pd->overflow = pd->overflow || sref != 0;
+    if (sref == 0 || sref > TSDB_REF_MAX || pd->n >= UINT32_MAX - 1) {
+        pd->overflow = pd->overflow || (sref != 0 && sref <= TSDB_REF_MAX);
         return;
     }
     if (pd->n == pd->cap) {
@@ -125,11 +122,13 @@ static void pending_add(void *arg, uint64_t sref, const struct tsdb_hchunk *c, u
     }
     struct pending_slot *sl = pending_slot(pd, sref, true);
     uint32_t idx = (uint32_t)pd->n + 1;
-    pd->v[pd->n++] = (struct pending_chunk){*c, last_v, 0};
-    if (sl->last)
+    pd->v[pd->n++] = (struct pending_chunk){*c, last_v, 0, (uint32_t)sref};
+    if (sl->last) {
         pd->v[sl->last - 1].next = idx;
-    else
+    } else {
         sl->first = idx;
+        pd->nrefs++;
+    }
     sl->last = idx;
 }
 
@@ -138,7 +137,7 @@ static int pending_attach(struct tsdb_head *h, struct pending *pd, uint64_t ref,
                           struct tsdb_series *s, uint64_t *attached)
 {
     struct pending_slot *sl = pending_slot(pd, ref, false);
-    if (!sl)
+    if (!sl || !sl->first)
         return 0;
     for (uint32_t i = sl->first; i; i = pd->v[i - 1].next) {
         int rc = tsdb_head_series_attach(h, s, &pd->v[i - 1].c, pd->v[i - 1].last_v);
@@ -154,13 +153,16 @@ static int pending_attach(struct tsdb_head *h, struct pending *pd, uint64_t ref,
 static void pending_fini(struct pending *pd)
 {
     free(pd->v);
-    free(pd->tab);
+    for (size_t i = 0; i < pd->npages; i++)
+        free(pd->pages[i]);
+    free(pd->pages);
     memset(pd, 0, sizeof(*pd));
 }
 
 /* What applying records adds up (one per thread). */
 struct replay_stats {
     uint64_t samples, skipped;
+    uint64_t series, attached; /* created by series records; chunks attached to them */
     int64_t mint, maxt;
 };
 
@@ -180,12 +182,24 @@ struct replay_sample {
 
 /* Work handed to the helper thread, in record order: the samples of a
  * batch that fall to its share, or a whole open chunks record (a copy). */
+/* A decoded series record entry: labels lv[off .. off + n). */
+struct series_ent {
+    uint64_t ref, hash;
+    size_t off, n;
+};
+
+#define REPLAY_JOB_ATTACH 0xa0 /* not a record type: the helper's share of attaching */
+
 struct replay_job {
-    uint8_t type; /* TSDB_WAL_REC_SAMPLES or an open chunks type */
+    uint8_t type; /* TSDB_WAL_REC_SAMPLES, _SERIES, an open chunks type or _ATTACH */
     struct replay_sample *v;
     size_t n, cap;
     uint8_t *payload;
     size_t len, pcap;
+    struct series_ent *ents; /* series: ents[0..n), labels in lv */
+    size_t ents_cap;
+    struct label *lv;
+    size_t lv_cap;
 };
 
 #define REPLAY_JOBS 8
@@ -200,6 +214,7 @@ struct replay_helper {
     int rc; /* first failure (mu) */
     struct replay_stats st; /* the thread's own; read after a drain */
     struct tsdb_head *h;
+    struct replay *r; /* for series jobs: its pending chunks and scan state */
 };
 
 /* Strings of series records interned through the head's symtab, found
@@ -233,14 +248,163 @@ struct replay {
     bool eof;
     int read_errno;
     uint64_t off; /* file offset of buf[start] */
-    /* scratch for series records */
+    /* scratch for series records: their entries, and the labels of all */
+    struct series_ent *ents;
+    size_t ents_cap;
     struct label *lv;
     size_t lv_cap;
     struct pending pending; /* head chunks waiting for their series */
+    struct replay_scan *scan; /* head chunk file scan still running, or NULL */
+    /* for the log line: seconds since t0 when the leading series records
+     * were all made into series; the scan's time; the attaching's */
+    int64_t t0;
+    double series_wall, scan_wall, scan_cpu, attach_wall;
     /* totals */
-    uint64_t series, attached;
     struct replay_stats st;
 };
+
+/* ------------------------------------------------ head chunk file scan */
+
+/* The head chunk files are scanned (CRC checked, their chunks put in
+ * r->pending) on a thread of their own while the calling thread creates
+ * the series of the checkpoint's series records: neither needs the other
+ * until the first record that is not a series record (a head checkpoint
+ * writes all its series records first, in a file of their own). Then the
+ * caller joins the scan and attaches, in one pass in scan order, the
+ * chunks of every series created so far; chunks of series defined later
+ * wait in r->pending as before. */
+struct replay_scan {
+    pthread_t th;
+    struct tsdb_hchunks *hc;
+    int64_t min_valid;
+    struct pending *pd; /* written by the scan thread only until joined */
+    struct bs_error err;
+    int rc;
+    double wall, cpu; /* seconds the scan took */
+};
+
+static double thread_cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *scan_main(void *arg)
+{
+    struct replay_scan *sc = arg;
+    int64_t t0 = bs_monotonic_ns();
+    double c0 = thread_cpu_seconds();
+    sc->rc = tsdb_hchunks_scan(sc->hc, sc->min_valid, pending_add, sc->pd, &sc->err);
+    sc->cpu = thread_cpu_seconds() - c0;
+    sc->wall = (double)(bs_monotonic_ns() - t0) / 1e9;
+    return NULL;
+}
+
+/* Start the scan of h's head chunk files into r->pending: on a thread, or
+ * here when no thread can be created (r->scan stays NULL then). */
+static int scan_start(struct replay *r, struct bs_error *err)
+{
+    struct tsdb_head *h = &r->db->head;
+    struct replay_scan *sc = calloc(1, sizeof(*sc));
+    if (sc) {
+        sc->hc = h->hc;
+        sc->min_valid = h->min_valid;
+        sc->pd = &r->pending;
+        if (pthread_create(&sc->th, NULL, scan_main, sc) == 0) {
+            r->scan = sc;
+            return 0;
+        }
+        free(sc);
+    }
+    int64_t t0 = bs_monotonic_ns();
+    double c0 = thread_cpu_seconds();
+    int rc = tsdb_hchunks_scan(h->hc, h->min_valid, pending_add, &r->pending, err);
+    r->scan_cpu = thread_cpu_seconds() - c0;
+    r->scan_wall = (double)(bs_monotonic_ns() - t0) / 1e9;
+    return rc;
+}
+
+/* Wait for the scan (when it runs) and attach the waiting chunks of the
+ * series that exist by now: all were created by series records of this
+ * replay, none has samples yet. A chunk goes to the series its ref names
+ * only (not to a series that ref is an alias of), as when attached at
+ * creation. Returns the scan's failure (err set) or BS_ENOMEM. */
+/* Attach the waiting chunks of the series that exist, for the refs whose
+ * low bit is `part` (ATTACH_ALL: every ref), counting into st. Each series
+ * gets its chunks from one pass, in scan order (oldest first). Returns 0
+ * or BS_ENOMEM. */
+#define ATTACH_ALL 2
+
+static int attach_pass(struct replay *r, struct replay_stats *st, unsigned part)
+{
+    struct tsdb_head *h = &r->db->head;
+    struct pending *pd = &r->pending;
+    for (size_t i = 0; i < pd->n; i++) {
+        const struct pending_chunk *pc = &pd->v[i];
+        if (i + 8 < pd->n && (part == ATTACH_ALL || (pd->v[i + 8].ref & 1) == part))
+            __builtin_prefetch(tsdb_head_series_by_ref(h, pd->v[i + 8].ref));
+        if (part != ATTACH_ALL && (pc->ref & 1) != part)
+            continue;
+        struct tsdb_series *s = tsdb_head_series_by_ref(h, pc->ref);
+        if (!s || s->ref != pc->ref)
+            continue;
+        int rc = tsdb_head_series_attach(h, s, &pc->c, pc->last_v);
+        if (rc == BS_ENOMEM)
+            return rc;
+        if (rc == 0) {
+            st->attached++;
+            stats_time(st, pc->c.mint, pc->c.maxt);
+        }
+        struct pending_slot *sl = pending_slot(pd, pc->ref, false);
+        sl->first = sl->last = 0;
+    }
+    return 0;
+}
+
+static int helper_drain(struct replay_helper *hp);
+static struct replay_job *helper_slot(struct replay_helper *hp);
+static void helper_post(struct replay_helper *hp);
+
+static int scan_finish(struct replay *r, struct bs_error *err)
+{
+    struct replay_scan *sc = r->scan;
+    if (!sc)
+        return 0;
+    /* Series jobs in flight read r->scan and must be done first. */
+    int hrc = helper_drain(r->helper);
+    r->series_wall = (double)(bs_monotonic_ns() - r->t0) / 1e9;
+    pthread_join(sc->th, NULL);
+    r->scan = NULL;
+    r->scan_wall = sc->wall;
+    r->scan_cpu = sc->cpu;
+    int rc = sc->rc;
+    if (rc && err)
+        *err = sc->err;
+    free(sc);
+    if (rc)
+        return rc;
+    if (hrc)
+        return bs_error_set(err, hrc, "out of memory replaying the WAL");
+    if (r->pending.overflow)
+        BS_WARN("tsdb", "too many head chunks to load; the newest were left to WAL replay");
+    /* The series are all over memory, so attaching is mostly waiting for
+     * it: the helper takes the odd refs, this thread the even ones. */
+    int64_t t0 = bs_monotonic_ns();
+    struct replay_helper *hp = r->helper;
+    if (hp) {
+        struct replay_job *j = helper_slot(hp);
+        j->type = REPLAY_JOB_ATTACH;
+        helper_post(hp);
+    }
+    rc = attach_pass(r, &r->st, hp ? 0 : ATTACH_ALL);
+    hrc = helper_drain(hp);
+    r->attach_wall = (double)(bs_monotonic_ns() - t0) / 1e9;
+    if (rc == 0)
+        rc = hrc;
+    return rc ? bs_error_set(err, rc, "out of memory attaching head chunks") : 0;
+}
 
 /* Make n bytes available at buf[start]; false if the file has fewer. */
 static bool need(struct replay *r, size_t n)
@@ -325,51 +489,28 @@ static const char *replay_intern(struct replay *r, const uint8_t *p, size_t n)
     return str;
 }
 
-static int decode_series(struct replay *r, const uint8_t *p, size_t len)
+/* Create the series of entries e[0..n) (labels in lv), counting into st.
+ * Runs on the helper when there is one (the caller meanwhile decodes the
+ * next records); r->scan and r->pending are then only read and written
+ * here until the caller drains the helper. The stripe slot each series
+ * looks up (a cache miss: the stripe tables are far larger than the
+ * caches) is prefetched a few series ahead. */
+#define SERIES_AHEAD 6
+
+static int create_series(struct replay *r, struct replay_stats *st, const struct series_ent *e,
+                         struct label *lv, size_t n)
 {
     struct tsdb_head *h = &r->db->head;
-    size_t i = 0;
-    while (i < len) {
-        uint64_t ref, n;
-        size_t k = bs_get_uvarint(p + i, len - i, &ref);
-        if (!k || ref == 0 || ref > TSDB_REF_MAX)
-            return BS_ECORRUPT;
-        i += k;
-        k = bs_get_uvarint(p + i, len - i, &n);
-        if (!k || n == 0 || n > REPLAY_MAX_LABELS)
-            return BS_ECORRUPT;
-        i += k;
-        if (n > r->lv_cap) {
-            free(r->lv);
-            r->lv_cap = (size_t)n;
-            r->lv = bs_xmalloc(r->lv_cap * sizeof(*r->lv));
-        }
-        for (uint64_t j = 0; j < 2 * n; j++) {
-            uint64_t sl;
-            k = bs_get_uvarint(p + i, len - i, &sl);
-            if (!k || sl > len - i - k)
-                return BS_ECORRUPT;
-            i += k;
-            if (sl == 0 || memchr(p + i, '\0', (size_t)sl))
-                return BS_ECORRUPT; /* embedded NUL or empty string */
-            const char *dst = replay_intern(r, p + i, (size_t)sl);
-            if (!dst)
-                return BS_ENOMEM;
-            i += (size_t)sl;
-            if (j % 2 == 0)
-                r->lv[j / 2].name = dst;
-            else
-                r->lv[j / 2].value = dst;
-        }
-        for (uint64_t j = 1; j < n; j++) {
-            if (strcmp(r->lv[j - 1].name, r->lv[j].name) >= 0)
-                return BS_ECORRUPT;
-        }
-        struct labels ls = {r->lv, (size_t)n};
+    for (size_t i = 0; i < n && i < SERIES_AHEAD; i++)
+        tsdb_head_series_prefetch(h, e[i].hash);
+    for (size_t i = 0; i < n; i++) {
+        if (i + SERIES_AHEAD < n)
+            tsdb_head_series_prefetch(h, e[i + SERIES_AHEAD].hash);
+        struct labels ls = {lv + e[i].off, e[i].n};
+        uint64_t ref = e[i].ref;
         struct tsdb_series *s;
         bool created;
-        int rc = tsdb_head_series_get_or_create_interned(h, &ls, labels_hash(&ls), ref, &s,
-                                                         &created);
+        int rc = tsdb_head_series_get_or_create_interned(h, &ls, e[i].hash, ref, &s, &created);
         if (rc == BS_ENOMEM)
             return rc;
         if (rc) {
@@ -381,12 +522,12 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
         }
         s->wal_logged = true;
         if (created) {
-            r->series++;
-            if (r->pending.tab_n > 0 && s->ref == ref) {
+            st->series++;
+            if (!r->scan && r->pending.nrefs > 0 && s->ref == ref) {
                 tsdb_series_lock(s);
-                rc = pending_attach(h, &r->pending, ref, s, &r->attached);
+                rc = pending_attach(h, &r->pending, ref, s, &st->attached);
                 if (s->has_samples)
-                    stats_time(&r->st, s->min_t, s->max_t);
+                    stats_time(st, s->min_t, s->max_t);
                 tsdb_series_unlock(s);
                 if (rc)
                     return rc;
@@ -394,6 +535,91 @@ static int decode_series(struct replay *r, const uint8_t *p, size_t len)
         }
     }
     return 0;
+}
+
+/* A series record: every entry is decoded first (labels interned), then
+ * the series are created: by the helper when there is one (a job, which
+ * runs while this thread reads on), else here. An entry that does not
+ * decode ends the record: the entries before it are created, as they
+ * would have been one by one, and BS_ECORRUPT is returned. */
+static int decode_series(struct replay *r, const uint8_t *p, size_t len)
+{
+    struct replay_helper *hp = r->helper;
+    struct replay_job *j = hp ? helper_slot(hp) : NULL;
+    struct series_ent **ents = j ? &j->ents : &r->ents;
+    size_t *ents_cap = j ? &j->ents_cap : &r->ents_cap;
+    struct label **lvp = j ? &j->lv : &r->lv;
+    size_t *lv_cap = j ? &j->lv_cap : &r->lv_cap;
+    size_t i = 0, nents = 0, nlv = 0;
+    int rc = 0;
+    while (i < len) {
+        uint64_t ref, n;
+        size_t k = bs_get_uvarint(p + i, len - i, &ref);
+        if (!k || ref == 0 || ref > TSDB_REF_MAX) {
+            rc = BS_ECORRUPT;
+            break;
+        }
+        i += k;
+        k = bs_get_uvarint(p + i, len - i, &n);
+        if (!k || n == 0 || n > REPLAY_MAX_LABELS) {
+            rc = BS_ECORRUPT;
+            break;
+        }
+        i += k;
+        if (nlv + n > *lv_cap) {
+            size_t ncap = *lv_cap ? *lv_cap * 2 : 4096;
+            while (ncap < nlv + n)
+                ncap *= 2;
+            *lvp = bs_xrealloc(*lvp, ncap * sizeof(**lvp));
+            *lv_cap = ncap;
+        }
+        struct label *lv = *lvp + nlv;
+        for (uint64_t q = 0; q < 2 * n && rc == 0; q++) {
+            uint64_t sl;
+            k = bs_get_uvarint(p + i, len - i, &sl);
+            if (!k || sl > len - i - k) {
+                rc = BS_ECORRUPT;
+                break;
+            }
+            i += k;
+            if (sl == 0 || memchr(p + i, '\0', (size_t)sl)) {
+                rc = BS_ECORRUPT; /* embedded NUL or empty string */
+                break;
+            }
+            const char *dst = replay_intern(r, p + i, (size_t)sl);
+            if (!dst)
+                return BS_ENOMEM; /* the job slot, if any, is not posted */
+            i += (size_t)sl;
+            if (q % 2 == 0)
+                lv[q / 2].name = dst;
+            else
+                lv[q / 2].value = dst;
+        }
+        for (uint64_t q = 1; q < n && rc == 0; q++) {
+            if (strcmp(lv[q - 1].name, lv[q].name) >= 0)
+                rc = BS_ECORRUPT;
+        }
+        if (rc)
+            break;
+        if (nents == *ents_cap) {
+            *ents_cap = *ents_cap ? *ents_cap * 2 : 1024;
+            *ents = bs_xrealloc(*ents, *ents_cap * sizeof(**ents));
+        }
+        struct labels ls = {lv, (size_t)n};
+        (*ents)[nents++] = (struct series_ent){ref, labels_hash(&ls), nlv, (size_t)n};
+        nlv += (size_t)n;
+    }
+    if (j) {
+        if (nents > 0) {
+            j->type = TSDB_WAL_REC_SERIES;
+            j->n = nents;
+            r->helper_samples = false; /* samples after this wait for it */
+            helper_post(hp);
+        }
+        return rc;
+    }
+    int crc = create_series(r, &r->st, r->ents, r->lv, nents);
+    return crc ? crc : rc;
 }
 
 /* Apply the decoded samples b[0..n), without taking series locks (see
@@ -544,11 +770,11 @@ static int decode_open_chunks(struct tsdb_head *h, struct replay_stats *st, uint
 /* ---------------------------------------------------------- the helper */
 
 /* Replay runs on two threads: the caller reads, checks and decodes
- * records, creates series and applies half of the samples (by ref); the
- * helper applies the other half and whole open chunks records. A series
- * belongs to one thread, so its samples are applied in WAL order. Series
- * records run on the caller only; they touch no series the helper works
- * on. The caller drains the helper (waits until it has done everything
+ * records, creates series and applies a third of the samples (by series);
+ * the helper applies the other two thirds and whole open chunks records.
+ * A series belongs to one thread, so its samples are applied in WAL
+ * order. Series records run on the caller only; they touch no series the
+ * helper works on. The caller drains the helper (waits until it has done everything
  * posted) before applying samples itself after open chunks records (a
  * series' open chunk must be in place before its samples), at the end of
  * each segment and at the end. */
@@ -567,8 +793,11 @@ static void *helper_main(void *arg)
         pthread_mutex_unlock(&hp->mu);
         int rc = 0;
         if (!failed)
-            rc = j->type == TSDB_WAL_REC_SAMPLES
-                     ? apply_samples(hp->h, &hp->st, j->v, j->n)
+            rc = j->type == TSDB_WAL_REC_SAMPLES ? apply_samples(hp->h, &hp->st, j->v, j->n)
+                 : j->type == TSDB_WAL_REC_SERIES
+                     ? create_series(hp->r, &hp->st, j->ents, j->lv, j->n)
+                 : j->type == REPLAY_JOB_ATTACH
+                     ? attach_pass(hp->r, &hp->st, 1)
                      : decode_open_chunks(hp->h, &hp->st, j->type, j->payload, j->len);
         pthread_mutex_lock(&hp->mu);
         if (rc && !hp->rc)
@@ -612,12 +841,13 @@ static int helper_drain(struct replay_helper *hp)
     return rc;
 }
 
-static struct replay_helper *helper_start(struct tsdb_head *h)
+static struct replay_helper *helper_start(struct replay *r)
 {
     struct replay_helper *hp = calloc(1, sizeof(*hp));
     if (!hp)
         return NULL;
-    hp->h = h;
+    hp->h = &r->db->head;
+    hp->r = r;
     hp->st.mint = INT64_MAX;
     hp->st.maxt = INT64_MIN;
     pthread_mutex_init(&hp->mu, NULL);
@@ -644,10 +874,14 @@ static void helper_stop(struct replay *r)
     pthread_join(hp->th, NULL);
     r->st.samples += hp->st.samples;
     r->st.skipped += hp->st.skipped;
+    r->st.series += hp->st.series;
+    r->st.attached += hp->st.attached;
     stats_time(&r->st, hp->st.mint, hp->st.maxt);
     for (size_t i = 0; i < REPLAY_JOBS; i++) {
         free(hp->jobs[i].v);
         free(hp->jobs[i].payload);
+        free(hp->jobs[i].ents);
+        free(hp->jobs[i].lv);
     }
     pthread_cond_destroy(&hp->cond);
     pthread_mutex_destroy(&hp->mu);
@@ -756,8 +990,9 @@ static int decode_samples(struct replay *r, const uint8_t *p, size_t len)
         struct replay_sample x = {s, (int64_t)t, v};
         /* Split by the series' address (not by the record's ref, which
          * may be an alias): a series always goes to the same thread, and
-         * deciding does not read it. */
-        if (j && (((uintptr_t)s >> 8) & 1)) {
+         * deciding does not read it. The helper gets two thirds: this
+         * thread also reads, checks and decodes every record. */
+        if (j && ((uintptr_t)s >> 8) % 3 != 0) {
             sample_push(&j->v, &j->n, &j->cap, x);
             if (j->n == REPLAY_BATCH) {
                 helper_post(hp);
@@ -829,6 +1064,12 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
         if (got != crc) {
             why = "CRC mismatch";
             break;
+        }
+        if (r->scan && type != TSDB_WAL_REC_SERIES) {
+            rc = scan_finish(r, err); /* the head chunks go in first */
+            if (rc)
+                break;
+            hd = r->buf + r->start;
         }
         rc = type == TSDB_WAL_REC_SERIES    ? decode_series(r, payload, len)
              : type == TSDB_WAL_REC_SAMPLES ? decode_samples(r, payload, len)
@@ -915,18 +1156,21 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
 
     struct replay r = {.db = db, .fd = -1, .st = {.mint = INT64_MAX, .maxt = INT64_MIN}};
     int64_t t0 = bs_monotonic_ns();
+    r.t0 = t0;
     /* Head chunk files first (always: their indices must be known before
-     * new ones are written); their chunks wait in r.pending for the series
-     * records that define their series. */
+     * new ones are written), on a thread of their own while series
+     * records are read; their chunks wait in r.pending for their series. */
     if (db->head.hc) {
-        rc = tsdb_hchunks_scan(db->head.hc, db->head.min_valid, pending_add, &r.pending, err);
+        rc = scan_start(&r, err);
+        if (rc == 0 && nsegs == 0 && ncsegs == 0)
+            rc = scan_finish(&r, err);
         if (rc) {
             pending_fini(&r.pending);
             free(segs);
             free(csegs);
             return rc;
         }
-        if (r.pending.overflow)
+        if (!r.scan && r.pending.overflow)
             BS_WARN("tsdb", "too many head chunks to load; the newest were left to WAL replay");
     }
     if (nsegs == 0 && ncsegs == 0) {
@@ -938,7 +1182,7 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
 
     r.cap = REPLAY_BUF;
     r.buf = bs_xmalloc(r.cap);
-    r.helper = helper_start(&db->head);
+    r.helper = helper_start(&r);
     int64_t t1 = bs_monotonic_ns();
     double cpu1 = cpu_seconds();
     for (size_t i = 0; i < ncsegs && rc == 0; i++) {
@@ -947,30 +1191,45 @@ int tsdb_wal_replay(struct tsdb *db, const char *waldir, uint32_t *next_seg, str
     }
     int64_t t2 = bs_monotonic_ns();
     double cpu2 = cpu_seconds();
+    /* The WAL's size when the checkpoint was written is what it holds now
+     * without the segments after it: the compactor writes the next head
+     * checkpoint when those grow past its limit, as if there had been no
+     * restart (not at once because the process is new). */
+    if (ck) {
+        db->ck_bytes = db->wal.total_bytes;
+        db->ck_wal_bytes = db->wal.total_bytes;
+    }
     for (size_t i = 0; i < nsegs && rc == 0; i++) {
         snprintf(path, sizeof(path), "%s/%08u", waldir, segs[i]);
         rc = replay_segment(&r, path, err);
     }
+    /* A WAL of series records only (or a failure) leaves the scan to join. */
+    int src = scan_finish(&r, rc ? NULL : err);
+    if (rc == 0)
+        rc = src;
     helper_stop(&r);
-    if (r.st.samples || r.attached) {
+    if (r.st.samples || r.st.attached) {
         tsdb_head_note_time(&db->head, r.st.mint);
         tsdb_head_note_time(&db->head, r.st.maxt);
     }
     if (rc == 0)
         BS_INFO("tsdb",
                 "WAL replay completed: %s%zu segments, %llu series, %llu head chunks from "
-                "files, %llu samples (%llu skipped) in %.3fs (head chunk files %.3fs, "
-                "checkpoint %.3fs / %.3f CPU s, segments %.3fs / %.3f CPU s)",
-                ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.series,
-                (unsigned long long)r.attached, (unsigned long long)r.st.samples,
+                "files, %llu samples (%llu skipped) in %.3fs (leading series records made "
+                "into series at %.3fs, head chunk file scan beside them %.3fs / %.3f CPU s, "
+                "chunks attached in %.3fs; checkpoint %.3fs / %.3f CPU s, segments %.3fs / "
+                "%.3f CPU s)",
+                ck ? "checkpoint, " : "", nsegs, (unsigned long long)r.st.series,
+                (unsigned long long)r.st.attached, (unsigned long long)r.st.samples,
                 (unsigned long long)r.st.skipped, (double)(bs_monotonic_ns() - t0) / 1e9,
-                (double)(t1 - t0) / 1e9, (double)(t2 - t1) / 1e9, cpu2 - cpu1,
-                (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
+                r.series_wall, r.scan_wall, r.scan_cpu, r.attach_wall, (double)(t2 - t1) / 1e9,
+                cpu2 - cpu1, (double)(bs_monotonic_ns() - t2) / 1e9, cpu_seconds() - cpu2);
     pending_fini(&r.pending);
     free(r.buf);
     free(r.icache.v);
     free(r.mine);
     free(r.lv);
+    free(r.ents);
     free(segs);
     free(csegs);
     return rc;

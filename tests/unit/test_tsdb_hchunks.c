@@ -5,7 +5,11 @@
  * the XOR encoder restored from a chunk, a store killed with SIGKILL in a
  * child reopening to exactly what an uncrashed store holds (closed chunks
  * from the files, the rest from the WAL), and the head snapshot written
- * at a clean close reopening to the same data without WAL segments.
+ * at a clean close reopening to the same data without WAL segments; that
+ * snapshot's two files (series records, then open chunks) and the single
+ * interleaved file older versions wrote both reopen to the same data, as
+ * does a series defined after the snapshot whose chunk went to a file, and
+ * a compaction checkpoint built from such a snapshot.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -370,6 +374,215 @@ static void test_snapshot_on_close(void **state)
     free(dir);
 }
 
+/* The one checkpoint directory of dir (NULL if none). */
+static char *checkpoint_dir(const char *dir)
+{
+    char wal[4200];
+    snprintf(wal, sizeof(wal), "%s/wal", dir);
+    DIR *d = opendir(wal);
+    assert_non_null(d);
+    char *found = NULL;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "checkpoint.", 11) == 0) {
+            assert_null(found);
+            found = malloc(4500);
+            snprintf(found, 4500, "%s/%s", wal, de->d_name);
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+    uint8_t *b = malloc((size_t)n + 1);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+/* Rewrite a head checkpoint from its two files (series records in
+ * 00000000, open chunks records in 00000001) into the single file of
+ * earlier versions, whose records alternate: series, open chunks, ... */
+static void interleave_checkpoint(const char *ckdir)
+{
+    char p0[4600], p1[4600];
+    snprintf(p0, sizeof(p0), "%s/00000000", ckdir);
+    snprintf(p1, sizeof(p1), "%s/00000001", ckdir);
+    size_t l0, l1, o0 = 0, o1 = 0;
+    uint8_t *b0 = slurp(p0, &l0), *b1 = slurp(p1, &l1);
+    FILE *f = fopen(p0, "wb");
+    assert_non_null(f);
+    size_t recs = 0;
+    while (o0 < l0 || o1 < l1) {
+        if (o0 < l0) {
+            assert_int_equal(b0[o0], TSDB_WAL_REC_SERIES);
+            size_t n = TSDB_WAL_HEADER + bs_get_be32(b0 + o0 + 1);
+            assert_int_equal(fwrite(b0 + o0, 1, n, f), n);
+            o0 += n;
+            recs++;
+        }
+        if (o1 < l1) {
+            assert_int_equal(b1[o1], TSDB_WAL_REC_OPEN_STATE);
+            size_t n = TSDB_WAL_HEADER + bs_get_be32(b1 + o1 + 1);
+            assert_int_equal(fwrite(b1 + o1, 1, n, f), n);
+            o1 += n;
+            recs++;
+        }
+    }
+    assert_true(recs >= 2);
+    fclose(f);
+    assert_int_equal(unlink(p1), 0);
+    free(b0);
+    free(b1);
+}
+
+static void test_snapshot_layouts(void **state)
+{
+    (void)state;
+    for (int interleaved = 0; interleaved < 2; interleaved++) {
+        char *dir = make_tmpdir();
+        struct tsdb *db = open_store(dir, true);
+        fill(db, 0, NSAMP);
+        char *exp = dump_query(db, INT64_MIN, INT64_MAX, "__name__=hc", true);
+        tsdb_close(db);
+        char *ck = checkpoint_dir(dir);
+        assert_non_null(ck);
+        char p1[4600];
+        snprintf(p1, sizeof(p1), "%s/00000001", ck);
+        assert_true(fsize(p1) > 0); /* open chunks in a file of their own */
+        if (interleaved)
+            interleave_checkpoint(ck);
+        free(ck);
+
+        db = open_store(dir, true);
+        char *got = dump_query(db, INT64_MIN, INT64_MAX, "__name__=hc", true);
+        assert_string_equal(exp, got);
+        struct tsdb_series *s = tsdb_head_series_by_ref(&db->head, 1);
+        assert_non_null(s);
+        assert_int_equal(s->nchunks, 2);
+        assert_false(s->chunks[0].ref & TSDB_HCHUNK_MEM);
+        free(got);
+        /* A series born after the snapshot, with a closed chunk in a file,
+         * then a crash-like close: its series record comes after the head
+         * chunk files were scanned and attached. */
+        struct tsdb_appender *a;
+        for (int k = 0; k < 130; k++) {
+            a = tsdb_appender_new(db);
+            assert_int_equal(add_spec(a, "__name__=hc,i=late", 15000 * (NSAMP + k), k), 0);
+            assert_int_equal(tsdb_appender_commit(a, NULL), 0);
+        }
+        free(exp);
+        exp = dump_query(db, INT64_MIN, INT64_MAX, "__name__=hc", true);
+        db->opts.head_snapshot_on_close = false;
+        tsdb_close(db);
+        db = open_store(dir, true);
+        got = dump_query(db, INT64_MIN, INT64_MAX, "__name__=hc", true);
+        assert_string_equal(exp, got);
+        s = tsdb_head_series_by_ref(&db->head, NSER + 1);
+        assert_non_null(s);
+        assert_int_equal(s->nchunks, 1);
+        assert_false(s->chunks[0].ref & TSDB_HCHUNK_MEM);
+        tsdb_close(db);
+        free(exp);
+        free(got);
+        rmrf(dir);
+        free(dir);
+    }
+}
+
+/* A compaction after a restart from a two-file head snapshot: the
+ * compaction checkpoint re-reads both files (series, then open chunks)
+ * and the segments after them; a crash-like reopen then holds exactly
+ * what the store held. */
+static void test_snapshot_then_compaction(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    struct tsdb *db = open_store(dir, true);
+    fill(db, 0, 700); /* 2.9 h: nothing to compact yet */
+    tsdb_close(db);
+    db = open_store(dir, true);
+    fill(db, 700, 1000); /* 4.2 h: the first 2 h go to a block */
+    struct bs_error err = {0};
+    if (tsdb_compact_now(db, &err))
+        fail_msg("compact: %s", err.msg);
+    struct tsdb_stats st;
+    tsdb_stats(db, &st);
+    assert_int_equal(st.num_blocks, 1);
+    char *exp = dump_query(db, INT64_MIN, INT64_MAX, "__name__=hc", true);
+    db->opts.head_snapshot_on_close = false;
+    tsdb_close(db);
+    db = open_store(dir, true);
+    char *got = dump_query(db, INT64_MIN, INT64_MAX, "__name__=hc", true);
+    assert_string_equal(exp, got);
+    tsdb_close(db);
+    free(exp);
+    free(got);
+    rmrf(dir);
+    free(dir);
+}
+
+/* Interleaved (earlier versions') and two-file snapshots of more series
+ * than one record holds (4096), so that replay meets series records
+ * whose series the helper thread has not made yet when the open chunks
+ * record after them arrives. */
+#define MANY 9000
+
+static void fill_many(struct tsdb *db, int from, int to)
+{
+    char spec[64];
+    for (int k = from; k < to; k++) {
+        struct tsdb_appender *a = tsdb_appender_new(db);
+        for (int i = 0; i < MANY; i++) {
+            snprintf(spec, sizeof(spec), "__name__=many,i=%d", i);
+            assert_int_equal(add_spec(a, spec, 15000 * k, (double)(k * (i % 5))), 0);
+        }
+        assert_int_equal(tsdb_appender_commit(a, NULL), 0);
+    }
+}
+
+static void test_snapshot_layouts_many(void **state)
+{
+    (void)state;
+    for (int interleaved = 0; interleaved < 2; interleaved++) {
+        char *dir = make_tmpdir();
+        struct tsdb *db = open_store(dir, true);
+        fill_many(db, 0, 130); /* a closed chunk in a file and an open one */
+        char *exp = dump_query(db, INT64_MIN, INT64_MAX, "__name__=many", true);
+        struct tsdb_stats st1;
+        tsdb_stats(db, &st1);
+        tsdb_close(db);
+        if (interleaved) {
+            char *ck = checkpoint_dir(dir);
+            assert_non_null(ck);
+            interleave_checkpoint(ck);
+            free(ck);
+        }
+        db = open_store(dir, true);
+        char *got = dump_query(db, INT64_MIN, INT64_MAX, "__name__=many", true);
+        assert_string_equal(exp, got);
+        struct tsdb_stats st2;
+        tsdb_stats(db, &st2);
+        assert_int_equal(st2.num_series, st1.num_series);
+        assert_int_equal(st2.num_chunks, st1.num_chunks);
+        db->opts.head_snapshot_on_close = false;
+        tsdb_close(db);
+        free(exp);
+        free(got);
+        rmrf(dir);
+        free(dir);
+    }
+}
+
 int main(void)
 {
     bs_log_set_level(BS_LOG_ERROR);
@@ -379,6 +592,9 @@ int main(void)
         cmocka_unit_test(test_encoder_restore),
         cmocka_unit_test(test_kill_reopen),
         cmocka_unit_test(test_snapshot_on_close),
+        cmocka_unit_test(test_snapshot_layouts),
+        cmocka_unit_test(test_snapshot_then_compaction),
+        cmocka_unit_test(test_snapshot_layouts_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
