@@ -314,44 +314,106 @@ static int64_t sign_extend(uint64_t bits, unsigned n)
     return (int64_t)bits;
 }
 
+/* The stream from bit pos on, most significant bit first, zero past the
+ * end: at least 57 valid bits (64 - pos % 8) in one unaligned load when 8
+ * bytes remain, byte by byte near the end (chunks in files have no slack
+ * to read past). */
+static inline uint64_t peek64(const struct tsdb_xor_dec *d, size_t pos)
+{
+    size_t byte = pos >> 3, nbytes = d->nbits >> 3;
+    uint64_t w;
+    if (byte + 8 <= nbytes) {
+        memcpy(&w, d->p + byte, 8);
+        w = __builtin_bswap64(w);
+    } else {
+        w = 0;
+        for (size_t i = byte; i < byte + 8; i++)
+            w = (w << 8) | (i < nbytes ? d->p[i] : 0u);
+    }
+    return w << (pos & 7);
+}
+
+/* n (1..64) bits at pos; past the end they read as zeros (the caller
+ * checks the final position against nbits). */
+static inline uint64_t bits_at(const struct tsdb_xor_dec *d, size_t pos, unsigned n)
+{
+    if (n <= 57)
+        return peek64(d, pos) >> (64 - n);
+    return (peek64(d, pos) >> (96 - n)) << 32 | peek64(d, pos + n - 32) >> 32;
+}
+
+/* Samples 2 and later: a time delta-of-delta and an XOR value, decoded
+ * from one 64-bit window each where they fit (they do but for the
+ * widest fields). The position is checked once, after the sample. */
+static bool dec_sample(struct tsdb_xor_dec *d)
+{
+    size_t pos = d->pos;
+    uint64_t w = peek64(d, pos);
+    int64_t dod;
+    if (!(w >> 63)) {
+        dod = 0;
+        pos += 1;
+    } else {
+        unsigned ones = ~w ? (unsigned)__builtin_clzll(~w) : 64;
+        if (ones >= 4) {
+            dod = (int64_t)bits_at(d, pos + 4, 64);
+            pos += 68;
+        } else {
+            static const unsigned widths[4] = {0, 14, 17, 20};
+            unsigned wd = widths[ones];
+            dod = sign_extend((w << (ones + 1)) >> (64 - wd), wd);
+            pos += ones + 1 + wd;
+        }
+    }
+    d->tdelta = (int64_t)((uint64_t)d->tdelta + (uint64_t)dod);
+    d->t = (int64_t)((uint64_t)d->t + (uint64_t)d->tdelta);
+
+    w = peek64(d, pos);
+    if (!(w >> 63)) {
+        pos += 1;
+    } else if (!(w >> 62 & 1)) {
+        if (d->leading == 0xff)
+            return false;
+        unsigned n = 64u - d->leading - d->trailing;
+        uint64_t x = n <= 55 ? (w << 2) >> (64 - n) : bits_at(d, pos + 2, n);
+        d->v ^= x << d->trailing;
+        pos += 2 + n;
+    } else {
+        unsigned lead = (unsigned)(w >> 57) & 31u, sig = (unsigned)(w >> 51) & 63u;
+        if (sig == 0)
+            sig = 64;
+        if (lead + sig > 64)
+            return false;
+        uint64_t x = sig <= 44 ? (w << 13) >> (64 - sig) : bits_at(d, pos + 13, sig);
+        d->leading = (uint8_t)lead;
+        d->trailing = (uint8_t)(64 - lead - sig);
+        d->v ^= x << d->trailing;
+        pos += 13 + sig;
+    }
+    if (pos > d->nbits)
+        return false;
+    d->pos = pos;
+    return true;
+}
+
 bool tsdb_xor_dec_next(struct tsdb_xor_dec *d)
 {
     if (d->err || d->read >= d->total)
         return false;
-    if (d->read == 0) {
+    if (d->read >= 2) {
+        if (!dec_sample(d))
+            goto corrupt;
+    } else if (d->read == 0) {
         uint64_t u;
         if (!get_uvarint_bits(d, &u) || !get_bits(d, 64, &d->v))
             goto corrupt;
         d->t = (int64_t)((u >> 1) ^ -(u & 1)); /* zig-zag */
-    } else if (d->read == 1) {
+    } else {
         uint64_t delta;
         if (!get_uvarint_bits(d, &delta))
             goto corrupt;
         d->tdelta = (int64_t)delta;
         d->t = (int64_t)((uint64_t)d->t + delta);
-        if (!get_value(d))
-            goto corrupt;
-    } else {
-        unsigned bit, nb = 0;
-        int64_t dod = 0;
-        /* Count leading 1 bits, up to 4. */
-        for (;;) {
-            if (!get_bit(d, &bit))
-                goto corrupt;
-            if (!bit)
-                break;
-            if (++nb == 4)
-                break;
-        }
-        if (nb > 0) {
-            static const unsigned widths[5] = {0, 14, 17, 20, 64};
-            uint64_t bits;
-            if (!get_bits(d, widths[nb], &bits))
-                goto corrupt;
-            dod = nb == 4 ? (int64_t)bits : sign_extend(bits, widths[nb]);
-        }
-        d->tdelta = (int64_t)((uint64_t)d->tdelta + (uint64_t)dod);
-        d->t = (int64_t)((uint64_t)d->t + (uint64_t)d->tdelta);
         if (!get_value(d))
             goto corrupt;
     }
