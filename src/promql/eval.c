@@ -709,7 +709,9 @@ static int sel_open(struct promql_eval *ev, struct sel_data *d)
     }
     struct bs_error e;
     bs_error_clear(&e);
-    rc = tsdb_querier_select(d->q, mp, node->nmatchers, &set, &e);
+    /* By chunk ranges: a series without a sample in the range yields
+     * nothing from its iterator and drops out of every window. */
+    rc = tsdb_querier_select_flags(d->q, mp, node->nmatchers, TSDB_SELECT_CHUNK_RANGES, &set, &e);
     if (rc) {
         rc = promql_eval_error(ev, rc, "%s", e.msg[0] ? e.msg : bs_strerror(rc));
         goto done;

@@ -29,13 +29,22 @@
  * become one series whose parts are listed in source order, i.e. in time
  * order (blocks by mint, then the head).
  *
+ * Selection by time is exact (a series is returned only when it has a
+ * sample in the range; chunks overlapping the range partly are decoded to
+ * find out) unless the caller asks for TSDB_SELECT_CHUNK_RANGES, which
+ * keeps a series when one of its chunks overlaps the range, without
+ * decoding (Prometheus's rule); PromQL asks for it, as the evaluator reads
+ * the samples anyway.
+ *
  * An iterator chains the parts' chunks (block chunks point into the mmap,
- * head chunks into the head or the set's copies), each with the time
- * bounds of its source. Sources never overlap in time by construction;
+ * head chunks into the head or into the copies of open chunks that select
+ * made in the querier's arena), each with the time bounds of its source.
+ * It borrows all of them, so it outlives its set but not its querier. Sources never overlap in time by construction;
  * defensively, a sample whose time is not after the previous one returned
  * is skipped, so overlapping data (e.g. blocks written by another tool)
  * yields each timestamp once, the earliest source winning.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +61,7 @@ struct tsdb_querier {
     uint64_t epoch;
     struct tsdb_block **blocks; /* referenced, sorted by mint */
     size_t nblocks;
-    struct bs_arena arena; /* label arrays of block series */
+    struct bs_arena arena; /* label arrays of block series, open chunk copies */
 };
 
 struct q_item { /* one source's copy of a series */
@@ -78,9 +87,13 @@ struct tsdb_series_set {
     size_t nh, hcap;
 };
 
-struct it_bounds {
-    int64_t lo, hi;
+struct it_chunk {
+    struct tsdb_iter_chunk c;
+    int64_t lo, hi; /* the time bounds of its source */
 };
+
+/* Chunks an iterator holds without a separate allocation. */
+#define IT_INLINE 4
 
 /* A decoder over one chunk of either encoding. */
 struct chunk_dec {
@@ -92,13 +105,13 @@ struct chunk_dec {
 };
 
 struct tsdb_iterator {
-    struct tsdb_iter_chunk *chunks;
-    struct it_bounds *bounds;
+    struct it_chunk *chunks; /* inl or malloc'd */
     size_t n, cap, i;
     struct chunk_dec dec;
     bool active, done, has_cur, emitted;
     int64_t t, last_t;
     uint64_t v;
+    struct it_chunk inl[IT_INLINE];
 };
 
 static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
@@ -309,8 +322,22 @@ static bool block_series_in_range(struct tsdb_block *b, const struct tsdb_chunk_
     return false;
 }
 
+/* Does a chunk of the block series overlap [mint, maxt]? */
+static bool block_series_overlaps(const struct tsdb_chunk_meta *c, size_t n, int64_t mint,
+                                  int64_t maxt)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].mint > maxt)
+            return false;
+        if (c[i].maxt >= mint)
+            return true;
+    }
+    return false;
+}
+
 static int block_select(struct tsdb_querier *q, const struct q_source *src,
-                        struct labels_matcher *const *ms, size_t nms, struct item_vec *out)
+                        struct labels_matcher *const *ms, size_t nms, unsigned flags,
+                        struct item_vec *out)
 {
     struct tsdb_block *b = src->b;
     uint64_t *cur = NULL;
@@ -363,7 +390,11 @@ static int block_select(struct tsdb_querier *q, const struct q_source *src,
             if (labels_matcher_matches_empty(ms[j]))
                 ok = labels_matcher_matches_labels(ms[j], &ls);
         }
-        if (!ok || !block_series_in_range(b, chks, nchks, src->mint, src->maxt))
+        if (ok)
+            ok = (flags & TSDB_SELECT_CHUNK_RANGES)
+                     ? block_series_overlaps(chks, nchks, src->mint, src->maxt)
+                     : block_series_in_range(b, chks, nchks, src->mint, src->maxt);
+        if (!ok)
             continue;
         struct labels *keep = bs_arena_alloc(&q->arena, sizeof(*keep));
         struct label *lv = bs_arena_alloc(&q->arena, (ls.n ? ls.n : 1) * sizeof(*lv));
@@ -386,18 +417,19 @@ done:
 /* Select in the head and snapshot the chunks of each series found into
  * set->hchunks, so that a later truncation cannot take them away. */
 static int head_select(struct tsdb_querier *q, const struct q_source *src,
-                       struct labels_matcher *const *ms, size_t nms, struct item_vec *out,
-                       struct tsdb_series_set *set, struct bs_error *err)
+                       struct labels_matcher *const *ms, size_t nms, unsigned flags,
+                       struct item_vec *out, struct tsdb_series_set *set, struct bs_error *err)
 {
     struct tsdb_series **v;
     size_t n;
-    int rc = tsdb_head_select(&q->db->head, ms, nms, src->mint, src->maxt, true, &v, &n, err);
+    int rc = tsdb_head_select(&q->db->head, ms, nms, src->mint, src->maxt, true,
+                              !(flags & TSDB_SELECT_CHUNK_RANGES), &v, &n, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t first = set->nh;
-        rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &set->hchunks,
-                                     &set->nh, &set->hcap);
+        rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &q->arena,
+                                     &set->hchunks, &set->nh, &set->hcap);
         if (rc == 0)
             rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, 0, first,
                                                 set->nh - first});
@@ -415,7 +447,7 @@ static int head_select(struct tsdb_querier *q, const struct q_source *src,
  * was created loses nothing (its range is in a block published before it
  * ran), and one that happens after select cannot touch the snapshot. */
 static int select_merged(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
-                         struct tsdb_series_set *set, struct bs_error *err)
+                         unsigned flags, struct tsdb_series_set *set, struct bs_error *err)
 {
     if (nms > 0 && !ms)
         return bs_error_set(err, BS_EINVAL, "matcher list is NULL");
@@ -452,9 +484,9 @@ static int select_merged(struct tsdb_querier *q, struct labels_matcher *const *m
     size_t total = 0;
     for (size_t si = 0; si < nsrc && rc == 0; si++) {
         if (src[si].b)
-            rc = block_select(q, &src[si], ms, nms, &lists[si]);
+            rc = block_select(q, &src[si], ms, nms, flags, &lists[si]);
         else
-            rc = head_select(q, &src[si], ms, nms, &lists[si], set, err);
+            rc = head_select(q, &src[si], ms, nms, flags, &lists[si], set, err);
         total += lists[si].n;
     }
     pthread_rwlock_unlock(&db->trunc_lock);
@@ -508,8 +540,6 @@ done:
 /* Free what select put in a set (the set itself excepted). */
 static void set_fini(struct tsdb_series_set *s)
 {
-    for (size_t i = 0; i < s->nh; i++)
-        free(s->hchunks[i].owned);
     free(s->hchunks);
     free(s->v);
     free(s->parts);
@@ -518,6 +548,13 @@ static void set_fini(struct tsdb_series_set *s)
 int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
                         struct tsdb_series_set **out, struct bs_error *err)
 {
+    return tsdb_querier_select_flags(q, ms, nms, 0, out, err);
+}
+
+int tsdb_querier_select_flags(struct tsdb_querier *q, struct labels_matcher *const *ms,
+                              size_t nms, unsigned flags, struct tsdb_series_set **out,
+                              struct bs_error *err)
+{
     *out = NULL;
     if (!q)
         return bs_error_set(err, BS_EINVAL, "querier is NULL");
@@ -525,7 +562,7 @@ int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms
     if (!set)
         return bs_error_set(err, BS_ENOMEM, "out of memory creating a series set");
     set->q = q;
-    int rc = select_merged(q, ms, nms, set, err);
+    int rc = select_merged(q, ms, nms, flags, set, err);
     if (rc) {
         tsdb_series_set_free(set);
         return rc;
@@ -567,28 +604,24 @@ void tsdb_series_set_free(struct tsdb_series_set *s)
 
 /* ------------------------------------------------------------- iterator */
 
-static int bounds_fit(struct tsdb_iterator *it)
-{
-    if (it->cap == 0)
-        return 0;
-    struct it_bounds *nb = realloc(it->bounds, it->cap * sizeof(*nb));
-    if (!nb)
-        return BS_ENOMEM;
-    it->bounds = nb;
-    return 0;
-}
-
-static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c)
+static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c, int64_t lo, int64_t hi)
 {
     if (it->n == it->cap) {
-        size_t ncap = it->cap ? it->cap * 2 : 8;
-        struct tsdb_iter_chunk *nv = realloc(it->chunks, ncap * sizeof(*nv));
+        size_t ncap = it->cap * 2;
+        struct it_chunk *nv;
+        if (it->chunks == it->inl) {
+            nv = malloc(ncap * sizeof(*nv));
+            if (nv)
+                memcpy(nv, it->inl, it->n * sizeof(*nv));
+        } else {
+            nv = realloc(it->chunks, ncap * sizeof(*nv));
+        }
         if (!nv)
             return BS_ENOMEM;
         it->chunks = nv;
         it->cap = ncap;
     }
-    it->chunks[it->n++] = c;
+    it->chunks[it->n++] = (struct it_chunk){c, lo, hi};
     return 0;
 }
 
@@ -616,7 +649,8 @@ static int block_chunks(struct tsdb_iterator *it, struct tsdb_block *b, uint64_t
                     b->dir, (unsigned long long)chks[i].ref, bs_strerror(r));
             continue;
         }
-        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL, enc});
+        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, enc}, mint,
+                     maxt);
     }
     free(chks);
     return rc;
@@ -627,38 +661,23 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
     if (!set || set->pos == 0 || set->pos > set->n)
         return NULL;
     const struct q_series *qs = &set->v[set->pos - 1];
-    struct tsdb_iterator *it = calloc(1, sizeof(*it));
+    struct tsdb_iterator *it = malloc(sizeof(*it));
     if (!it)
         return NULL;
+    memset(it, 0, offsetof(struct tsdb_iterator, inl));
+    it->chunks = it->inl;
+    it->cap = IT_INLINE;
     int rc = 0;
     for (size_t k = 0; k < qs->n && rc == 0; k++) {
         const struct q_item *part = &set->parts[qs->first + k];
-        size_t start = it->n;
         if (part->b) {
             rc = block_chunks(it, part->b, part->id, part->mint, part->maxt);
         } else {
-            /* The set's snapshot; open-chunk copies are duplicated so the
-             * iterator does not depend on the set's lifetime. */
-            for (size_t i = 0; i < part->hn && rc == 0; i++) {
-                struct tsdb_iter_chunk c = set->hchunks[part->hfirst + i];
-                if (c.owned) {
-                    uint8_t *dup = malloc(c.len ? c.len : 1);
-                    if (!dup) {
-                        rc = BS_ENOMEM;
-                        break;
-                    }
-                    memcpy(dup, c.p, c.len);
-                    c.p = c.owned = dup;
-                }
-                rc = it_push(it, c);
-                if (rc)
-                    free(c.owned);
-            }
+            /* The set's snapshot: its bytes belong to the head or to the
+             * querier's arena, not to the set. */
+            for (size_t i = 0; i < part->hn && rc == 0; i++)
+                rc = it_push(it, set->hchunks[part->hfirst + i], part->mint, part->maxt);
         }
-        if (rc == 0)
-            rc = bounds_fit(it);
-        for (size_t i = start; rc == 0 && i < it->n; i++)
-            it->bounds[i] = (struct it_bounds){part->mint, part->maxt};
     }
     if (rc) {
         tsdb_iterator_free(it);
@@ -678,7 +697,7 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
                 it->has_cur = false;
                 return false;
             }
-            cdec_init(&it->dec, &it->chunks[it->i]);
+            cdec_init(&it->dec, &it->chunks[it->i].c);
             it->active = true;
         }
         if (!cdec_next(&it->dec)) {
@@ -688,9 +707,9 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
             continue;
         }
         int64_t t = it->dec.t;
-        if (t < it->bounds[it->i].lo)
+        if (t < it->chunks[it->i].lo)
             continue;
-        if (t > it->bounds[it->i].hi) {
+        if (t > it->chunks[it->i].hi) {
             cdec_fini(&it->dec);
             it->active = false;
             it->i++;
@@ -713,12 +732,12 @@ bool tsdb_iterator_seek(struct tsdb_iterator *it, int64_t t)
         return false;
     if (it->has_cur && it->t >= t)
         return true;
-    if (it->active && it->chunks[it->i].maxt < t) {
+    if (it->active && it->chunks[it->i].c.maxt < t) {
         cdec_fini(&it->dec);
         it->active = false;
         it->i++;
     }
-    while (!it->active && it->i < it->n && it->chunks[it->i].maxt < t)
+    while (!it->active && it->i < it->n && it->chunks[it->i].c.maxt < t)
         it->i++;
     while (tsdb_iterator_next(it)) {
         if (it->t >= t)
@@ -741,10 +760,8 @@ void tsdb_iterator_free(struct tsdb_iterator *it)
         return;
     if (it->active)
         cdec_fini(&it->dec);
-    for (size_t i = 0; i < it->n; i++)
-        free(it->chunks[i].owned);
-    free(it->chunks);
-    free(it->bounds);
+    if (it->chunks != it->inl)
+        free(it->chunks);
     free(it);
 }
 
@@ -781,7 +798,7 @@ int tsdb_querier_label_names(struct tsdb_querier *q, struct labels_matcher *cons
     if (!q)
         return bs_error_set(err, BS_EINVAL, "querier is NULL");
     struct tsdb_series_set set = {.q = q};
-    int rc = select_merged(q, ms, nms, &set, err);
+    int rc = select_merged(q, ms, nms, 0, &set, err);
     if (rc) {
         set_fini(&set);
         return rc;
@@ -813,7 +830,7 @@ int tsdb_querier_label_values(struct tsdb_querier *q, const char *name,
     if (!q || !name)
         return bs_error_set(err, BS_EINVAL, "querier or label name is NULL");
     struct tsdb_series_set set = {.q = q};
-    int rc = select_merged(q, ms, nms, &set, err);
+    int rc = select_merged(q, ms, nms, 0, &set, err);
     if (rc) {
         set_fini(&set);
         return rc;

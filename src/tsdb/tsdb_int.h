@@ -390,26 +390,30 @@ void tsdb_postings_delete_locked(struct tsdb_postings *p, bool (*dead)(uint64_t 
 
 /* ------------------------------------------------------ head snapshots */
 
-/* One chunk to iterate: bytes borrowed from the head (kept alive by the
+/* One chunk to iterate, always borrowed: from the head (kept alive by the
  * reader's epoch), a block's mmap (kept alive by the block reference) or
- * owned (a copy of an open chunk, freed with the iterator). */
+ * the querier's arena (a copy of an open chunk, freed with the querier). */
 struct tsdb_iter_chunk {
     const uint8_t *p;
     size_t len;
     int64_t mint, maxt;
-    uint8_t *owned;
     uint8_t enc; /* TSDB_CHUNK_ENC_*; 0 means XOR (head chunks) */
 };
 
-/* Series of the head matching ms with a sample in [mint, maxt], sorted by
- * labels when sorted is true; *out malloc'd. The caller is an epoch reader. */
+/* Series of the head matching ms, sorted by labels when sorted is true;
+ * *out malloc'd. With exact, only series with a sample in [mint, maxt]
+ * (chunks that overlap the range partly are decoded to find out);
+ * otherwise series with a chunk overlapping [mint, maxt], by the chunks'
+ * time ranges alone. The caller is an epoch reader. */
 int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size_t nms,
-                     int64_t mint, int64_t maxt, bool sorted, struct tsdb_series ***out,
-                     size_t *nout, struct bs_error *err);
+                     int64_t mint, int64_t maxt, bool sorted, bool exact,
+                     struct tsdb_series ***out, size_t *nout, struct bs_error *err);
 /* Append to *v (growing it) the chunks of s overlapping [mint, maxt],
- * oldest first; the open chunk is copied. BS_ENOMEM on failure. */
+ * oldest first; the open chunk is copied into arena (it lives as long as
+ * the arena). BS_ENOMEM on failure (*n as it was). */
 int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t mint, int64_t maxt,
-                            struct tsdb_iter_chunk **v, size_t *n, size_t *cap);
+                            struct bs_arena *arena, struct tsdb_iter_chunk **v, size_t *n,
+                            size_t *cap);
 
 /* ------------------------------------------------------------------- WAL */
 

@@ -371,6 +371,57 @@ static void test_iterator_seek_chunks(void **state)
     labels_builder_fini(&b);
 }
 
+/* Selection by chunk time ranges against exact selection: a range that
+ * falls between two samples of one chunk selects the series only by
+ * chunk ranges (and its iterator yields nothing); ranges touching a
+ * chunk's first or last sample, or in a gap between chunks, select alike. */
+static void test_select_chunk_ranges(void **state)
+{
+    struct fixture *f = *state;
+    struct tsdb_appender *a = tsdb_appender_new(f->db);
+    /* gap: two samples 100 s apart in one chunk */
+    assert_int_equal(add_spec(a, "__name__=gap", 1000, 1), 0);
+    assert_int_equal(add_spec(a, "__name__=gap", 101000, 2), 0);
+    commit_ok(a);
+    /* cut: 121 samples, so a closed chunk [0, 119000] and an open one
+     * [120000, 120000]; a 2h boundary then leaves a gap between chunks */
+    a = tsdb_appender_new(f->db);
+    for (int i = 0; i < 121; i++)
+        assert_int_equal(add_spec(a, "__name__=cut", i * 1000, i), 0);
+    assert_int_equal(add_spec(a, "__name__=cut", TSDB_CHUNK_RANGE_MS + 5000, 500), 0);
+    commit_ok(a);
+
+    const unsigned cr = TSDB_SELECT_CHUNK_RANGES;
+    struct {
+        const char *ms;
+        int64_t mint, maxt;
+        const char *exact, *ranges;
+    } cases[] = {
+        {"__name__=gap", 2000, 100000, "", "gap\n"},
+        {"__name__=gap", 1001, 101000, "gap 101000:2\n", "gap 101000:2\n"},
+        {"__name__=gap", 0, 1000, "gap 1000:1\n", "gap 1000:1\n"},
+        {"__name__=gap", 101001, 200000, "", ""},
+        {"__name__=gap", 0, 999, "", ""},
+        {"__name__=cut", 119500, 119900, "", ""},
+        {"__name__=cut", 119000, 119000, "cut 119000:119\n", "cut 119000:119\n"},
+        {"__name__=cut", 120000, 120000, "cut 120000:120\n", "cut 120000:120\n"},
+        {"__name__=cut", 121000, TSDB_CHUNK_RANGE_MS, "", ""},
+        {"__name__=cut", 130000, TSDB_CHUNK_RANGE_MS + 4999, "", ""},
+        {"__name__=cut", TSDB_CHUNK_RANGE_MS + 5000, INT64_MAX, "cut 7205000:500\n",
+         "cut 7205000:500\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = dump_query_flags(f->db, cases[i].mint, cases[i].maxt, cases[i].ms, true, 0);
+        if (strcmp(got, cases[i].exact) != 0)
+            fail_msg("case %zu exact: got '%s' want '%s'", i, got, cases[i].exact);
+        free(got);
+        got = dump_query_flags(f->db, cases[i].mint, cases[i].maxt, cases[i].ms, true, cr);
+        if (strcmp(got, cases[i].ranges) != 0)
+            fail_msg("case %zu by chunk ranges: got '%s' want '%s'", i, got, cases[i].ranges);
+        free(got);
+    }
+}
+
 /* -------------------------------------------------------- concurrency */
 
 #define CC_SERIES 50
@@ -513,6 +564,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ref_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_seek_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select_chunk_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test(test_stripe_remove),
     };
