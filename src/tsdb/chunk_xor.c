@@ -48,6 +48,20 @@ void tsdb_xor_enc_reset(struct tsdb_xor_enc *e)
     e->v = 0;
     e->leading = 0xff;
     e->trailing = 0;
+    memset(e->marks, 0, sizeof(e->marks));
+}
+
+/* Record a seek mark for the state after sample n (n samples decoded) at
+ * bit pos, dropping the oldest, when the fields fit a mark. */
+static void mark_push(struct tsdb_xor_mark *marks, uint32_t n, uint32_t pos, int64_t dt,
+                      int64_t tdelta, uint64_t v, uint8_t leading, uint8_t trailing)
+{
+    if (n < 2 || n > UINT8_MAX || pos > UINT16_MAX || dt < 0 || dt > INT32_MAX ||
+        tdelta < 0 || tdelta > INT32_MAX)
+        return;
+    memmove(marks, marks + 1, (TSDB_XOR_MARKS - 1) * sizeof(*marks));
+    marks[TSDB_XOR_MARKS - 1] = (struct tsdb_xor_mark){
+        v, (int32_t)dt, (int32_t)tdelta, (uint16_t)pos, (uint8_t)n, leading, trailing};
 }
 
 /* OR the low n bits of v (n <= 57 - (nbits % 8) guaranteed by callers
@@ -196,6 +210,9 @@ int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits)
     e->n++;
     e->buf[0] = (uint8_t)(e->n >> 8);
     e->buf[1] = (uint8_t)e->n;
+    if (e->n % TSDB_XOR_MARK_EVERY == 0)
+        mark_push(e->marks, e->n, e->nbits, (int64_t)((uint64_t)t - (uint64_t)e->mint), e->tdelta,
+                  vbits, e->leading, e->trailing);
     return 0;
 }
 
@@ -424,14 +441,63 @@ corrupt:
     return false;
 }
 
+bool tsdb_xor_dec_seek(struct tsdb_xor_dec *d, int64_t t, int64_t mint,
+                       const struct tsdb_xor_mark *marks, size_t nmarks)
+{
+    if (d->err)
+        return false;
+    for (size_t i = nmarks; i-- > 0;) {
+        const struct tsdb_xor_mark *m = &marks[i];
+        int64_t mt = (int64_t)((uint64_t)mint + (uint64_t)m->dt);
+        if (m->n <= d->read || m->n > d->total || m->pos > d->nbits || mt >= t)
+            continue;
+        d->pos = m->pos;
+        d->read = m->n;
+        d->t = mt;
+        d->tdelta = m->tdelta;
+        d->v = m->v;
+        d->leading = m->leading;
+        d->trailing = m->trailing;
+        break;
+    }
+    /* Past the first two samples, decode in a local copy the compiler
+     * can keep in registers. */
+    while (d->read < 2) {
+        if (!tsdb_xor_dec_next(d))
+            return false;
+        if (d->t >= t)
+            return true;
+    }
+    struct tsdb_xor_dec l = *d;
+    bool found = false;
+    while (l.read < l.total) {
+        if (!dec_sample(&l)) {
+            l.err = BS_ECORRUPT;
+            break;
+        }
+        l.read++;
+        if (l.t >= t) {
+            found = true;
+            break;
+        }
+    }
+    *d = l;
+    return found;
+}
+
 int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
 {
     struct tsdb_xor_dec d;
     tsdb_xor_dec_init(&d, p, len);
     int64_t mint = 0;
+    struct tsdb_xor_mark marks[TSDB_XOR_MARKS];
+    memset(marks, 0, sizeof(marks));
     while (tsdb_xor_dec_next(&d)) {
         if (d.read == 1)
             mint = d.t;
+        if (d.read % TSDB_XOR_MARK_EVERY == 0)
+            mark_push(marks, d.read, (uint32_t)d.pos, (int64_t)((uint64_t)d.t - (uint64_t)mint),
+                      d.tdelta, d.v, d.leading, d.trailing);
     }
     if (d.err || d.read != d.total || d.total == 0 || (d.pos + 7) / 8 != len)
         return BS_ECORRUPT;
@@ -455,6 +521,7 @@ int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
     e->v = d.v;
     e->leading = d.leading;
     e->trailing = d.trailing;
+    memcpy(e->marks, marks, sizeof(marks));
     return 0;
 }
 
@@ -501,6 +568,7 @@ int tsdb_xor_enc_load(struct tsdb_xor_enc *e, const uint8_t *p, size_t len,
     e->v = st->v;
     e->leading = st->leading;
     e->trailing = st->trailing;
+    memset(e->marks, 0, sizeof(e->marks)); /* nothing was decoded to place them */
     return 0;
 }
 

@@ -177,17 +177,29 @@ int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t 
         uint32_t len;
         if (!tsdb_head_chunk_bytes(h, c, &p, &len, NULL))
             continue; /* cannot happen: the file outlives the chunk's reference */
-        rc = push_chunk(v, n, cap, (struct tsdb_iter_chunk){p, len, c->mint, c->maxt, 0});
+        rc = push_chunk(v, n, cap,
+                        (struct tsdb_iter_chunk){p, len, c->mint, c->maxt, NULL, 0, 0});
     }
     if (rc == 0 && s->open.n > 0 && s->open.mint <= maxt && s->open.t >= mint) {
         size_t len = tsdb_xor_enc_bytes(&s->open);
-        uint8_t *copy = bs_arena_alloc(arena, len);
-        if (!copy) {
+        const struct tsdb_xor_mark *om = s->open.marks;
+        size_t nm = TSDB_XOR_MARKS;
+        while (nm > 0 && om->n == 0) { /* the marks in use are a suffix */
+            om++;
+            nm--;
+        }
+        /* marks first: the arena's alignment is theirs */
+        uint8_t *mem = bs_arena_alloc(arena, nm * sizeof(*om) + len);
+        if (!mem) {
             rc = BS_ENOMEM;
         } else {
+            struct tsdb_xor_mark *marks = (struct tsdb_xor_mark *)(void *)mem;
+            uint8_t *copy = mem + nm * sizeof(*om);
+            memcpy(marks, om, nm * sizeof(*om));
             memcpy(copy, s->open.buf, len);
             rc = push_chunk(v, n, cap,
-                            (struct tsdb_iter_chunk){copy, len, s->open.mint, s->open.t, 0});
+                            (struct tsdb_iter_chunk){copy, len, s->open.mint, s->open.t,
+                                                     nm ? marks : NULL, (uint8_t)nm, 0});
         }
     }
     tsdb_series_unlock(s);

@@ -97,20 +97,22 @@ struct it_chunk {
 
 /* A decoder over one chunk of either encoding. */
 struct chunk_dec {
-    bool dense;
-    struct tsdb_xor_dec x;
-    struct tsdb_dense_dec d; /* initialised when dense */
     int64_t t;
     uint64_t v;
+    bool dense;
+    union {
+        struct tsdb_xor_dec x;
+        struct tsdb_dense_dec d; /* when dense */
+    } u;
 };
 
-struct tsdb_iterator {
-    struct it_chunk *chunks; /* inl or malloc'd */
-    size_t n, cap, i;
-    struct chunk_dec dec;
+struct tsdb_iterator { /* what every sample touches comes first */
     bool active, done, has_cur, emitted;
+    size_t n, cap, i;
     int64_t t, last_t;
     uint64_t v;
+    struct it_chunk *chunks; /* inl or malloc'd */
+    struct chunk_dec dec;
     struct it_chunk inl[IT_INLINE];
 };
 
@@ -118,8 +120,8 @@ static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
 {
     c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE;
     if (!c->dense) {
-        tsdb_xor_dec_init(&c->x, ch->p, ch->len);
-    } else if (tsdb_dense_dec_init(&c->d, ch->p, ch->len) != 0) {
+        tsdb_xor_dec_init(&c->u.x, ch->p, ch->len);
+    } else if (tsdb_dense_dec_init(&c->u.d, ch->p, ch->len) != 0) {
         /* yields nothing; the damage was found where the chunk was read */
         BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable; its samples are skipped",
                 (long long)ch->mint, (long long)ch->maxt);
@@ -130,23 +132,43 @@ static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
 static bool cdec_next(struct chunk_dec *c)
 {
     if (c->dense) {
-        if (!tsdb_dense_dec_next(&c->d))
+        if (!tsdb_dense_dec_next(&c->u.d))
             return false;
-        c->t = c->d.t;
-        c->v = c->d.v;
+        c->t = c->u.d.t;
+        c->v = c->u.d.v;
         return true;
     }
-    if (!tsdb_xor_dec_next(&c->x))
+    if (!tsdb_xor_dec_next(&c->u.x))
         return false;
-    c->t = c->x.t;
-    c->v = c->x.v;
+    c->t = c->u.x.t;
+    c->v = c->u.x.v;
+    return true;
+}
+
+/* The first sample with time >= t after the current one (chunk ch, using
+ * its seek marks) into c->t, c->v; false when there is none. */
+static bool cdec_seek(struct chunk_dec *c, const struct tsdb_iter_chunk *ch, int64_t t)
+{
+    if (c->dense) {
+        /* dense seek stays on a current sample that qualifies; the
+         * iterator's current sample is always older than t */
+        if (!tsdb_dense_dec_seek(&c->u.d, t))
+            return false;
+        c->t = c->u.d.t;
+        c->v = c->u.d.v;
+        return true;
+    }
+    if (!tsdb_xor_dec_seek(&c->u.x, t, ch->mint, ch->marks, ch->nmarks))
+        return false;
+    c->t = c->u.x.t;
+    c->v = c->u.x.v;
     return true;
 }
 
 static void cdec_fini(struct chunk_dec *c)
 {
     if (c->dense)
-        tsdb_dense_dec_fini(&c->d);
+        tsdb_dense_dec_fini(&c->u.d);
     c->dense = false;
 }
 
@@ -649,8 +671,8 @@ static int block_chunks(struct tsdb_iterator *it, struct tsdb_block *b, uint64_t
                     b->dir, (unsigned long long)chks[i].ref, bs_strerror(r));
             continue;
         }
-        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, enc}, mint,
-                     maxt);
+        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL, 0, enc},
+                     mint, maxt);
     }
     free(chks);
     return rc;
@@ -686,37 +708,66 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
     return it;
 }
 
-bool tsdb_iterator_next(struct tsdb_iterator *it)
+/* The oldest time the iterator may still return from chunk c: its
+ * source's lower bound, and after the last sample returned. */
+static int64_t it_from(const struct tsdb_iterator *it, const struct it_chunk *c)
 {
-    if (!it || it->done)
+    int64_t from = c->lo;
+    if (it->emitted && it->last_t >= from)
+        from = it->last_t == INT64_MAX ? INT64_MAX : it->last_t + 1;
+    return from;
+}
+
+/* Move to the next sample with time >= want (INT64_MIN: just the next
+ * one), within the chunks' bounds. Whole chunks ending before it are
+ * passed without decoding; within a chunk the decoder seeks (with the
+ * chunk's marks) instead of returning sample by sample. */
+static bool it_advance(struct tsdb_iterator *it, int64_t want)
+{
+    if (it->done)
         return false;
     for (;;) {
+        bool got;
         if (!it->active) {
+            while (it->i < it->n && it->chunks[it->i].c.maxt < want)
+                it->i++;
             if (it->i >= it->n) {
                 it->done = true;
                 it->has_cur = false;
                 return false;
             }
-            cdec_init(&it->dec, &it->chunks[it->i].c);
+            const struct it_chunk *c = &it->chunks[it->i];
+            cdec_init(&it->dec, &c->c);
             it->active = true;
+            int64_t from = it_from(it, c);
+            if (want > from)
+                from = want;
+            got = from > c->c.mint ? cdec_seek(&it->dec, &c->c, from) : cdec_next(&it->dec);
+        } else {
+            const struct it_chunk *c = &it->chunks[it->i];
+            int64_t from = it_from(it, c);
+            if (want > from)
+                from = want;
+            /* seek only past samples next() would skip anyway */
+            got = from > it->dec.t && from - 1 > it->dec.t ? cdec_seek(&it->dec, &c->c, from)
+                                                           : cdec_next(&it->dec);
         }
-        if (!cdec_next(&it->dec)) {
+        if (!got) {
             cdec_fini(&it->dec);
             it->active = false;
             it->i++;
             continue;
         }
         int64_t t = it->dec.t;
-        if (t < it->chunks[it->i].lo)
+        const struct it_chunk *c = &it->chunks[it->i];
+        if (t < c->lo || (it->emitted && t <= it->last_t) || t < want)
             continue;
-        if (t > it->chunks[it->i].hi) {
+        if (t > c->hi) {
             cdec_fini(&it->dec);
             it->active = false;
             it->i++;
             continue;
         }
-        if (it->emitted && t <= it->last_t)
-            continue;
         it->t = t;
         it->v = it->dec.v;
         it->last_t = t;
@@ -724,6 +775,11 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
         it->has_cur = true;
         return true;
     }
+}
+
+bool tsdb_iterator_next(struct tsdb_iterator *it)
+{
+    return it && it_advance(it, INT64_MIN);
 }
 
 bool tsdb_iterator_seek(struct tsdb_iterator *it, int64_t t)
@@ -737,13 +793,7 @@ bool tsdb_iterator_seek(struct tsdb_iterator *it, int64_t t)
         it->active = false;
         it->i++;
     }
-    while (!it->active && it->i < it->n && it->chunks[it->i].c.maxt < t)
-        it->i++;
-    while (tsdb_iterator_next(it)) {
-        if (it->t >= t)
-            return true;
-    }
-    return false;
+    return it_advance(it, t);
 }
 
 void tsdb_iterator_at(const struct tsdb_iterator *it, int64_t *t, double *v)

@@ -422,6 +422,101 @@ static void test_select_chunk_ranges(void **state)
     }
 }
 
+/* Iterators over head chunks (open ones with seek marks, closed ones in
+ * chunk files) and block chunks return, for random query ranges and
+ * random sequences of next and seek, what a linear scan of the appended
+ * samples gives. */
+#define SK_N 2000
+static void test_iterator_seek_random(void **state)
+{
+    struct fixture *f = *state;
+    static int64_t ts[SK_N];
+    static double vs[SK_N];
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    int64_t t = 1000;
+    struct labels_builder b;
+    labels_builder_init(&b);
+    struct labels ls = mk_labels(&b, "__name__=sk");
+    struct tsdb_appender *a = tsdb_appender_new(f->db);
+    tsdb_ref ref = 0;
+    for (int i = 0; i < SK_N; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        t += 5000 + (int64_t)(r % 20000) + (r % 50 == 0 ? 900000 : 0);
+        ts[i] = t;
+        vs[i] = (double)(r % 1000000) / 8;
+        assert_int_equal(tsdb_appender_add(a, ref, &ls, ts[i], vs[i], &ref), 0);
+    }
+    commit_ok(a);
+    labels_builder_fini(&b);
+    struct bs_error err = {0};
+    if (tsdb_compact_now(f->db, &err) != 0)
+        fail_msg("compact: %s", err.msg);
+    struct tsdb_stats st;
+    tsdb_stats(f->db, &st);
+    assert_true(st.num_blocks >= 1);
+
+    struct labels_matcher *m = mk_matcher("__name__=sk");
+    for (int trial = 0; trial < 400; trial++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        int64_t mint = ts[r % SK_N] - (int64_t)(r % 3 ? 0 : r % 7000);
+        int64_t maxt = mint + (int64_t)(r >> 20) % (ts[SK_N - 1] - ts[0] + 10000);
+        struct tsdb_querier *q = tsdb_querier_new(f->db, mint, maxt);
+        struct tsdb_series_set *set;
+        unsigned flags = trial % 2 ? TSDB_SELECT_CHUNK_RANGES : 0;
+        assert_int_equal(tsdb_querier_select_flags(q, &m, 1, flags, &set, NULL), 0);
+        size_t at = 0; /* next index a linear scan would look at */
+        while (at < SK_N && ts[at] < mint)
+            at++;
+        if (!tsdb_series_set_next(set)) {
+            assert_true(at == SK_N || ts[at] > maxt);
+            tsdb_series_set_free(set);
+            tsdb_querier_free(q);
+            continue;
+        }
+        struct tsdb_iterator *it = tsdb_series_set_iterator(set);
+        tsdb_series_set_free(set);
+        bool started = false;
+        for (int op = 0; op < 20; op++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            size_t want;
+            bool got;
+            if (r % 3 == 0) {
+                want = started ? at + 1 : at;
+                got = tsdb_iterator_next(it);
+            } else {
+                int64_t target = ts[r % SK_N] + (int64_t)((r >> 16) % 3) - 1;
+                want = at;
+                if (started && ts[at] >= target) {
+                    want = at; /* stays */
+                } else {
+                    if (started)
+                        want = at + 1;
+                    while (want < SK_N && ts[want] < target)
+                        want++;
+                }
+                got = tsdb_iterator_seek(it, target);
+            }
+            if (want >= SK_N || ts[want] > maxt) {
+                assert_false(got);
+                break;
+            }
+            assert_true(got);
+            int64_t gt;
+            double gv;
+            tsdb_iterator_at(it, &gt, &gv);
+            if (gt != ts[want])
+                fail_msg("trial %d op %d: t %lld, want %lld", trial, op, (long long)gt,
+                         (long long)ts[want]);
+            assert_true(gv == vs[want]);
+            at = want;
+            started = true;
+        }
+        tsdb_iterator_free(it);
+        tsdb_querier_free(q);
+    }
+    labels_matcher_free(m);
+}
+
 /* -------------------------------------------------------- concurrency */
 
 #define CC_SERIES 50
@@ -565,6 +660,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ref_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_seek_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_chunk_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_seek_random, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test(test_stripe_remove),
     };
