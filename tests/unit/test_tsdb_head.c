@@ -517,6 +517,61 @@ static void test_iterator_seek_random(void **state)
     labels_matcher_free(m);
 }
 
+/* An iterator reads the open chunk as select saw it, seek marks
+ * included: appends after select (which reallocate the open chunk, add
+ * marks, then cut it) change nothing it returns, and it outlives its set. */
+static void test_iterator_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct labels_builder b;
+    labels_builder_init(&b);
+    struct labels ls = mk_labels(&b, "__name__=snap");
+    struct tsdb_appender *a = tsdb_appender_new(f->db);
+    tsdb_ref ref = 0;
+    for (int i = 0; i < 90; i++)
+        assert_int_equal(tsdb_appender_add(a, ref, &ls, i * 1000, i * 3, &ref), 0);
+    commit_ok(a);
+    struct tsdb_querier *q = tsdb_querier_new(f->db, 0, INT64_MAX);
+    struct labels_matcher *m = mk_matcher("__name__=snap");
+    struct tsdb_series_set *set;
+    assert_int_equal(
+        tsdb_querier_select_flags(q, &m, 1, TSDB_SELECT_CHUNK_RANGES, &set, NULL), 0);
+    assert_true(tsdb_series_set_next(set));
+    struct tsdb_iterator *it = tsdb_series_set_iterator(set);
+    struct tsdb_iterator *it2 = tsdb_series_set_iterator(set);
+    tsdb_series_set_free(set);
+    a = tsdb_appender_new(f->db);
+    for (int i = 90; i < 400; i++)
+        assert_int_equal(tsdb_appender_add(a, ref, &ls, i * 1000, i * 3, &ref), 0);
+    commit_ok(a);
+    int64_t t;
+    double v;
+    /* past both marks (40, 80), then the end of the snapshot */
+    assert_true(tsdb_iterator_seek(it, 85500));
+    tsdb_iterator_at(it, &t, &v);
+    assert_int_equal(t, 86000);
+    assert_true(v == 86 * 3);
+    assert_true(tsdb_iterator_next(it));
+    assert_true(tsdb_iterator_seek(it, 89000));
+    tsdb_iterator_at(it, &t, &v);
+    assert_int_equal(t, 89000);
+    assert_false(tsdb_iterator_next(it));
+    assert_false(tsdb_iterator_seek(it, 200000));
+    int n = 0;
+    while (tsdb_iterator_next(it2)) {
+        tsdb_iterator_at(it2, &t, &v);
+        assert_int_equal(t, n * 1000);
+        assert_true(v == n * 3);
+        n++;
+    }
+    assert_int_equal(n, 90);
+    tsdb_iterator_free(it);
+    tsdb_iterator_free(it2);
+    tsdb_querier_free(q);
+    labels_matcher_free(m);
+    labels_builder_fini(&b);
+}
+
 /* -------------------------------------------------------- concurrency */
 
 #define CC_SERIES 50
@@ -661,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_iterator_seek_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_chunk_ranges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_seek_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test(test_stripe_remove),
     };
