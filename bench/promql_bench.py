@@ -11,7 +11,9 @@ end of the data and as a 1 h range query - RUNS times per server, the two
 servers alternating, and prints per query the median latency of both, the
 ratio bongsu/prometheus and the overall median ratio.  Latency is the wall
 time of the HTTP request seen by the client (JSON encoding included, the
-same for both).
+same for both).  It also prints each server's CPU time per query (utime +
+stime read from /proc/<pid>/stat around each request), which a loaded
+machine disturbs less than latency.
 
     /usr/bin/python3 bench/promql_bench.py                       # build/release/bongsu
     /usr/bin/python3 bench/promql_bench.py --sut build/h-wire/bongsu --runs 9
@@ -202,6 +204,15 @@ class Server:
             raise SystemExit(f"{self.name}: {params['query']} -> {r.status_code} {r.text[:300]}")
         return dt, body["data"]
 
+    def cpu_s(self):
+        """utime + stime of the server process (all threads), seconds."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
+
     def rss_mb(self):
         try:
             for line in open(f"/proc/{self.proc.pid}/status"):
@@ -297,11 +308,14 @@ def main():
             if len(set(shapes)) > 1:
                 print(f"warning: {label}: result shapes differ (series, points): {shapes}")
         times = {(c[0], s.name): [] for c in cases for s in servers}
+        cpu = {(c[0], s.name): 0.0 for c in cases for s in servers}
         for run in range(args.runs):
             for label, path, params in cases:
                 order = servers if run % 2 == 0 else servers[::-1]
                 for s in order:
+                    c0 = s.cpu_s()
                     times[(label, s.name)].append(s.query(params, path)[0])
+                    cpu[(label, s.name)] += s.cpu_s() - c0
 
         print(f"\nmedian latency over {args.runs} runs (ms)")
         hdr = f"{'query':<32} {'prometheus':>11}"
@@ -324,6 +338,22 @@ def main():
         if with_sut:
             print(f"overall median ratio bongsu/prometheus: {statistics.median(ratios):.2f} "
                   f"(target <= 0.5); total time ratio {sum(sm_all) / sum(pm_all):.2f}")
+        print(f"\nserver CPU time (utime + stime, /proc/<pid>/stat) per query, mean of "
+              f"{args.runs} runs (ms; 10 ms ticks, so small queries are coarse)")
+        print(f"{'query':<32} {'prometheus':>11}" + (f" {'bongsu':>11} {'ratio':>7}" if with_sut
+                                                        else ""))
+        cp_all, cs_all = [], []
+        for label, _, _ in cases:
+            pc = cpu[(label, "prometheus")] / args.runs * 1000
+            cp_all.append(pc)
+            line = f"{label:<32} {pc:>11.1f}"
+            if with_sut:
+                sc = cpu[(label, "sut")] / args.runs * 1000
+                cs_all.append(sc)
+                line += f" {sc:>11.1f} {sc / pc if pc else float('nan'):>7.2f}"
+            print(line)
+        if with_sut:
+            print(f"total CPU ratio bongsu/prometheus: {sum(cs_all) / sum(cp_all):.2f}")
         for s in servers:
             print(f"RSS after queries: {s.name} {s.rss_mb():.0f} MB")
     finally:

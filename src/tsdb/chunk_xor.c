@@ -48,6 +48,20 @@ void tsdb_xor_enc_reset(struct tsdb_xor_enc *e)
     e->v = 0;
     e->leading = 0xff;
     e->trailing = 0;
+    memset(e->marks, 0, sizeof(e->marks));
+}
+
+/* Record a seek mark for the state after sample n (n samples decoded) at
+ * bit pos, dropping the oldest, when the fields fit a mark. */
+static void mark_push(struct tsdb_xor_mark *marks, uint32_t n, uint32_t pos, int64_t dt,
+                      int64_t tdelta, uint64_t v, uint8_t leading, uint8_t trailing)
+{
+    if (n < 2 || n > UINT8_MAX || pos > UINT16_MAX || dt < 0 || dt > INT32_MAX ||
+        tdelta < 0 || tdelta > INT32_MAX)
+        return;
+    memmove(marks, marks + 1, (TSDB_XOR_MARKS - 1) * sizeof(*marks));
+    marks[TSDB_XOR_MARKS - 1] = (struct tsdb_xor_mark){
+        v, (int32_t)dt, (int32_t)tdelta, (uint16_t)pos, (uint8_t)n, leading, trailing};
 }
 
 /* OR the low n bits of v (n <= 57 - (nbits % 8) guaranteed by callers
@@ -196,6 +210,9 @@ int tsdb_xor_enc_append(struct tsdb_xor_enc *e, int64_t t, uint64_t vbits)
     e->n++;
     e->buf[0] = (uint8_t)(e->n >> 8);
     e->buf[1] = (uint8_t)e->n;
+    if (e->n % TSDB_XOR_MARK_EVERY == 0)
+        mark_push(e->marks, e->n, e->nbits, (int64_t)((uint64_t)t - (uint64_t)e->mint), e->tdelta,
+                  vbits, e->leading, e->trailing);
     return 0;
 }
 
@@ -314,44 +331,106 @@ static int64_t sign_extend(uint64_t bits, unsigned n)
     return (int64_t)bits;
 }
 
+/* The stream from bit pos on, most significant bit first, zero past the
+ * end: at least 57 valid bits (64 - pos % 8) in one unaligned load when 8
+ * bytes remain, byte by byte near the end (chunks in files have no slack
+ * to read past). */
+static inline uint64_t peek64(const struct tsdb_xor_dec *d, size_t pos)
+{
+    size_t byte = pos >> 3, nbytes = d->nbits >> 3;
+    uint64_t w;
+    if (byte + 8 <= nbytes) {
+        memcpy(&w, d->p + byte, 8);
+        w = __builtin_bswap64(w);
+    } else {
+        w = 0;
+        for (size_t i = byte; i < byte + 8; i++)
+            w = (w << 8) | (i < nbytes ? d->p[i] : 0u);
+    }
+    return w << (pos & 7);
+}
+
+/* n (1..64) bits at pos; past the end they read as zeros (the caller
+ * checks the final position against nbits). */
+static inline uint64_t bits_at(const struct tsdb_xor_dec *d, size_t pos, unsigned n)
+{
+    if (n <= 57)
+        return peek64(d, pos) >> (64 - n);
+    return (peek64(d, pos) >> (96 - n)) << 32 | peek64(d, pos + n - 32) >> 32;
+}
+
+/* Samples 2 and later: a time delta-of-delta and an XOR value, decoded
+ * from one 64-bit window each where they fit (they do but for the
+ * widest fields). The position is checked once, after the sample. */
+static bool dec_sample(struct tsdb_xor_dec *d)
+{
+    size_t pos = d->pos;
+    uint64_t w = peek64(d, pos);
+    int64_t dod;
+    if (!(w >> 63)) {
+        dod = 0;
+        pos += 1;
+    } else {
+        unsigned ones = ~w ? (unsigned)__builtin_clzll(~w) : 64;
+        if (ones >= 4) {
+            dod = (int64_t)bits_at(d, pos + 4, 64);
+            pos += 68;
+        } else {
+            static const unsigned widths[4] = {0, 14, 17, 20};
+            unsigned wd = widths[ones];
+            dod = sign_extend((w << (ones + 1)) >> (64 - wd), wd);
+            pos += ones + 1 + wd;
+        }
+    }
+    d->tdelta = (int64_t)((uint64_t)d->tdelta + (uint64_t)dod);
+    d->t = (int64_t)((uint64_t)d->t + (uint64_t)d->tdelta);
+
+    w = peek64(d, pos);
+    if (!(w >> 63)) {
+        pos += 1;
+    } else if (!(w >> 62 & 1)) {
+        if (d->leading == 0xff)
+            return false;
+        unsigned n = 64u - d->leading - d->trailing;
+        uint64_t x = n <= 55 ? (w << 2) >> (64 - n) : bits_at(d, pos + 2, n);
+        d->v ^= x << d->trailing;
+        pos += 2 + n;
+    } else {
+        unsigned lead = (unsigned)(w >> 57) & 31u, sig = (unsigned)(w >> 51) & 63u;
+        if (sig == 0)
+            sig = 64;
+        if (lead + sig > 64)
+            return false;
+        uint64_t x = sig <= 44 ? (w << 13) >> (64 - sig) : bits_at(d, pos + 13, sig);
+        d->leading = (uint8_t)lead;
+        d->trailing = (uint8_t)(64 - lead - sig);
+        d->v ^= x << d->trailing;
+        pos += 13 + sig;
+    }
+    if (pos > d->nbits)
+        return false;
+    d->pos = pos;
+    return true;
+}
+
 bool tsdb_xor_dec_next(struct tsdb_xor_dec *d)
 {
     if (d->err || d->read >= d->total)
         return false;
-    if (d->read == 0) {
+    if (d->read >= 2) {
+        if (!dec_sample(d))
+            goto corrupt;
+    } else if (d->read == 0) {
         uint64_t u;
         if (!get_uvarint_bits(d, &u) || !get_bits(d, 64, &d->v))
             goto corrupt;
         d->t = (int64_t)((u >> 1) ^ -(u & 1)); /* zig-zag */
-    } else if (d->read == 1) {
+    } else {
         uint64_t delta;
         if (!get_uvarint_bits(d, &delta))
             goto corrupt;
         d->tdelta = (int64_t)delta;
         d->t = (int64_t)((uint64_t)d->t + delta);
-        if (!get_value(d))
-            goto corrupt;
-    } else {
-        unsigned bit, nb = 0;
-        int64_t dod = 0;
-        /* Count leading 1 bits, up to 4. */
-        for (;;) {
-            if (!get_bit(d, &bit))
-                goto corrupt;
-            if (!bit)
-                break;
-            if (++nb == 4)
-                break;
-        }
-        if (nb > 0) {
-            static const unsigned widths[5] = {0, 14, 17, 20, 64};
-            uint64_t bits;
-            if (!get_bits(d, widths[nb], &bits))
-                goto corrupt;
-            dod = nb == 4 ? (int64_t)bits : sign_extend(bits, widths[nb]);
-        }
-        d->tdelta = (int64_t)((uint64_t)d->tdelta + (uint64_t)dod);
-        d->t = (int64_t)((uint64_t)d->t + (uint64_t)d->tdelta);
         if (!get_value(d))
             goto corrupt;
     }
@@ -362,14 +441,63 @@ corrupt:
     return false;
 }
 
+bool tsdb_xor_dec_seek(struct tsdb_xor_dec *d, int64_t t, int64_t mint,
+                       const struct tsdb_xor_mark *marks, size_t nmarks)
+{
+    if (d->err)
+        return false;
+    for (size_t i = nmarks; i-- > 0;) {
+        const struct tsdb_xor_mark *m = &marks[i];
+        int64_t mt = (int64_t)((uint64_t)mint + (uint64_t)m->dt);
+        if (m->n <= d->read || m->n > d->total || m->pos > d->nbits || mt >= t)
+            continue;
+        d->pos = m->pos;
+        d->read = m->n;
+        d->t = mt;
+        d->tdelta = m->tdelta;
+        d->v = m->v;
+        d->leading = m->leading;
+        d->trailing = m->trailing;
+        break;
+    }
+    /* Past the first two samples, decode in a local copy the compiler
+     * can keep in registers. */
+    while (d->read < 2) {
+        if (!tsdb_xor_dec_next(d))
+            return false;
+        if (d->t >= t)
+            return true;
+    }
+    struct tsdb_xor_dec l = *d;
+    bool found = false;
+    while (l.read < l.total) {
+        if (!dec_sample(&l)) {
+            l.err = BS_ECORRUPT;
+            break;
+        }
+        l.read++;
+        if (l.t >= t) {
+            found = true;
+            break;
+        }
+    }
+    *d = l;
+    return found;
+}
+
 int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
 {
     struct tsdb_xor_dec d;
     tsdb_xor_dec_init(&d, p, len);
     int64_t mint = 0;
+    struct tsdb_xor_mark marks[TSDB_XOR_MARKS];
+    memset(marks, 0, sizeof(marks));
     while (tsdb_xor_dec_next(&d)) {
         if (d.read == 1)
             mint = d.t;
+        if (d.read % TSDB_XOR_MARK_EVERY == 0)
+            mark_push(marks, d.read, (uint32_t)d.pos, (int64_t)((uint64_t)d.t - (uint64_t)mint),
+                      d.tdelta, d.v, d.leading, d.trailing);
     }
     if (d.err || d.read != d.total || d.total == 0 || (d.pos + 7) / 8 != len)
         return BS_ECORRUPT;
@@ -393,6 +521,7 @@ int tsdb_xor_enc_restore(struct tsdb_xor_enc *e, const uint8_t *p, size_t len)
     e->v = d.v;
     e->leading = d.leading;
     e->trailing = d.trailing;
+    memcpy(e->marks, marks, sizeof(marks));
     return 0;
 }
 
@@ -439,6 +568,7 @@ int tsdb_xor_enc_load(struct tsdb_xor_enc *e, const uint8_t *p, size_t len,
     e->v = st->v;
     e->leading = st->leading;
     e->trailing = st->trailing;
+    memset(e->marks, 0, sizeof(e->marks)); /* nothing was decoded to place them */
     return 0;
 }
 

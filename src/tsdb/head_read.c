@@ -10,10 +10,18 @@
  * with the remaining matchers (those that also select series lacking the
  * label) and by time. With no such matcher every series is a candidate.
  *
+ * Selection by time is either exact (a chunk that overlaps the range only
+ * partly is decoded to find a sample in it) or, as Prometheus selects, by
+ * the chunks' time ranges alone: a series is kept when one of its chunks
+ * overlaps [mint, maxt], and its iterator may then yield nothing. The
+ * second needs no decoding; PromQL uses it, since the evaluator drops
+ * series without samples in a window anyway.
+ *
  * A chunk snapshot is taken under the series lock: the closed chunks
  * overlapping [mint, maxt] are recorded by pointer (immutable, and kept
  * alive by the caller's reclaim epoch even if truncation unlinks them) and
- * the open chunk, which a later append may reallocate, is copied.
+ * the open chunk, which a later append may reallocate, is copied into the
+ * caller's arena (the querier's: one bump allocation per series).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +52,24 @@ static int cmp_series(const void *a, const void *b)
     return labels_cmp(&x->lset, &y->lset);
 }
 
+/* Does a chunk of s overlap [mint, maxt]? Caller holds s->mu. */
+static bool series_overlaps(const struct tsdb_series *s, int64_t mint, int64_t maxt)
+{
+    if (!s->has_samples || s->max_t < mint || s->min_t > maxt)
+        return false;
+    for (size_t i = 0; i < s->nchunks; i++) {
+        const struct tsdb_hchunk *c = &s->chunks[i];
+        if (c->mint > maxt)
+            return false;
+        if (c->maxt >= mint)
+            return true;
+    }
+    return s->open.n > 0 && s->open.mint <= maxt && s->open.t >= mint;
+}
+
 int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size_t nms,
-                     int64_t mint, int64_t maxt, bool sorted, struct tsdb_series ***out,
-                     size_t *nout, struct bs_error *err)
+                     int64_t mint, int64_t maxt, bool sorted, bool exact,
+                     struct tsdb_series ***out, size_t *nout, struct bs_error *err)
 {
     uint64_t *cur = NULL;
     size_t ncur = 0;
@@ -102,7 +125,8 @@ int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size
         if (!ok)
             continue;
         tsdb_series_lock(s);
-        ok = tsdb_head_series_has_sample_in(h, s, mint, maxt);
+        ok = exact ? tsdb_head_series_has_sample_in(h, s, mint, maxt)
+                   : series_overlaps(s, mint, maxt);
         tsdb_series_unlock(s);
         if (ok)
             v[n++] = s;
@@ -137,8 +161,10 @@ static int push_chunk(struct tsdb_iter_chunk **v, size_t *n, size_t *cap, struct
 }
 
 int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t mint,
-                            int64_t maxt, struct tsdb_iter_chunk **v, size_t *n, size_t *cap)
+                            int64_t maxt, struct bs_arena *arena, struct tsdb_iter_chunk **v,
+                            size_t *n, size_t *cap)
 {
+    size_t n0 = *n;
     int rc = 0;
     tsdb_series_lock(s);
     for (size_t i = 0; i < s->nchunks && rc == 0; i++) {
@@ -151,21 +177,33 @@ int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t 
         uint32_t len;
         if (!tsdb_head_chunk_bytes(h, c, &p, &len, NULL))
             continue; /* cannot happen: the file outlives the chunk's reference */
-        rc = push_chunk(v, n, cap, (struct tsdb_iter_chunk){p, len, c->mint, c->maxt, NULL, 0});
+        rc = push_chunk(v, n, cap,
+                        (struct tsdb_iter_chunk){p, len, c->mint, c->maxt, NULL, 0, 0});
     }
     if (rc == 0 && s->open.n > 0 && s->open.mint <= maxt && s->open.t >= mint) {
         size_t len = tsdb_xor_enc_bytes(&s->open);
-        uint8_t *copy = malloc(len);
-        if (!copy) {
+        const struct tsdb_xor_mark *om = s->open.marks;
+        size_t nm = TSDB_XOR_MARKS;
+        while (nm > 0 && om->n == 0) { /* the marks in use are a suffix */
+            om++;
+            nm--;
+        }
+        /* marks first: the arena's alignment is theirs */
+        uint8_t *mem = bs_arena_alloc(arena, nm * sizeof(*om) + len);
+        if (!mem) {
             rc = BS_ENOMEM;
         } else {
+            struct tsdb_xor_mark *marks = (struct tsdb_xor_mark *)(void *)mem;
+            uint8_t *copy = mem + nm * sizeof(*om);
+            memcpy(marks, om, nm * sizeof(*om));
             memcpy(copy, s->open.buf, len);
             rc = push_chunk(v, n, cap,
-                            (struct tsdb_iter_chunk){copy, len, s->open.mint, s->open.t, copy, 0});
-            if (rc)
-                free(copy);
+                            (struct tsdb_iter_chunk){copy, len, s->open.mint, s->open.t,
+                                                     nm ? marks : NULL, (uint8_t)nm, 0});
         }
     }
     tsdb_series_unlock(s);
+    if (rc)
+        *n = n0;
     return rc;
 }

@@ -29,13 +29,22 @@
  * become one series whose parts are listed in source order, i.e. in time
  * order (blocks by mint, then the head).
  *
+ * Selection by time is exact (a series is returned only when it has a
+ * sample in the range; chunks overlapping the range partly are decoded to
+ * find out) unless the caller asks for TSDB_SELECT_CHUNK_RANGES, which
+ * keeps a series when one of its chunks overlaps the range, without
+ * decoding (Prometheus's rule); PromQL asks for it, as the evaluator reads
+ * the samples anyway.
+ *
  * An iterator chains the parts' chunks (block chunks point into the mmap,
- * head chunks into the head or the set's copies), each with the time
- * bounds of its source. Sources never overlap in time by construction;
+ * head chunks into the head or into the copies of open chunks that select
+ * made in the querier's arena), each with the time bounds of its source.
+ * It borrows all of them, so it outlives its set but not its querier. Sources never overlap in time by construction;
  * defensively, a sample whose time is not after the previous one returned
  * is skipped, so overlapping data (e.g. blocks written by another tool)
  * yields each timestamp once, the earliest source winning.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,7 +61,7 @@ struct tsdb_querier {
     uint64_t epoch;
     struct tsdb_block **blocks; /* referenced, sorted by mint */
     size_t nblocks;
-    struct bs_arena arena; /* label arrays of block series */
+    struct bs_arena arena; /* label arrays of block series, open chunk copies */
 };
 
 struct q_item { /* one source's copy of a series */
@@ -78,35 +87,41 @@ struct tsdb_series_set {
     size_t nh, hcap;
 };
 
-struct it_bounds {
-    int64_t lo, hi;
+struct it_chunk {
+    struct tsdb_iter_chunk c;
+    int64_t lo, hi; /* the time bounds of its source */
 };
+
+/* Chunks an iterator holds without a separate allocation. */
+#define IT_INLINE 4
 
 /* A decoder over one chunk of either encoding. */
 struct chunk_dec {
-    bool dense;
-    struct tsdb_xor_dec x;
-    struct tsdb_dense_dec d; /* initialised when dense */
     int64_t t;
     uint64_t v;
+    bool dense;
+    union {
+        struct tsdb_xor_dec x;
+        struct tsdb_dense_dec d; /* when dense */
+    } u;
 };
 
-struct tsdb_iterator {
-    struct tsdb_iter_chunk *chunks;
-    struct it_bounds *bounds;
-    size_t n, cap, i;
-    struct chunk_dec dec;
+struct tsdb_iterator { /* what every sample touches comes first */
     bool active, done, has_cur, emitted;
+    size_t n, cap, i;
     int64_t t, last_t;
     uint64_t v;
+    struct it_chunk *chunks; /* inl or malloc'd */
+    struct chunk_dec dec;
+    struct it_chunk inl[IT_INLINE];
 };
 
 static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
 {
     c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE;
     if (!c->dense) {
-        tsdb_xor_dec_init(&c->x, ch->p, ch->len);
-    } else if (tsdb_dense_dec_init(&c->d, ch->p, ch->len) != 0) {
+        tsdb_xor_dec_init(&c->u.x, ch->p, ch->len);
+    } else if (tsdb_dense_dec_init(&c->u.d, ch->p, ch->len) != 0) {
         /* yields nothing; the damage was found where the chunk was read */
         BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable; its samples are skipped",
                 (long long)ch->mint, (long long)ch->maxt);
@@ -117,23 +132,43 @@ static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
 static bool cdec_next(struct chunk_dec *c)
 {
     if (c->dense) {
-        if (!tsdb_dense_dec_next(&c->d))
+        if (!tsdb_dense_dec_next(&c->u.d))
             return false;
-        c->t = c->d.t;
-        c->v = c->d.v;
+        c->t = c->u.d.t;
+        c->v = c->u.d.v;
         return true;
     }
-    if (!tsdb_xor_dec_next(&c->x))
+    if (!tsdb_xor_dec_next(&c->u.x))
         return false;
-    c->t = c->x.t;
-    c->v = c->x.v;
+    c->t = c->u.x.t;
+    c->v = c->u.x.v;
+    return true;
+}
+
+/* The first sample with time >= t after the current one (chunk ch, using
+ * its seek marks) into c->t, c->v; false when there is none. */
+static bool cdec_seek(struct chunk_dec *c, const struct tsdb_iter_chunk *ch, int64_t t)
+{
+    if (c->dense) {
+        /* dense seek stays on a current sample that qualifies; the
+         * iterator's current sample is always older than t */
+        if (!tsdb_dense_dec_seek(&c->u.d, t))
+            return false;
+        c->t = c->u.d.t;
+        c->v = c->u.d.v;
+        return true;
+    }
+    if (!tsdb_xor_dec_seek(&c->u.x, t, ch->mint, ch->marks, ch->nmarks))
+        return false;
+    c->t = c->u.x.t;
+    c->v = c->u.x.v;
     return true;
 }
 
 static void cdec_fini(struct chunk_dec *c)
 {
     if (c->dense)
-        tsdb_dense_dec_fini(&c->d);
+        tsdb_dense_dec_fini(&c->u.d);
     c->dense = false;
 }
 
@@ -309,8 +344,22 @@ static bool block_series_in_range(struct tsdb_block *b, const struct tsdb_chunk_
     return false;
 }
 
+/* Does a chunk of the block series overlap [mint, maxt]? */
+static bool block_series_overlaps(const struct tsdb_chunk_meta *c, size_t n, int64_t mint,
+                                  int64_t maxt)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (c[i].mint > maxt)
+            return false;
+        if (c[i].maxt >= mint)
+            return true;
+    }
+    return false;
+}
+
 static int block_select(struct tsdb_querier *q, const struct q_source *src,
-                        struct labels_matcher *const *ms, size_t nms, struct item_vec *out)
+                        struct labels_matcher *const *ms, size_t nms, unsigned flags,
+                        struct item_vec *out)
 {
     struct tsdb_block *b = src->b;
     uint64_t *cur = NULL;
@@ -363,7 +412,11 @@ static int block_select(struct tsdb_querier *q, const struct q_source *src,
             if (labels_matcher_matches_empty(ms[j]))
                 ok = labels_matcher_matches_labels(ms[j], &ls);
         }
-        if (!ok || !block_series_in_range(b, chks, nchks, src->mint, src->maxt))
+        if (ok)
+            ok = (flags & TSDB_SELECT_CHUNK_RANGES)
+                     ? block_series_overlaps(chks, nchks, src->mint, src->maxt)
+                     : block_series_in_range(b, chks, nchks, src->mint, src->maxt);
+        if (!ok)
             continue;
         struct labels *keep = bs_arena_alloc(&q->arena, sizeof(*keep));
         struct label *lv = bs_arena_alloc(&q->arena, (ls.n ? ls.n : 1) * sizeof(*lv));
@@ -386,18 +439,19 @@ done:
 /* Select in the head and snapshot the chunks of each series found into
  * set->hchunks, so that a later truncation cannot take them away. */
 static int head_select(struct tsdb_querier *q, const struct q_source *src,
-                       struct labels_matcher *const *ms, size_t nms, struct item_vec *out,
-                       struct tsdb_series_set *set, struct bs_error *err)
+                       struct labels_matcher *const *ms, size_t nms, unsigned flags,
+                       struct item_vec *out, struct tsdb_series_set *set, struct bs_error *err)
 {
     struct tsdb_series **v;
     size_t n;
-    int rc = tsdb_head_select(&q->db->head, ms, nms, src->mint, src->maxt, true, &v, &n, err);
+    int rc = tsdb_head_select(&q->db->head, ms, nms, src->mint, src->maxt, true,
+                              !(flags & TSDB_SELECT_CHUNK_RANGES), &v, &n, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++) {
         size_t first = set->nh;
-        rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &set->hchunks,
-                                     &set->nh, &set->hcap);
+        rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &q->arena,
+                                     &set->hchunks, &set->nh, &set->hcap);
         if (rc == 0)
             rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, 0, first,
                                                 set->nh - first});
@@ -415,7 +469,7 @@ static int head_select(struct tsdb_querier *q, const struct q_source *src,
  * was created loses nothing (its range is in a block published before it
  * ran), and one that happens after select cannot touch the snapshot. */
 static int select_merged(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
-                         struct tsdb_series_set *set, struct bs_error *err)
+                         unsigned flags, struct tsdb_series_set *set, struct bs_error *err)
 {
     if (nms > 0 && !ms)
         return bs_error_set(err, BS_EINVAL, "matcher list is NULL");
@@ -452,9 +506,9 @@ static int select_merged(struct tsdb_querier *q, struct labels_matcher *const *m
     size_t total = 0;
     for (size_t si = 0; si < nsrc && rc == 0; si++) {
         if (src[si].b)
-            rc = block_select(q, &src[si], ms, nms, &lists[si]);
+            rc = block_select(q, &src[si], ms, nms, flags, &lists[si]);
         else
-            rc = head_select(q, &src[si], ms, nms, &lists[si], set, err);
+            rc = head_select(q, &src[si], ms, nms, flags, &lists[si], set, err);
         total += lists[si].n;
     }
     pthread_rwlock_unlock(&db->trunc_lock);
@@ -508,8 +562,6 @@ done:
 /* Free what select put in a set (the set itself excepted). */
 static void set_fini(struct tsdb_series_set *s)
 {
-    for (size_t i = 0; i < s->nh; i++)
-        free(s->hchunks[i].owned);
     free(s->hchunks);
     free(s->v);
     free(s->parts);
@@ -518,6 +570,13 @@ static void set_fini(struct tsdb_series_set *s)
 int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
                         struct tsdb_series_set **out, struct bs_error *err)
 {
+    return tsdb_querier_select_flags(q, ms, nms, 0, out, err);
+}
+
+int tsdb_querier_select_flags(struct tsdb_querier *q, struct labels_matcher *const *ms,
+                              size_t nms, unsigned flags, struct tsdb_series_set **out,
+                              struct bs_error *err)
+{
     *out = NULL;
     if (!q)
         return bs_error_set(err, BS_EINVAL, "querier is NULL");
@@ -525,7 +584,7 @@ int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms
     if (!set)
         return bs_error_set(err, BS_ENOMEM, "out of memory creating a series set");
     set->q = q;
-    int rc = select_merged(q, ms, nms, set, err);
+    int rc = select_merged(q, ms, nms, flags, set, err);
     if (rc) {
         tsdb_series_set_free(set);
         return rc;
@@ -567,28 +626,24 @@ void tsdb_series_set_free(struct tsdb_series_set *s)
 
 /* ------------------------------------------------------------- iterator */
 
-static int bounds_fit(struct tsdb_iterator *it)
-{
-    if (it->cap == 0)
-        return 0;
-    struct it_bounds *nb = realloc(it->bounds, it->cap * sizeof(*nb));
-    if (!nb)
-        return BS_ENOMEM;
-    it->bounds = nb;
-    return 0;
-}
-
-static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c)
+static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c, int64_t lo, int64_t hi)
 {
     if (it->n == it->cap) {
-        size_t ncap = it->cap ? it->cap * 2 : 8;
-        struct tsdb_iter_chunk *nv = realloc(it->chunks, ncap * sizeof(*nv));
+        size_t ncap = it->cap * 2;
+        struct it_chunk *nv;
+        if (it->chunks == it->inl) {
+            nv = malloc(ncap * sizeof(*nv));
+            if (nv)
+                memcpy(nv, it->inl, it->n * sizeof(*nv));
+        } else {
+            nv = realloc(it->chunks, ncap * sizeof(*nv));
+        }
         if (!nv)
             return BS_ENOMEM;
         it->chunks = nv;
         it->cap = ncap;
     }
-    it->chunks[it->n++] = c;
+    it->chunks[it->n++] = (struct it_chunk){c, lo, hi};
     return 0;
 }
 
@@ -616,7 +671,8 @@ static int block_chunks(struct tsdb_iterator *it, struct tsdb_block *b, uint64_t
                     b->dir, (unsigned long long)chks[i].ref, bs_strerror(r));
             continue;
         }
-        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL, enc});
+        rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL, 0, enc},
+                     mint, maxt);
     }
     free(chks);
     return rc;
@@ -627,38 +683,23 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
     if (!set || set->pos == 0 || set->pos > set->n)
         return NULL;
     const struct q_series *qs = &set->v[set->pos - 1];
-    struct tsdb_iterator *it = calloc(1, sizeof(*it));
+    struct tsdb_iterator *it = malloc(sizeof(*it));
     if (!it)
         return NULL;
+    memset(it, 0, offsetof(struct tsdb_iterator, inl));
+    it->chunks = it->inl;
+    it->cap = IT_INLINE;
     int rc = 0;
     for (size_t k = 0; k < qs->n && rc == 0; k++) {
         const struct q_item *part = &set->parts[qs->first + k];
-        size_t start = it->n;
         if (part->b) {
             rc = block_chunks(it, part->b, part->id, part->mint, part->maxt);
         } else {
-            /* The set's snapshot; open-chunk copies are duplicated so the
-             * iterator does not depend on the set's lifetime. */
-            for (size_t i = 0; i < part->hn && rc == 0; i++) {
-                struct tsdb_iter_chunk c = set->hchunks[part->hfirst + i];
-                if (c.owned) {
-                    uint8_t *dup = malloc(c.len ? c.len : 1);
-                    if (!dup) {
-                        rc = BS_ENOMEM;
-                        break;
-                    }
-                    memcpy(dup, c.p, c.len);
-                    c.p = c.owned = dup;
-                }
-                rc = it_push(it, c);
-                if (rc)
-                    free(c.owned);
-            }
+            /* The set's snapshot: its bytes belong to the head or to the
+             * querier's arena, not to the set. */
+            for (size_t i = 0; i < part->hn && rc == 0; i++)
+                rc = it_push(it, set->hchunks[part->hfirst + i], part->mint, part->maxt);
         }
-        if (rc == 0)
-            rc = bounds_fit(it);
-        for (size_t i = start; rc == 0 && i < it->n; i++)
-            it->bounds[i] = (struct it_bounds){part->mint, part->maxt};
     }
     if (rc) {
         tsdb_iterator_free(it);
@@ -667,37 +708,66 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
     return it;
 }
 
-bool tsdb_iterator_next(struct tsdb_iterator *it)
+/* The oldest time the iterator may still return from chunk c: its
+ * source's lower bound, and after the last sample returned. */
+static int64_t it_from(const struct tsdb_iterator *it, const struct it_chunk *c)
 {
-    if (!it || it->done)
+    int64_t from = c->lo;
+    if (it->emitted && it->last_t >= from)
+        from = it->last_t == INT64_MAX ? INT64_MAX : it->last_t + 1;
+    return from;
+}
+
+/* Move to the next sample with time >= want (INT64_MIN: just the next
+ * one), within the chunks' bounds. Whole chunks ending before it are
+ * passed without decoding; within a chunk the decoder seeks (with the
+ * chunk's marks) instead of returning sample by sample. */
+static bool it_advance(struct tsdb_iterator *it, int64_t want)
+{
+    if (it->done)
         return false;
     for (;;) {
+        bool got;
         if (!it->active) {
+            while (it->i < it->n && it->chunks[it->i].c.maxt < want)
+                it->i++;
             if (it->i >= it->n) {
                 it->done = true;
                 it->has_cur = false;
                 return false;
             }
-            cdec_init(&it->dec, &it->chunks[it->i]);
+            const struct it_chunk *c = &it->chunks[it->i];
+            cdec_init(&it->dec, &c->c);
             it->active = true;
+            int64_t from = it_from(it, c);
+            if (want > from)
+                from = want;
+            got = from > c->c.mint ? cdec_seek(&it->dec, &c->c, from) : cdec_next(&it->dec);
+        } else {
+            const struct it_chunk *c = &it->chunks[it->i];
+            int64_t from = it_from(it, c);
+            if (want > from)
+                from = want;
+            /* seek only past samples next() would skip anyway */
+            got = from > it->dec.t && from - 1 > it->dec.t ? cdec_seek(&it->dec, &c->c, from)
+                                                           : cdec_next(&it->dec);
         }
-        if (!cdec_next(&it->dec)) {
+        if (!got) {
             cdec_fini(&it->dec);
             it->active = false;
             it->i++;
             continue;
         }
         int64_t t = it->dec.t;
-        if (t < it->bounds[it->i].lo)
+        const struct it_chunk *c = &it->chunks[it->i];
+        if (t < c->lo || (it->emitted && t <= it->last_t) || t < want)
             continue;
-        if (t > it->bounds[it->i].hi) {
+        if (t > c->hi) {
             cdec_fini(&it->dec);
             it->active = false;
             it->i++;
             continue;
         }
-        if (it->emitted && t <= it->last_t)
-            continue;
         it->t = t;
         it->v = it->dec.v;
         it->last_t = t;
@@ -707,24 +777,23 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
     }
 }
 
+bool tsdb_iterator_next(struct tsdb_iterator *it)
+{
+    return it && it_advance(it, INT64_MIN);
+}
+
 bool tsdb_iterator_seek(struct tsdb_iterator *it, int64_t t)
 {
     if (!it || it->done)
         return false;
     if (it->has_cur && it->t >= t)
         return true;
-    if (it->active && it->chunks[it->i].maxt < t) {
+    if (it->active && it->chunks[it->i].c.maxt < t) {
         cdec_fini(&it->dec);
         it->active = false;
         it->i++;
     }
-    while (!it->active && it->i < it->n && it->chunks[it->i].maxt < t)
-        it->i++;
-    while (tsdb_iterator_next(it)) {
-        if (it->t >= t)
-            return true;
-    }
-    return false;
+    return it_advance(it, t);
 }
 
 void tsdb_iterator_at(const struct tsdb_iterator *it, int64_t *t, double *v)
@@ -741,10 +810,8 @@ void tsdb_iterator_free(struct tsdb_iterator *it)
         return;
     if (it->active)
         cdec_fini(&it->dec);
-    for (size_t i = 0; i < it->n; i++)
-        free(it->chunks[i].owned);
-    free(it->chunks);
-    free(it->bounds);
+    if (it->chunks != it->inl)
+        free(it->chunks);
     free(it);
 }
 
@@ -781,7 +848,7 @@ int tsdb_querier_label_names(struct tsdb_querier *q, struct labels_matcher *cons
     if (!q)
         return bs_error_set(err, BS_EINVAL, "querier is NULL");
     struct tsdb_series_set set = {.q = q};
-    int rc = select_merged(q, ms, nms, &set, err);
+    int rc = select_merged(q, ms, nms, 0, &set, err);
     if (rc) {
         set_fini(&set);
         return rc;
@@ -813,7 +880,7 @@ int tsdb_querier_label_values(struct tsdb_querier *q, const char *name,
     if (!q || !name)
         return bs_error_set(err, BS_EINVAL, "querier or label name is NULL");
     struct tsdb_series_set set = {.q = q};
-    int rc = select_merged(q, ms, nms, &set, err);
+    int rc = select_merged(q, ms, nms, 0, &set, err);
     if (rc) {
         set_fini(&set);
         return rc;

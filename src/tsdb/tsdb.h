@@ -163,12 +163,24 @@ void tsdb_querier_free(struct tsdb_querier *q);
  * one sample in [mint, maxt] are returned. */
 int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
                         struct tsdb_series_set **out, struct bs_error *err);
+/* Flags of tsdb_querier_select_flags. */
+#define TSDB_SELECT_CHUNK_RANGES 0x1u /* keep series by chunk time ranges (see below) */
+
+/* tsdb_querier_select with flags. With TSDB_SELECT_CHUNK_RANGES a series
+ * is kept when one of its chunks overlaps [mint, maxt], judged by the
+ * chunks' time ranges without decoding them (as Prometheus selects), so
+ * its iterator may yield no sample; callers that read the samples anyway
+ * (PromQL) save the decoding that exact selection costs. */
+int tsdb_querier_select_flags(struct tsdb_querier *q, struct labels_matcher *const *ms,
+                              size_t nms, unsigned flags, struct tsdb_series_set **out,
+                              struct bs_error *err);
 /* Advance to the next series; false at the end. */
 bool tsdb_series_set_next(struct tsdb_series_set *s);
 /* Labels of the current series; valid while the querier lives. */
 const struct labels *tsdb_series_set_labels(struct tsdb_series_set *s);
 /* An iterator over the current series' samples in [mint, maxt], in time
- * order. The iterator stays valid after the set advances; free it with
+ * order. The iterator stays valid after the set advances or is freed (it
+ * borrows from the querier, which must outlive it); free it with
  * tsdb_iterator_free. Returns NULL on allocation failure. */
 struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *s);
 size_t tsdb_series_set_count(struct tsdb_series_set *s);   /* total series */

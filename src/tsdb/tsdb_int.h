@@ -33,10 +33,31 @@ struct tsdb;
  * 10-byte varint + 8 bytes; later: 68 bits of dod + 77 bits of value). */
 #define TSDB_CHUNK_SAMPLE_MAX 20
 
+/* A seek mark: the decoder state after the first n samples of an XOR
+ * chunk, from which a decoder resumes without decoding them (see
+ * tsdb_xor_dec_seek). An encoder records one every TSDB_XOR_MARK_EVERY
+ * samples and keeps the newest TSDB_XOR_MARKS, so that reading the tail
+ * of an open chunk (what instant queries at "now" do) decodes at most
+ * TSDB_XOR_MARK_EVERY - 1 samples before the ones wanted, not the whole
+ * chunk; with 120-sample chunks the two marks (at 40 and 80) cover any
+ * starting point. Marks live in memory only: they are not part of the
+ * chunk format, and closed chunks have none. */
+#define TSDB_XOR_MARK_EVERY 40
+#define TSDB_XOR_MARKS 2
+struct tsdb_xor_mark { /* 24 bytes */
+    uint64_t v;       /* value bits of sample n */
+    int32_t dt;       /* time of sample n - the chunk's first time */
+    int32_t tdelta;   /* its time delta */
+    uint16_t pos;     /* bits read so far, header included */
+    uint8_t n;        /* samples before pos, >= 2; 0: no mark */
+    uint8_t leading;  /* XOR window */
+    uint8_t trailing;
+};
+
 /* Encoder of one XOR chunk (see chunk_xor.c and docs/format/chunks.md).
  * buf is owned by the encoder and always zero past nbits. The encoded chunk
  * is buf[0 .. tsdb_xor_enc_bytes(e)). */
-struct tsdb_xor_enc { /* 56 bytes: one per head series */
+struct tsdb_xor_enc { /* 104 bytes: one per head series */
     uint8_t *buf;
     int64_t mint;    /* time of the first sample */
     int64_t t;       /* last time */
@@ -47,6 +68,7 @@ struct tsdb_xor_enc { /* 56 bytes: one per head series */
     uint16_t n;      /* samples */
     uint8_t leading; /* XOR window; 0xff = none yet */
     uint8_t trailing;
+    struct tsdb_xor_mark marks[TSDB_XOR_MARKS]; /* oldest first; n = 0 unused */
 };
 /* Growth step of an encoder's buffer: the open chunk is most of a head
  * series' resident memory, so it grows in small steps, never by doubling. */
@@ -105,6 +127,14 @@ struct tsdb_xor_dec {
 };
 void tsdb_xor_dec_init(struct tsdb_xor_dec *d, const uint8_t *p, size_t len);
 bool tsdb_xor_dec_next(struct tsdb_xor_dec *d);
+/* Decode forward to the first sample with time >= t (at least one sample
+ * is decoded; the current one, if any, is passed over); false when there
+ * is none or on corruption. marks[0..nmarks) (oldest first, may be NULL)
+ * are seek marks of this chunk, whose first time is mint: the decoder
+ * jumps to the newest one ahead of it that is before t instead of
+ * decoding up to it. */
+bool tsdb_xor_dec_seek(struct tsdb_xor_dec *d, int64_t t, int64_t mint,
+                       const struct tsdb_xor_mark *marks, size_t nmarks);
 /* Does the encoded chunk p[0..len) spanning [cmint, cmaxt] hold a sample
  * with mint <= t <= maxt? Decodes only when the ranges overlap partly. */
 bool tsdb_chunk_has_sample_in(const uint8_t *p, size_t len, int64_t cmint, int64_t cmaxt,
@@ -395,26 +425,32 @@ void tsdb_postings_delete_locked(struct tsdb_postings *p, bool (*dead)(uint64_t 
 
 /* ------------------------------------------------------ head snapshots */
 
-/* One chunk to iterate: bytes borrowed from the head (kept alive by the
+/* One chunk to iterate, always borrowed: from the head (kept alive by the
  * reader's epoch), a block's mmap (kept alive by the block reference) or
- * owned (a copy of an open chunk, freed with the iterator). */
+ * the querier's arena (a copy of an open chunk, freed with the querier). */
 struct tsdb_iter_chunk {
     const uint8_t *p;
     size_t len;
     int64_t mint, maxt;
-    uint8_t *owned;
+    const struct tsdb_xor_mark *marks; /* an open chunk's seek marks, borrowed like p */
+    uint8_t nmarks;
     uint8_t enc; /* TSDB_CHUNK_ENC_*; 0 means XOR (head chunks) */
 };
 
-/* Series of the head matching ms with a sample in [mint, maxt], sorted by
- * labels when sorted is true; *out malloc'd. The caller is an epoch reader. */
+/* Series of the head matching ms, sorted by labels when sorted is true;
+ * *out malloc'd. With exact, only series with a sample in [mint, maxt]
+ * (chunks that overlap the range partly are decoded to find out);
+ * otherwise series with a chunk overlapping [mint, maxt], by the chunks'
+ * time ranges alone. The caller is an epoch reader. */
 int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size_t nms,
-                     int64_t mint, int64_t maxt, bool sorted, struct tsdb_series ***out,
-                     size_t *nout, struct bs_error *err);
+                     int64_t mint, int64_t maxt, bool sorted, bool exact,
+                     struct tsdb_series ***out, size_t *nout, struct bs_error *err);
 /* Append to *v (growing it) the chunks of s overlapping [mint, maxt],
- * oldest first; the open chunk is copied. BS_ENOMEM on failure. */
+ * oldest first; the open chunk is copied into arena with its seek marks
+ * (they live as long as the arena). BS_ENOMEM on failure (*n as it was). */
 int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t mint, int64_t maxt,
-                            struct tsdb_iter_chunk **v, size_t *n, size_t *cap);
+                            struct bs_arena *arena, struct tsdb_iter_chunk **v, size_t *n,
+                            size_t *cap);
 
 /* ------------------------------------------------------------------- WAL */
 

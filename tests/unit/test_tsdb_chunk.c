@@ -2,8 +2,9 @@
  *
  * Unit tests of the XOR chunk codec: bit-exact round trips over random
  * series (timestamps with jitter and jumps, random bit patterns including
- * NaN payloads, infinities and -0, integers, constants), time extremes,
- * and decoding of truncated or damaged chunks without crashing.
+ * NaN payloads, infinities and -0, integers, constants), seeks with and
+ * without seek marks against a linear scan, time extremes, and decoding
+ * of truncated or damaged chunks without crashing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,6 +60,74 @@ static uint64_t gen_value(int kind, uint64_t prev, size_t i)
     }
 }
 
+/* Index of the first sample with time >= t after index `after` (-1:
+ * none read yet); n when there is none. */
+static size_t first_at_or_after(const int64_t *ts, size_t n, long after, int64_t t)
+{
+    size_t i = (size_t)(after + 1);
+    while (i < n && ts[i] < t)
+        i++;
+    return i;
+}
+
+/* Seeks, with the encoder's marks and without, land where a linear scan
+ * does, from the start and after earlier seeks; a chunk restored from its
+ * bytes gets the same marks. */
+static void check_seek(const uint8_t *p, size_t len, const struct tsdb_xor_enc *e,
+                       const int64_t *ts, const uint64_t *vs, size_t n)
+{
+    size_t nm = 0;
+    for (size_t k = 0; k < TSDB_XOR_MARKS; k++) {
+        if (e->marks[k].n) {
+            nm++;
+            assert_int_equal(e->marks[k].n % TSDB_XOR_MARK_EVERY, 0);
+        }
+    }
+    if (n >= 2 * TSDB_XOR_MARK_EVERY && (uint64_t)ts[n - 1] - (uint64_t)ts[0] <= INT32_MAX)
+        assert_int_equal(nm, TSDB_XOR_MARKS);
+    const struct tsdb_xor_mark *marks = e->marks + (TSDB_XOR_MARKS - nm);
+    for (int round = 0; round < 4; round++) {
+        struct tsdb_xor_dec d;
+        tsdb_xor_dec_init(&d, p, len);
+        long at = -1;
+        for (int k = 0; k < 3; k++) {
+            int64_t t = 0;
+            size_t j = (size_t)(rnd() % (n + 1));
+            int64_t back = rnd() % 2 ? 0 : (int64_t)(rnd() % 1000); /* on or before a sample */
+            if (j == n && ts[n - 1] < INT64_MAX)
+                t = ts[n - 1] + 1;
+            else if (j == n)
+                j = n - 1;
+            if (j < n)
+                t = ts[j] >= INT64_MIN + back ? ts[j] - back : ts[j];
+            size_t want = first_at_or_after(ts, n, at, t);
+            bool got = round % 2 ? tsdb_xor_dec_seek(&d, t, ts[0], marks, nm)
+                                 : tsdb_xor_dec_seek(&d, t, ts[0], NULL, 0);
+            if (want == n) {
+                assert_false(got);
+                assert_int_equal(d.err, 0);
+                break;
+            }
+            assert_true(got);
+            assert_int_equal(d.t, ts[want]);
+            assert_true(d.v == vs[want]);
+            at = (long)want;
+            /* next() continues right after a seek */
+            if (want + 1 < n && rnd() % 2) {
+                assert_true(tsdb_xor_dec_next(&d));
+                assert_int_equal(d.t, ts[want + 1]);
+                assert_true(d.v == vs[want + 1]);
+                at++;
+            }
+        }
+    }
+    struct tsdb_xor_enc r;
+    tsdb_xor_enc_init(&r);
+    assert_int_equal(tsdb_xor_enc_restore(&r, p, len), 0);
+    assert_memory_equal(r.marks, e->marks, sizeof(r.marks));
+    tsdb_xor_enc_fini(&r);
+}
+
 static void roundtrip(const int64_t *ts, const uint64_t *vs, size_t n)
 {
     struct tsdb_xor_enc e;
@@ -81,6 +150,7 @@ static void roundtrip(const int64_t *ts, const uint64_t *vs, size_t n)
     }
     assert_false(tsdb_xor_dec_next(&d));
     assert_int_equal(d.err, 0);
+    check_seek(copy, len, &e, ts, vs, n);
     free(copy);
     tsdb_xor_enc_fini(&e);
 }

@@ -371,6 +371,207 @@ static void test_iterator_seek_chunks(void **state)
     labels_builder_fini(&b);
 }
 
+/* Selection by chunk time ranges against exact selection: a range that
+ * falls between two samples of one chunk selects the series only by
+ * chunk ranges (and its iterator yields nothing); ranges touching a
+ * chunk's first or last sample, or in a gap between chunks, select alike. */
+static void test_select_chunk_ranges(void **state)
+{
+    struct fixture *f = *state;
+    struct tsdb_appender *a = tsdb_appender_new(f->db);
+    /* gap: two samples 100 s apart in one chunk */
+    assert_int_equal(add_spec(a, "__name__=gap", 1000, 1), 0);
+    assert_int_equal(add_spec(a, "__name__=gap", 101000, 2), 0);
+    commit_ok(a);
+    /* cut: 121 samples, so a closed chunk [0, 119000] and an open one
+     * [120000, 120000]; a 2h boundary then leaves a gap between chunks */
+    a = tsdb_appender_new(f->db);
+    for (int i = 0; i < 121; i++)
+        assert_int_equal(add_spec(a, "__name__=cut", i * 1000, i), 0);
+    assert_int_equal(add_spec(a, "__name__=cut", TSDB_CHUNK_RANGE_MS + 5000, 500), 0);
+    commit_ok(a);
+
+    const unsigned cr = TSDB_SELECT_CHUNK_RANGES;
+    struct {
+        const char *ms;
+        int64_t mint, maxt;
+        const char *exact, *ranges;
+    } cases[] = {
+        {"__name__=gap", 2000, 100000, "", "gap\n"},
+        {"__name__=gap", 1001, 101000, "gap 101000:2\n", "gap 101000:2\n"},
+        {"__name__=gap", 0, 1000, "gap 1000:1\n", "gap 1000:1\n"},
+        {"__name__=gap", 101001, 200000, "", ""},
+        {"__name__=gap", 0, 999, "", ""},
+        {"__name__=cut", 119500, 119900, "", ""},
+        {"__name__=cut", 119000, 119000, "cut 119000:119\n", "cut 119000:119\n"},
+        {"__name__=cut", 120000, 120000, "cut 120000:120\n", "cut 120000:120\n"},
+        {"__name__=cut", 121000, TSDB_CHUNK_RANGE_MS, "", ""},
+        {"__name__=cut", 130000, TSDB_CHUNK_RANGE_MS + 4999, "", ""},
+        {"__name__=cut", TSDB_CHUNK_RANGE_MS + 5000, INT64_MAX, "cut 7205000:500\n",
+         "cut 7205000:500\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = dump_query_flags(f->db, cases[i].mint, cases[i].maxt, cases[i].ms, true, 0);
+        if (strcmp(got, cases[i].exact) != 0)
+            fail_msg("case %zu exact: got '%s' want '%s'", i, got, cases[i].exact);
+        free(got);
+        got = dump_query_flags(f->db, cases[i].mint, cases[i].maxt, cases[i].ms, true, cr);
+        if (strcmp(got, cases[i].ranges) != 0)
+            fail_msg("case %zu by chunk ranges: got '%s' want '%s'", i, got, cases[i].ranges);
+        free(got);
+    }
+}
+
+/* Iterators over head chunks (open ones with seek marks, closed ones in
+ * chunk files) and block chunks return, for random query ranges and
+ * random sequences of next and seek, what a linear scan of the appended
+ * samples gives. */
+#define SK_N 2000
+static void test_iterator_seek_random(void **state)
+{
+    struct fixture *f = *state;
+    static int64_t ts[SK_N];
+    static double vs[SK_N];
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    int64_t t = 1000;
+    struct labels_builder b;
+    labels_builder_init(&b);
+    struct labels ls = mk_labels(&b, "__name__=sk");
+    struct tsdb_appender *a = tsdb_appender_new(f->db);
+    tsdb_ref ref = 0;
+    for (int i = 0; i < SK_N; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        t += 5000 + (int64_t)(r % 20000) + (r % 50 == 0 ? 900000 : 0);
+        ts[i] = t;
+        vs[i] = (double)(r % 1000000) / 8;
+        assert_int_equal(tsdb_appender_add(a, ref, &ls, ts[i], vs[i], &ref), 0);
+    }
+    commit_ok(a);
+    labels_builder_fini(&b);
+    struct bs_error err = {0};
+    if (tsdb_compact_now(f->db, &err) != 0)
+        fail_msg("compact: %s", err.msg);
+    struct tsdb_stats st;
+    tsdb_stats(f->db, &st);
+    assert_true(st.num_blocks >= 1);
+
+    struct labels_matcher *m = mk_matcher("__name__=sk");
+    for (int trial = 0; trial < 400; trial++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        int64_t mint = ts[r % SK_N] - (int64_t)(r % 3 ? 0 : r % 7000);
+        int64_t maxt = mint + (int64_t)(r >> 20) % (ts[SK_N - 1] - ts[0] + 10000);
+        struct tsdb_querier *q = tsdb_querier_new(f->db, mint, maxt);
+        struct tsdb_series_set *set;
+        unsigned flags = trial % 2 ? TSDB_SELECT_CHUNK_RANGES : 0;
+        assert_int_equal(tsdb_querier_select_flags(q, &m, 1, flags, &set, NULL), 0);
+        size_t at = 0; /* next index a linear scan would look at */
+        while (at < SK_N && ts[at] < mint)
+            at++;
+        if (!tsdb_series_set_next(set)) {
+            assert_true(at == SK_N || ts[at] > maxt);
+            tsdb_series_set_free(set);
+            tsdb_querier_free(q);
+            continue;
+        }
+        struct tsdb_iterator *it = tsdb_series_set_iterator(set);
+        tsdb_series_set_free(set);
+        bool started = false;
+        for (int op = 0; op < 20; op++) {
+            r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+            size_t want;
+            bool got;
+            if (r % 3 == 0) {
+                want = started ? at + 1 : at;
+                got = tsdb_iterator_next(it);
+            } else {
+                int64_t target = ts[r % SK_N] + (int64_t)((r >> 16) % 3) - 1;
+                want = at;
+                if (started && ts[at] >= target) {
+                    want = at; /* stays */
+                } else {
+                    if (started)
+                        want = at + 1;
+                    while (want < SK_N && ts[want] < target)
+                        want++;
+                }
+                got = tsdb_iterator_seek(it, target);
+            }
+            if (want >= SK_N || ts[want] > maxt) {
+                assert_false(got);
+                break;
+            }
+            assert_true(got);
+            int64_t gt;
+            double gv;
+            tsdb_iterator_at(it, &gt, &gv);
+            if (gt != ts[want])
+                fail_msg("trial %d op %d: t %lld, want %lld", trial, op, (long long)gt,
+                         (long long)ts[want]);
+            assert_true(gv == vs[want]);
+            at = want;
+            started = true;
+        }
+        tsdb_iterator_free(it);
+        tsdb_querier_free(q);
+    }
+    labels_matcher_free(m);
+}
+
+/* An iterator reads the open chunk as select saw it, seek marks
+ * included: appends after select (which reallocate the open chunk, add
+ * marks, then cut it) change nothing it returns, and it outlives its set. */
+static void test_iterator_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    struct labels_builder b;
+    labels_builder_init(&b);
+    struct labels ls = mk_labels(&b, "__name__=snap");
+    struct tsdb_appender *a = tsdb_appender_new(f->db);
+    tsdb_ref ref = 0;
+    for (int i = 0; i < 90; i++)
+        assert_int_equal(tsdb_appender_add(a, ref, &ls, i * 1000, i * 3, &ref), 0);
+    commit_ok(a);
+    struct tsdb_querier *q = tsdb_querier_new(f->db, 0, INT64_MAX);
+    struct labels_matcher *m = mk_matcher("__name__=snap");
+    struct tsdb_series_set *set;
+    assert_int_equal(
+        tsdb_querier_select_flags(q, &m, 1, TSDB_SELECT_CHUNK_RANGES, &set, NULL), 0);
+    assert_true(tsdb_series_set_next(set));
+    struct tsdb_iterator *it = tsdb_series_set_iterator(set);
+    struct tsdb_iterator *it2 = tsdb_series_set_iterator(set);
+    tsdb_series_set_free(set);
+    a = tsdb_appender_new(f->db);
+    for (int i = 90; i < 400; i++)
+        assert_int_equal(tsdb_appender_add(a, ref, &ls, i * 1000, i * 3, &ref), 0);
+    commit_ok(a);
+    int64_t t;
+    double v;
+    /* past both marks (40, 80), then the end of the snapshot */
+    assert_true(tsdb_iterator_seek(it, 85500));
+    tsdb_iterator_at(it, &t, &v);
+    assert_int_equal(t, 86000);
+    assert_true(v == 86 * 3);
+    assert_true(tsdb_iterator_next(it));
+    assert_true(tsdb_iterator_seek(it, 89000));
+    tsdb_iterator_at(it, &t, &v);
+    assert_int_equal(t, 89000);
+    assert_false(tsdb_iterator_next(it));
+    assert_false(tsdb_iterator_seek(it, 200000));
+    int n = 0;
+    while (tsdb_iterator_next(it2)) {
+        tsdb_iterator_at(it2, &t, &v);
+        assert_int_equal(t, n * 1000);
+        assert_true(v == n * 3);
+        n++;
+    }
+    assert_int_equal(n, 90);
+    tsdb_iterator_free(it);
+    tsdb_iterator_free(it2);
+    tsdb_querier_free(q);
+    labels_matcher_free(m);
+    labels_builder_fini(&b);
+}
+
 /* -------------------------------------------------------- concurrency */
 
 #define CC_SERIES 50
@@ -513,6 +714,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ref_hint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_seek_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select_chunk_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_seek_random, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_iterator_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test(test_stripe_remove),
     };

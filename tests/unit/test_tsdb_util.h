@@ -112,10 +112,11 @@ static BS_UNUSED struct labels_matcher *mk_matcher(const char *spec)
     return m;
 }
 
-/* Query with matchers given as text separated by ';' and dump the result
- * as "labels t:v t:v\n..." (values with %g). Returns a malloc'd string. */
-static BS_UNUSED char *dump_query(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec,
-                                  bool with_samples)
+/* Query with matchers given as text separated by ';' and select flags
+ * (TSDB_SELECT_*), and dump the result as "labels t:v t:v\n..." (values
+ * with %g). Returns a malloc'd string. */
+static BS_UNUSED char *dump_query_flags(struct tsdb *db, int64_t mint, int64_t maxt,
+                                        const char *mspec, bool with_samples, unsigned flags)
 {
     struct labels_matcher *ms[16];
     size_t nms = 0;
@@ -127,7 +128,7 @@ static BS_UNUSED char *dump_query(struct tsdb *db, int64_t mint, int64_t maxt, c
     assert_non_null(q);
     struct tsdb_series_set *set = NULL;
     struct bs_error err = {0};
-    if (tsdb_querier_select(q, ms, nms, &set, &err))
+    if (tsdb_querier_select_flags(q, ms, nms, flags, &set, &err))
         fail_msg("select %s: %s", mspec, err.msg);
     struct bs_buf out;
     bs_buf_init(&out, 0);
@@ -157,6 +158,13 @@ static BS_UNUSED char *dump_query(struct tsdb *db, int64_t mint, int64_t maxt, c
     for (size_t i = 0; i < nms; i++)
         labels_matcher_free(ms[i]);
     return bs_buf_steal(&out, NULL);
+}
+
+/* dump_query_flags with exact selection. */
+static BS_UNUSED char *dump_query(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec,
+                                  bool with_samples)
+{
+    return dump_query_flags(db, mint, maxt, mspec, with_samples, 0);
 }
 
 #endif
