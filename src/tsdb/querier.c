@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tsdb/tombstones.h"
 #include "tsdb/tsdb_int.h"
 
 struct q_source {
@@ -99,6 +100,7 @@ struct tsdb_iterator {
     bool active, done, has_cur, emitted;
     int64_t t, last_t;
     uint64_t v;
+    struct tsdb_intervals del; /* deleted ranges (tombstones), sorted */
 };
 
 static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
@@ -363,8 +365,9 @@ static int block_select(struct tsdb_querier *q, const struct q_source *src,
             if (labels_matcher_matches_empty(ms[j]))
                 ok = labels_matcher_matches_labels(ms[j], &ls);
         }
-        if (!ok || !block_series_in_range(b, chks, nchks, src->mint, src->maxt))
-            continue;
+        if (!ok || !block_series_in_range(b, chks, nchks, src->mint, src->maxt) ||
+            tsdb_tomb_block_series_hidden(q->db, b, cur[i], chks, nchks, src->mint, src->maxt))
+            continue; /* tombstones hook: all its samples in range deleted */
         struct labels *keep = bs_arena_alloc(&q->arena, sizeof(*keep));
         struct label *lv = bs_arena_alloc(&q->arena, (ls.n ? ls.n : 1) * sizeof(*lv));
         if (!keep || !lv) {
@@ -398,9 +401,15 @@ static int head_select(struct tsdb_querier *q, const struct q_source *src,
         size_t first = set->nh;
         rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &set->hchunks,
                                      &set->nh, &set->hcap);
+        if (rc == 0 && tsdb_tomb_head_series_hidden(q->db, v[i]->ref, set->hchunks + first,
+                                                    set->nh - first, src->mint, src->maxt)) {
+            while (set->nh > first) /* tombstones hook: all its samples in range deleted */
+                free(set->hchunks[--set->nh].owned);
+            continue;
+        }
         if (rc == 0)
-            rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, 0, first,
-                                                set->nh - first});
+            rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, v[i]->ref,
+                                                first, set->nh - first});
     }
     free(v);
     return rc;
@@ -655,6 +664,9 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
                     free(c.owned);
             }
         }
+        if (rc == 0) /* tombstones hook */
+            rc = tsdb_tomb_lookup_range(set->q->db, part->b, part->id, part->mint, part->maxt,
+                                        &it->del);
         if (rc == 0)
             rc = bounds_fit(it);
         for (size_t i = start; rc == 0 && i < it->n; i++)
@@ -698,6 +710,8 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
         }
         if (it->emitted && t <= it->last_t)
             continue;
+        if (it->del.n && tsdb_intervals_cover(it->del.v, it->del.n, t))
+            continue; /* tombstones hook */
         it->t = t;
         it->v = it->dec.v;
         it->last_t = t;
@@ -745,6 +759,7 @@ void tsdb_iterator_free(struct tsdb_iterator *it)
         free(it->chunks[i].owned);
     free(it->chunks);
     free(it->bounds);
+    tsdb_intervals_fini(&it->del);
     free(it);
 }
 
