@@ -339,8 +339,10 @@ int tsdb_tombs_decode(const uint8_t *p, size_t len, struct tsdb_tombs **out, cha
                 goto fail;
             }
             off += k;
-            int64_t maxt;
-            if (d > (uint64_t)INT64_MAX || __builtin_add_overflow(mint, (int64_t)d, &maxt) ||
+            /* maxt = mint + d must not pass INT64_MAX (the room is exact
+             * in unsigned arithmetic) */
+            int64_t maxt = (int64_t)((uint64_t)mint + d);
+            if (d > (uint64_t)INT64_MAX - (uint64_t)mint ||
                 (j > 0 && (prev_max == INT64_MAX || mint <= prev_max + 1))) {
                 rc = corrupt(why, why_cap, "interval out of range or order at offset %zu", at);
                 goto fail;
