@@ -333,28 +333,25 @@ int tsdb_tomb_filter_head_chunks(struct tsdb *db, uint64_t ref, struct tsdb_bw_c
     return rc;
 }
 
-void tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
-                              int64_t *ts, uint64_t *vs, size_t from, size_t *n)
+int tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
+                             int64_t *ts, uint64_t *vs, size_t from, size_t *n)
 {
     if (!store_active(db))
-        return;
+        return 0;
     struct tsdb_intervals iv = {0};
-    /* out of memory here would keep deleted samples: keep none instead */
-    if (tsdb_tomb_lookup(db, b, id, &iv) != 0) {
-        *n = from;
-        tsdb_intervals_fini(&iv);
-        return;
-    }
-    size_t k = from;
-    for (size_t i = from; i < *n && iv.n; i++) {
-        if (!tsdb_intervals_cover(iv.v, iv.n, ts[i])) {
-            ts[k] = ts[i];
-            vs[k++] = vs[i];
+    int rc = tsdb_tomb_lookup(db, b, id, &iv);
+    if (rc == 0 && iv.n) {
+        size_t k = from;
+        for (size_t i = from; i < *n; i++) {
+            if (!tsdb_intervals_cover(iv.v, iv.n, ts[i])) {
+                ts[k] = ts[i];
+                vs[k++] = vs[i];
+            }
         }
-    }
-    if (iv.n)
         *n = k;
+    }
     tsdb_intervals_fini(&iv);
+    return rc;
 }
 
 /* ---------------------------------------------------- head tombstones */

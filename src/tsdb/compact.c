@@ -630,7 +630,7 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
                 rc = gather_chunk(g, enc, p, len, m->b->meta.mint, m->b->meta.maxt);
         }
         if (rc == 0) /* tombstones hook: drop deleted samples */
-            tsdb_tomb_filter_samples(g->db, m->b, m->ids[m->pos], g->ts, g->vs, from, &g->n);
+            rc = tsdb_tomb_filter_samples(g->db, m->b, m->ids[m->pos], g->ts, g->vs, from, &g->n);
         if (rc) {
             if (rc == BS_ECORRUPT)
                 m->b->no_merge = true;

@@ -146,9 +146,10 @@ bool tsdb_tomb_head_series_hidden(struct tsdb *db, uint64_t ref, const struct ts
 int tsdb_tomb_filter_head_chunks(struct tsdb *db, uint64_t ref, struct tsdb_bw_chunk *v, size_t *n,
                                  uint8_t ***owned, size_t *nowned, size_t *owned_cap);
 /* Hook (block merge): drop from ts/vs[from..*n) the samples deleted from
- * series id of block b; *n gets the new count. */
-void tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
-                              int64_t *ts, uint64_t *vs, size_t from, size_t *n);
+ * series id of block b; *n gets the new count. 0, or BS_ENOMEM with
+ * nothing dropped (the merge must fail rather than keep deleted data). */
+int tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
+                             int64_t *ts, uint64_t *vs, size_t from, size_t *n);
 
 /* Hook (WAL replay): apply a TSDB_WAL_REC_TOMBSTONES payload to the head
  * (refs that no longer resolve are ignored). BS_ECORRUPT, BS_ENOMEM. */
