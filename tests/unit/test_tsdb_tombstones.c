@@ -503,6 +503,78 @@ static void test_blocks_compaction_clean_snapshot(void **state)
     free(rdir);
 }
 
+/* Hard-link the files of block directory src (and chunks/) into dst. */
+static void link_block(const char *src, const char *dst)
+{
+    char a[5000], b[5000];
+    assert_int_equal(mkdir(dst, 0755), 0);
+    snprintf(b, sizeof(b), "%s/chunks", dst);
+    assert_int_equal(mkdir(b, 0755), 0);
+    const char *sub[] = {"", "/chunks"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(a, sizeof(a), "%s%s", src, sub[k]);
+        DIR *d = opendir(a);
+        assert_non_null(d);
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            char f[5000], g[5000];
+            snprintf(f, sizeof(f), "%s%s/%s", src, sub[k], de->d_name);
+            snprintf(g, sizeof(g), "%s%s/%s", dst, sub[k], de->d_name);
+            struct stat st;
+            if (stat(f, &st) == 0 && S_ISREG(st.st_mode))
+                assert_int_equal(link(f, g), 0);
+        }
+        closedir(d);
+    }
+}
+
+/* clean_tombstones interrupted after the new block's commit (the old
+ * block still on disk): the next open deletes the old block. A block
+ * left without samples is deleted without replacement. */
+static void test_clean_interrupted(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir(), *rdir = make_tmpdir(), *keep = make_tmpdir();
+    struct tsdb *db = open_store(dir, true), *ref = open_store(rdir, true);
+    const struct del d[] = {{-1, 0, 2 * HOUR - 1}, {3, 2 * HOUR + 7 * MINUTE, 3 * HOUR}};
+    ingest(db, 0, 6 * HOUR, NULL, 0);
+    ingest(ref, 0, 6 * HOUR, d, 2);
+    compact_ok(db);
+    assert_int_equal(count_blocks(dir, NULL), 2);
+    do_delete(db, &d[0]);
+    do_delete(db, &d[1]);
+    char old[4300], saved[4400];
+    pthread_mutex_lock(&db->blocks_mu);
+    snprintf(old, sizeof(old), "%s", db->blocks[1]->dir);
+    pthread_mutex_unlock(&db->blocks_mu);
+    snprintf(saved, sizeof(saved), "%s/b", keep);
+    link_block(old, saved);
+    struct bs_error err = {0};
+    if (tsdb_clean_tombstones(db, &err))
+        fail_msg("clean: %s", err.msg);
+    size_t nt;
+    /* block 1 had nothing left: gone; block 2 rewritten */
+    assert_int_equal(count_blocks(dir, &nt), 1);
+    assert_int_equal(nt, 0);
+    same_as_ref(db, ref);
+    tsdb_close(db);
+    /* put the old block back, as a crash before its deletion leaves it */
+    assert_int_equal(rename(saved, old), 0);
+    assert_int_equal(count_blocks(dir, &nt), 2);
+    db = open_store(dir, true);
+    assert_int_equal(count_blocks(dir, &nt), 1);
+    assert_int_equal(nt, 0);
+    same_as_ref(db, ref);
+    tsdb_close(db);
+    tsdb_close(ref);
+    rmrf(dir);
+    rmrf(rdir);
+    rmrf(keep);
+    free(dir);
+    free(rdir);
+    free(keep);
+}
+
 /* A block whose tombstones file is damaged is skipped at open. */
 static void test_damaged_file_at_open(void **state)
 {
@@ -548,6 +620,7 @@ int main(void)
         cmocka_unit_test(test_file_corrupt),
         cmocka_unit_test(test_head_delete),
         cmocka_unit_test(test_blocks_compaction_clean_snapshot),
+        cmocka_unit_test(test_clean_interrupted),
         cmocka_unit_test(test_damaged_file_at_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
