@@ -46,8 +46,12 @@
 
 /* ------------------------------------------------------------- registry */
 
+/* A block's tombstones. The entry holds a reference on the block and is
+ * keyed by it: a querier still reading a block that a merge or a rewrite
+ * replaced keeps finding its tombstones, until the block is neither
+ * listed nor referenced by anyone else (tsdb_tombstore_prune). */
 struct tomb_block {
-    char ulid[TSDB_ULID_LEN + 1];
+    struct tsdb_block *b; /* referenced */
     struct tsdb_tombs *t; /* owned, never empty */
 };
 
@@ -79,8 +83,10 @@ void tsdb_tombstore_fini(struct tsdb *db)
     struct tsdb_tombstore *ts = db->tombstore;
     if (!ts)
         return;
-    for (size_t i = 0; i < ts->nblocks; i++)
+    for (size_t i = 0; i < ts->nblocks; i++) {
         tsdb_tombs_free(ts->blocks[i].t);
+        tsdb_block_unref(ts->blocks[i].b);
+    }
     free(ts->blocks);
     tsdb_tombs_free(ts->head);
     pthread_mutex_destroy(&ts->mu);
@@ -101,38 +107,40 @@ static void update_active(struct tsdb_tombstore *ts)
 }
 
 /* Caller holds ts->mu. */
-static struct tomb_block *find_block(struct tsdb_tombstore *ts, const char *ulid)
+static struct tomb_block *find_block(struct tsdb_tombstore *ts, const struct tsdb_block *b)
 {
     for (size_t i = 0; i < ts->nblocks; i++)
-        if (strcmp(ts->blocks[i].ulid, ulid) == 0)
+        if (ts->blocks[i].b == b)
             return &ts->blocks[i];
     return NULL;
 }
 
-/* Replace the tombstones of block ulid by t (taking it; NULL or empty
+/* Replace the tombstones of block b by t (taking it; NULL or empty
  * removes the entry). */
-static void set_block(struct tsdb_tombstore *ts, const char *ulid, struct tsdb_tombs *t)
+static void set_block(struct tsdb_tombstore *ts, struct tsdb_block *b, struct tsdb_tombs *t)
 {
+    struct tsdb_block *drop = NULL;
     pthread_mutex_lock(&ts->mu);
-    struct tomb_block *e = find_block(ts, ulid);
+    struct tomb_block *e = find_block(ts, b);
     if (e) {
         tsdb_tombs_free(e->t);
         if (tsdb_tombs_count(t) > 0) {
             e->t = t;
             t = NULL;
         } else {
+            drop = e->b;
             *e = ts->blocks[--ts->nblocks];
         }
     } else if (tsdb_tombs_count(t) > 0) {
         ts->blocks = bs_xrealloc(ts->blocks, (ts->nblocks + 1) * sizeof(*ts->blocks));
-        e = &ts->blocks[ts->nblocks++];
-        memcpy(e->ulid, ulid, sizeof(e->ulid));
-        e->t = t;
+        tsdb_block_ref(b);
+        ts->blocks[ts->nblocks++] = (struct tomb_block){b, t};
         t = NULL;
     }
     update_active(ts);
     pthread_mutex_unlock(&ts->mu);
     tsdb_tombs_free(t);
+    tsdb_block_unref(drop);
 }
 
 int tsdb_tombstore_load_block(struct tsdb *db, struct tsdb_block *b, struct bs_error *err)
@@ -140,7 +148,7 @@ int tsdb_tombstore_load_block(struct tsdb *db, struct tsdb_block *b, struct bs_e
     struct tsdb_tombs *t;
     int rc = tsdb_tombs_read(b->dir, &t, err);
     if (rc == 0 && t)
-        set_block(db->tombstore, b->meta.ulid, t);
+        set_block(db->tombstore, b, t);
     return rc;
 }
 
@@ -150,7 +158,7 @@ static int lookup_locked(struct tsdb_tombstore *ts, const struct tsdb_block *b, 
 {
     const struct tsdb_tombs *t = ts->head;
     if (b) {
-        const struct tomb_block *e = find_block(ts, b->meta.ulid);
+        const struct tomb_block *e = find_block(ts, b);
         t = e ? e->t : NULL;
     }
     const struct tsdb_intervals *iv = tsdb_tombs_get(t, id);
@@ -520,26 +528,37 @@ static void blocks_release(struct tsdb_block **v, size_t n)
     free(v);
 }
 
-/* Forget the tombstones of blocks that are gone (merged, retention). */
-static void prune_registry(struct tsdb *db)
+void tsdb_tombstore_prune(struct tsdb *db)
 {
     struct tsdb_tombstore *ts = db->tombstore;
+    if (!store_active(db))
+        return;
+    struct tsdb_block **gone = NULL;
+    size_t ngone = 0;
     pthread_mutex_lock(&db->blocks_mu);
     pthread_mutex_lock(&ts->mu);
     for (size_t i = 0; i < ts->nblocks;) {
-        bool found = false;
-        for (size_t j = 0; j < db->nblocks && !found; j++)
-            found = strcmp(db->blocks[j]->meta.ulid, ts->blocks[i].ulid) == 0;
-        if (found) {
+        struct tsdb_block *b = ts->blocks[i].b;
+        bool listed = false;
+        for (size_t j = 0; j < db->nblocks && !listed; j++)
+            listed = db->blocks[j] == b;
+        /* unlisted, nobody can take a new reference (that happens under
+         * blocks_mu): with ours the only one left, no querier reads it */
+        if (listed || __atomic_load_n(&b->refs, __ATOMIC_ACQUIRE) > 1) {
             i++;
             continue;
         }
         tsdb_tombs_free(ts->blocks[i].t);
+        gone = bs_xrealloc(gone, (ngone + 1) * sizeof(*gone));
+        gone[ngone++] = b;
         ts->blocks[i] = ts->blocks[--ts->nblocks];
     }
     update_active(ts);
     pthread_mutex_unlock(&ts->mu);
     pthread_mutex_unlock(&db->blocks_mu);
+    for (size_t i = 0; i < ngone; i++)
+        tsdb_block_unref(gone[i]);
+    free(gone);
 }
 
 /* Sorted ids of the series of b that match every matcher. */
@@ -633,7 +652,7 @@ static int delete_in_block(struct tsdb *db, struct tsdb_block *b, int64_t mint, 
     }
     struct tsdb_tombstore *ts = db->tombstore;
     pthread_mutex_lock(&ts->mu);
-    struct tomb_block *e = find_block(ts, b->meta.ulid);
+    struct tomb_block *e = find_block(ts, b);
     rc = e ? tsdb_tombs_merge(t, e->t) : 0;
     pthread_mutex_unlock(&ts->mu);
     struct tsdb_chunk_meta *chks = NULL;
@@ -664,7 +683,7 @@ static int delete_in_block(struct tsdb *db, struct tsdb_block *b, int64_t mint, 
         tsdb_tombs_free(t);
         return rc;
     }
-    set_block(ts, b->meta.ulid, t);
+    set_block(ts, b, t);
     return 0;
 }
 
@@ -676,7 +695,7 @@ int tsdb_delete(struct tsdb *db, int64_t mint, int64_t maxt, struct labels_match
     if (mint > maxt)
         return 0;
     pthread_mutex_lock(&db->compact_mu);
-    prune_registry(db);
+    tsdb_tombstore_prune(db);
     size_t nb;
     struct tsdb_block **bl = blocks_snapshot(db, &nb);
     int rc = 0;
@@ -849,14 +868,17 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
     pthread_mutex_unlock(&db->blocks_mu);
     if (!listed && nb)
         tsdb_block_unref(nb); /* cannot happen under compact_mu */
-    set_block(db->tombstore, b->meta.ulid, NULL);
     BS_INFO("tsdb", "rewrote block %s without its deleted data%s%s", b->dir,
             nb ? " as " : " (nothing was left)", nb ? meta.ulid : "");
     char tmp[4300];
     snprintf(tmp, sizeof(tmp), "%s.tmp", b->dir);
-    if (rename(b->dir, tmp) != 0 || (tsdb_fsync_dir(db->dir), tsdb_rmdir_all(tmp)) != 0)
-        BS_ERROR("tsdb", "cannot delete block %s after rewriting it: %s", b->dir,
-                 strerror(errno));
+    int e = rename(b->dir, tmp) != 0 ? errno : 0;
+    if (e == 0) {
+        tsdb_fsync_dir(db->dir);
+        e = tsdb_rmdir_all(tmp);
+    }
+    if (e)
+        BS_ERROR("tsdb", "cannot delete block %s after rewriting it: %s", b->dir, strerror(e));
     if (listed) {
         b->deleted = true;
         tsdb_block_unref(b); /* the list's reference */
@@ -880,7 +902,7 @@ int tsdb_clean_tombstones(struct tsdb *db, struct bs_error *err)
     if (!db)
         return bs_error_set(err, BS_EINVAL, "tsdb_clean_tombstones: no store");
     pthread_mutex_lock(&db->compact_mu);
-    prune_registry(db);
+    tsdb_tombstore_prune(db);
     size_t nb;
     struct tsdb_block **bl = blocks_snapshot(db, &nb);
     int rc = 0;
@@ -892,7 +914,7 @@ int tsdb_clean_tombstones(struct tsdb *db, struct bs_error *err)
             break;
         }
         pthread_mutex_lock(&ts->mu);
-        struct tomb_block *e = find_block(ts, bl[i]->meta.ulid);
+        struct tomb_block *e = find_block(ts, bl[i]);
         rc = e ? tsdb_tombs_merge(t, e->t) : 0;
         pthread_mutex_unlock(&ts->mu);
         if (rc == 0 && tsdb_tombs_count(t) > 0) {
@@ -903,6 +925,7 @@ int tsdb_clean_tombstones(struct tsdb *db, struct bs_error *err)
         tsdb_tombs_free(t);
     }
     blocks_release(bl, nb);
+    tsdb_tombstore_prune(db); /* the rewritten blocks, unless a querier reads them */
     pthread_mutex_unlock(&db->compact_mu);
     return rc;
 }

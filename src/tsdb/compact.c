@@ -1044,6 +1044,7 @@ int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
         rc = tsdb_compact_blocks(db, &merged, err);
         if (merged)
             apply_retention(db);
+        tsdb_tombstore_prune(db); /* tombstones hook */
     }
     /* Bound what a restart after kill -9 replays: once the WAL grew by
      * more than max(64 MiB, half the last head checkpoint), snapshot the

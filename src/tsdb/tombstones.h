@@ -109,11 +109,18 @@ int tsdb_tomb_xor_encode(const int64_t *ts, const uint64_t *vs, size_t n, uint8_
 /* ------------------------------------------------------------- registry */
 
 /* The store's tombstones (admin.c): the head's, by series ref, and each
- * block's, by ULID, under one mutex. db->tombstore is set by
- * tsdb_tombstore_init at open and freed by tsdb_tombstore_fini. */
+ * block's, by block (holding a reference on it), under one mutex.
+ * db->tombstore is set by tsdb_tombstore_init at open and freed by
+ * tsdb_tombstore_fini. */
 struct tsdb_tombstore;
 int tsdb_tombstore_init(struct tsdb *db);
 void tsdb_tombstore_fini(struct tsdb *db);
+
+/* Hook (after merges, and at each admin call): forget the tombstones of
+ * blocks that are no longer listed and that no querier reads any more
+ * (merged, rewritten or deleted by retention), dropping the registry's
+ * reference on them. */
+void tsdb_tombstore_prune(struct tsdb *db);
 
 /* Hook (block loading): read b's tombstones file into the registry. A
  * damaged file is an error whose message names it; the caller skips the
