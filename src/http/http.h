@@ -214,14 +214,14 @@ struct http_server_opts {
     const char *const *flags;
     const char *storage_retention; /* runtimeinfo, e.g. "15d"; copied; NULL = "" */
     int64_t lookback_ms;           /* informational; 0 = 5 minutes */
-    /* --web.enable-admin-api: serve /api/v1/admin/tsdb/{delete_series,
-     * clean_tombstones,snapshot}; false answers them with Prometheus's
-     * "admin APIs disabled" error. */
-    bool enable_admin_api;
     size_t max_body_bytes;         /* POST body limit; 0 = 8 MiB. Larger bodies get 413. */
     unsigned threads;              /* worker threads; 0 = 4 */
     unsigned max_connections;      /* concurrent connections; 0 = 512 */
     int64_t read_timeout_ms;       /* idle connection timeout; 0 = 5 minutes */
+    /* --web.enable-admin-api: serve /api/v1/admin/tsdb/{delete_series,
+     * clean_tombstones,snapshot}; false answers them with Prometheus's
+     * "admin APIs disabled" error. */
+    bool enable_admin_api;
 };
 
 /* Fill o with the defaults named above and listen_address ":9090". The

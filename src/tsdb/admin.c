@@ -33,13 +33,13 @@
  * the head's samples, as a querier sees them, as one more block of XOR
  * chunks.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "tsdb/chunk_dense.h"
 #include "tsdb/tombstones.h"
@@ -341,8 +341,8 @@ int tsdb_tomb_filter_head_chunks(struct tsdb *db, uint64_t ref, struct tsdb_bw_c
     return rc;
 }
 
-int tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
-                             int64_t *ts, uint64_t *vs, size_t from, size_t *n)
+int tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id, int64_t *ts,
+                             uint64_t *vs, size_t from, size_t *n)
 {
     if (!store_active(db))
         return 0;
@@ -500,8 +500,9 @@ static int delete_head_refs(struct tsdb *db, const uint64_t *refs, size_t n, int
     update_active(ts);
     pthread_mutex_unlock(&ts->mu);
     if (rc)
-        bs_error_set(err, rc, "out of memory recording the deletion (it is in the WAL and "
-                              "applies after a restart)");
+        bs_error_set(err, rc,
+                     "out of memory recording the deletion (it is in the WAL and "
+                     "applies after a restart)");
     return rc;
 }
 
@@ -643,8 +644,7 @@ static int delete_in_block(struct tsdb *db, struct tsdb_block *b, int64_t mint, 
     size_t nids;
     int rc = block_match(b, ms, nms, &ids, &nids);
     if (rc)
-        return bs_error_set(err, rc, "reading the series of block %s: %s", b->dir,
-                            bs_strerror(rc));
+        return bs_error_set(err, rc, "reading the series of block %s: %s", b->dir, bs_strerror(rc));
     struct tsdb_tombs *t = tsdb_tombs_new();
     if (!t) {
         free(ids);
@@ -671,8 +671,7 @@ static int delete_in_block(struct tsdb *db, struct tsdb_block *b, int64_t mint, 
     free(ids);
     if (rc) {
         tsdb_tombs_free(t);
-        return bs_error_set(err, rc, "reading the series of block %s: %s", b->dir,
-                            bs_strerror(rc));
+        return bs_error_set(err, rc, "reading the series of block %s: %s", b->dir, bs_strerror(rc));
     }
     if (added == 0) {
         tsdb_tombs_free(t);
@@ -758,8 +757,8 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
     int64_t *ts = NULL;
     uint64_t *vs = NULL;
     size_t scap = 0, written = 0;
-    struct tsdb_block_meta meta = {.mint = b->meta.mint, .maxt = b->meta.maxt,
-                                   .level = b->meta.level};
+    struct tsdb_block_meta meta = {
+        .mint = b->meta.mint, .maxt = b->meta.maxt, .level = b->meta.level};
     int rc = tsdb_block_postings_all(b, &ids, &nids);
     if (rc) {
         bs_error_set(err, rc, "reading the series of block %s: %s", b->dir, bs_strerror(rc));
@@ -774,8 +773,8 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
         }
         rc = tsdb_block_series(b, ids[i], &keep, ls, &chks, &nchks, &chks_cap);
         if (rc) {
-            bs_error_set(err, rc, "reading series %llu of block %s: %s",
-                         (unsigned long long)ids[i], b->dir, bs_strerror(rc));
+            bs_error_set(err, rc, "reading series %llu of block %s: %s", (unsigned long long)ids[i],
+                         b->dir, bs_strerror(rc));
             break;
         }
         const struct tsdb_intervals *iv = tsdb_tombs_get(t, ids[i]);
@@ -793,8 +792,8 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
                 break;
             }
             if (!iv || !range_touched(iv, chks[c].mint, chks[c].maxt)) {
-                out[nout++] = (struct tsdb_bw_chunk){chks[c].mint, chks[c].maxt, p, (uint32_t)len,
-                                                     chunk_count(enc, p, len), enc};
+                out[nout++] = (struct tsdb_bw_chunk){
+                    chks[c].mint, chks[c].maxt, p, (uint32_t)len, chunk_count(enc, p, len), enc};
                 continue;
             }
             size_t ns = 0;
@@ -815,8 +814,8 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
                 break;
             }
             owned[nowned++] = buf;
-            out[nout++] = (struct tsdb_bw_chunk){ts[0], ts[ns - 1], buf, (uint32_t)blen,
-                                                 (uint32_t)ns, enc};
+            out[nout++] =
+                (struct tsdb_bw_chunk){ts[0], ts[ns - 1], buf, (uint32_t)blen, (uint32_t)ns, enc};
         }
         if (rc == 0 && nout > 0) {
             rc = tsdb_block_writer_add(w, ls, out, nout, err);
@@ -1036,8 +1035,8 @@ static int snapshot_head(struct tsdb *db, const char *parent, struct bs_error *e
                 out_cap = out_cap ? out_cap * 2 : 16;
                 out = bs_xrealloc(out, out_cap * sizeof(*out));
             }
-            out[nout++] = (struct tsdb_bw_chunk){ts[lo], ts[hi - 1], buf, (uint32_t)len,
-                                                 (uint32_t)(hi - lo), TSDB_CHUNK_ENC_XOR};
+            out[nout++] = (struct tsdb_bw_chunk){
+                ts[lo], ts[hi - 1], buf, (uint32_t)len, (uint32_t)(hi - lo), TSDB_CHUNK_ENC_XOR};
             lo = hi;
         }
         if (rc == 0)

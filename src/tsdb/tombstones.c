@@ -496,8 +496,8 @@ static int push_sample(int64_t **ts, uint64_t **vs, size_t *n, size_t *cap, int6
 }
 
 int tsdb_tomb_chunk_samples(uint8_t enc, const uint8_t *p, size_t len,
-                            const struct tsdb_interval *iv, size_t niv, int64_t **ts,
-                            uint64_t **vs, size_t *n, size_t *cap)
+                            const struct tsdb_interval *iv, size_t niv, int64_t **ts, uint64_t **vs,
+                            size_t *n, size_t *cap)
 {
     int rc = 0;
     if (enc == TSDB_CHUNK_ENC_DENSE) {

@@ -98,8 +98,8 @@ int tsdb_tombs_write(const char *blockdir, const struct tsdb_tombs *t, struct bs
  * and append the samples not covered by iv[0..niv) to ts and vs (grown with
  * realloc, *cap their room, *n their count). BS_ECORRUPT, BS_ENOMEM. */
 int tsdb_tomb_chunk_samples(uint8_t enc, const uint8_t *p, size_t len,
-                            const struct tsdb_interval *iv, size_t niv, int64_t **ts,
-                            uint64_t **vs, size_t *n, size_t *cap);
+                            const struct tsdb_interval *iv, size_t niv, int64_t **ts, uint64_t **vs,
+                            size_t *n, size_t *cap);
 /* Encode ts/vs[0..n) (n >= 1, times ascending) as one XOR chunk: *out
  * malloc'd. At most TSDB_CHUNK_MAX_SAMPLES samples fit one XOR chunk
  * that others read; callers cut longer runs. BS_ENOMEM. */
@@ -155,8 +155,8 @@ int tsdb_tomb_filter_head_chunks(struct tsdb *db, uint64_t ref, struct tsdb_bw_c
 /* Hook (block merge): drop from ts/vs[from..*n) the samples deleted from
  * series id of block b; *n gets the new count. 0, or BS_ENOMEM with
  * nothing dropped (the merge must fail rather than keep deleted data). */
-int tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
-                             int64_t *ts, uint64_t *vs, size_t from, size_t *n);
+int tsdb_tomb_filter_samples(struct tsdb *db, const struct tsdb_block *b, uint64_t id, int64_t *ts,
+                             uint64_t *vs, size_t from, size_t *n);
 
 /* Hook (WAL replay): apply a TSDB_WAL_REC_TOMBSTONES payload to the head
  * (refs that no longer resolve are ignored). BS_ECORRUPT, BS_ENOMEM. */

@@ -404,8 +404,8 @@ static void test_blocks_compaction_clean_snapshot(void **state)
     size_t nt;
     assert_int_equal(count_blocks(dir, &nt), 2);
     assert_int_equal(nt, 0);
-    const struct del d[] = {{0, HOUR, 5 * HOUR},               /* block, block, head */
-                            {1, 0, 2 * HOUR - 1},              /* all of block 1 */
+    const struct del d[] = {{0, HOUR, 5 * HOUR},                        /* block, block, head */
+                            {1, 0, 2 * HOUR - 1},                       /* all of block 1 */
                             {3, 5 * HOUR + 1, 5 * HOUR + 30 * MINUTE}}; /* head only */
     size_t nd = sizeof(d) / sizeof(*d);
     ingest(ref, 0, 6 * HOUR, d, nd);
@@ -490,7 +490,7 @@ static void test_blocks_compaction_clean_snapshot(void **state)
     compact_ok(db);
     same_as_ref(db, ref);
     assert_int_equal(count_blocks(dir, &nt) < 7, true); /* merged */
-    assert_int_equal(nt, 0); /* the tombstoned block was merged away */
+    assert_int_equal(nt, 0);                            /* the tombstoned block was merged away */
     tsdb_close(db);
     db = open_store(dir, true);
     same_as_ref(db, ref);
