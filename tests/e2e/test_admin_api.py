@@ -119,9 +119,14 @@ def test_admin_api_bad_parameters(bongsu_factory):
         r = p.post(base + ep, data=params)
         assert r.status_code == 400, (ep, params, r.text)
         assert r.json() == {"status": "error", "errorType": "bad_data", "error": msg}
-    # an empty store: every call succeeds
+    # an empty store: every call succeeds (as in Prometheus, a selector of
+    # empty-matching matchers only, and start after end, are accepted)
     r = p.post(base + "delete_series", params={"match[]": "up"})
     assert r.status_code == 204 and r.content == b""
+    r = p.post(base + "delete_series", data={"match[]": '{job=~".*"}'})
+    assert r.status_code == 204, r.text
+    r = p.post(base + "delete_series", data={"match[]": "up", "start": "5", "end": "1"})
+    assert r.status_code == 204, r.text
     r = p.session.put(p.url + base + "clean_tombstones", timeout=10)
     assert r.status_code == 204
 
