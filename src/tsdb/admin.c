@@ -459,10 +459,10 @@ int tsdb_tomb_head_payload(struct tsdb *db, int64_t mint, uint8_t **out, size_t 
     return 0;
 }
 
-/* Log head tombstones [mint, maxt] of refs[0..n) to the WAL, then apply
- * them. Records hold at most 65536 entries. */
-static int delete_head_refs(struct tsdb *db, const uint64_t *refs, size_t n, int64_t mint,
-                            int64_t maxt, struct bs_error *err)
+/* Log the head tombstones iv[i] of refs[i] (i < n) to the WAL, then
+ * apply them. Records hold at most 65536 entries. */
+static int delete_head_refs(struct tsdb *db, const uint64_t *refs, const struct tsdb_interval *iv,
+                            size_t n, struct bs_error *err)
 {
     struct tsdb_wal *w = &db->wal;
     int rc = 0;
@@ -479,7 +479,7 @@ static int delete_head_refs(struct tsdb *db, const uint64_t *refs, size_t n, int
             rc = tsdb_wal_rec_begin(w, TSDB_WAL_REC_TOMBSTONES);
         }
         if (rc == 0)
-            rc = tsdb_wal_put(w, ent, put_entry(ent, refs[i], mint, maxt));
+            rc = tsdb_wal_put(w, ent, put_entry(ent, refs[i], iv[i].mint, iv[i].maxt));
     }
     if (rc == 0 && n > 0) {
         tsdb_wal_rec_end(w);
@@ -496,7 +496,7 @@ static int delete_head_refs(struct tsdb *db, const uint64_t *refs, size_t n, int
     struct tsdb_tombstore *ts = db->tombstore;
     pthread_mutex_lock(&ts->mu);
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = tsdb_tombs_add(ts->head, refs[i], mint, maxt);
+        rc = tsdb_tombs_add(ts->head, refs[i], iv[i].mint, iv[i].maxt);
     update_active(ts);
     pthread_mutex_unlock(&ts->mu);
     if (rc)
@@ -706,20 +706,35 @@ int tsdb_delete(struct tsdb *db, int64_t mint, int64_t maxt, struct labels_match
     if (rc == 0) {
         struct tsdb_head *h = &db->head;
         uint64_t epoch = tsdb_reclaim_enter(&h->reclaim);
-        struct tsdb_series **v;
-        size_t n;
+        struct tsdb_series **v = NULL;
+        size_t n = 0;
         rc = tsdb_head_select(h, ms, nms, mint, maxt, false, &v, &n, err);
         uint64_t *refs = rc == 0 && n ? malloc(n * sizeof(*refs)) : NULL;
-        if (rc == 0 && n && !refs)
+        struct tsdb_interval *iv = rc == 0 && n ? malloc(n * sizeof(*iv)) : NULL;
+        if (rc == 0 && n && (!refs || !iv))
             rc = bs_error_set(err, BS_ENOMEM, "out of memory deleting series");
-        for (size_t i = 0; rc == 0 && i < n; i++)
-            refs[i] = v[i]->ref;
-        if (rc == 0)
-            free(v);
+        /* As Prometheus: only up to the series' current samples, so that
+         * samples appended later (a deletion to +inf of a series still
+         * scraped) are not hidden. */
+        size_t k = 0;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            struct tsdb_series *s = v[i];
+            tsdb_series_lock(s);
+            bool has = s->has_samples;
+            int64_t lo = s->min_t > mint ? s->min_t : mint;
+            int64_t hi = s->max_t < maxt ? s->max_t : maxt;
+            tsdb_series_unlock(s);
+            if (has && lo <= hi) {
+                refs[k] = s->ref;
+                iv[k++] = (struct tsdb_interval){lo, hi};
+            }
+        }
+        free(v);
         tsdb_reclaim_exit(&h->reclaim, epoch);
-        if (rc == 0 && n)
-            rc = delete_head_refs(db, refs, n, mint, maxt, err);
+        if (rc == 0 && k)
+            rc = delete_head_refs(db, refs, iv, k, err);
         free(refs);
+        free(iv);
     }
     pthread_mutex_unlock(&db->compact_mu);
     if (rc == 0)

@@ -207,3 +207,28 @@ def test_admin_delete_restart_clean_snapshot(bongsu_factory, is_bongsu, tmp_path
         # hard links, not copies
         b0 = block_dirs(p.data_dir)[0]
         assert os.stat(b0 / "index").st_ino == os.stat(snap2 / b0.name / "index").st_ino
+
+
+def test_admin_delete_then_append(bongsu_factory):
+    """A deletion to the end of time reaches only the samples there are: a
+    series still written to shows its new samples (as Prometheus)."""
+    p = bongsu_factory(CONFIG, extra_args=["--web.enable-admin-api",
+                                           "--web.enable-remote-write-receiver",
+                                           "--storage.tsdb.retention.time=3650d"])
+    base_ms = (int(time.time() * 1000) // HOUR_MS - 5) * HOUR_MS
+    url = p.url + "/api/v1/write"
+    lbl = {"__name__": "adm2", "job": "x"}
+    push(url, [(lbl, [(t, 1.0) for t in range(base_ms, base_ms + HOUR_MS, MIN_MS)])])
+    r = p.post("/api/v1/admin/tsdb/delete_series", data={"match[]": "adm2"})
+    assert r.status_code == 204, r.text
+    later = base_ms + HOUR_MS
+    push(url, [(lbl, [(t, 2.0) for t in range(later, later + 10 * MIN_MS, MIN_MS)])])
+
+    def samples():
+        res = p.query("adm2[3h]", time=(later + 10 * MIN_MS) / 1000)
+        return [(round(float(t) * 1000), float(v)) for s in res["result"] for t, v in s["values"]]
+    want = [(t, 2.0) for t in range(later, later + 10 * MIN_MS, MIN_MS)]
+    assert samples() == want
+    p.kill9()
+    p.start()
+    assert samples() == want
