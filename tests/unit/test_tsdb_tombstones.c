@@ -23,6 +23,8 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 #include "test_tsdb_util.h"
@@ -634,6 +636,89 @@ static void test_damaged_file_at_open(void **state)
     free(dir);
 }
 
+/* Readers while deletions, rewrites, compactions, merges and snapshots
+ * run: every answer is in time order and never holds a sample deleted
+ * before the querier was created (run under ASan for the lifetimes). */
+struct reader_arg {
+    struct tsdb *db;
+    int done;             /* atomic */
+    int64_t deleted_upto; /* atomic: series 0 deleted in [0, this] */
+    size_t answers;
+};
+
+static void *reader_main(void *p)
+{
+    struct reader_arg *a = p;
+    struct labels_matcher *m = mk_matcher("__name__=m");
+    while (!__atomic_load_n(&a->done, __ATOMIC_ACQUIRE)) {
+        int64_t gone = __atomic_load_n(&a->deleted_upto, __ATOMIC_ACQUIRE);
+        struct tsdb_querier *q = tsdb_querier_new(a->db, INT64_MIN, INT64_MAX);
+        struct tsdb_series_set *set = NULL;
+        assert_int_equal(tsdb_querier_select(q, &m, 1, &set, NULL), 0);
+        while (tsdb_series_set_next(set)) {
+            bool s0 = strcmp(labels_get(tsdb_series_set_labels(set), "i"), "00") == 0;
+            struct tsdb_iterator *it = tsdb_series_set_iterator(set);
+            int64_t last = INT64_MIN;
+            while (tsdb_iterator_next(it)) {
+                int64_t t;
+                tsdb_iterator_at(it, &t, NULL);
+                assert_true(t > last);
+                last = t;
+                if (s0)
+                    assert_true(t > gone);
+            }
+            tsdb_iterator_free(it);
+        }
+        tsdb_series_set_free(set);
+        tsdb_querier_free(q);
+        __atomic_add_fetch(&a->answers, 1, __ATOMIC_ACQ_REL);
+    }
+    labels_matcher_free(m);
+    return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+    (void)state;
+    char *dir = make_tmpdir();
+    struct tsdb *db = open_store(dir, true);
+    ingest(db, 0, 4 * HOUR, NULL, 0);
+    struct reader_arg a = {.db = db, .deleted_upto = -1};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, reader_main, &a), 0);
+    struct bs_error err = {0};
+    for (int round = 1; round <= 12; round++) {
+        int64_t to = 4 * HOUR + round * HOUR;
+        ingest(db, to - HOUR, to, NULL, 0);
+        const struct del d = {0, 0, round * 40 * MINUTE};
+        do_delete(db, &d);
+        __atomic_store_n(&a.deleted_upto, d.hi, __ATOMIC_RELEASE);
+        const struct del d2 = {round % 3 + 1, round * 20 * MINUTE, round * 20 * MINUTE + 5};
+        do_delete(db, &d2);
+        compact_ok(db);
+        if (round % 3 == 0 && tsdb_clean_tombstones(db, &err))
+            fail_msg("clean: %s", err.msg);
+        if (round % 4 == 0) {
+            char name[32];
+            snprintf(name, sizeof(name), "s%d", round);
+            if (tsdb_snapshot(db, name, round % 8 == 0, &err))
+                fail_msg("snapshot: %s", err.msg);
+        }
+        /* let the readers answer at least once more before going on */
+        size_t seen = __atomic_load_n(&a.answers, __ATOMIC_ACQUIRE);
+        while (__atomic_load_n(&a.answers, __ATOMIC_ACQUIRE) == seen)
+            sched_yield();
+    }
+    __atomic_store_n(&a.done, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    assert_true(a.answers > 0);
+    tsdb_close(db);
+    rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     bs_log_set_level(BS_LOG_ERROR);
@@ -645,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_blocks_compaction_clean_snapshot),
         cmocka_unit_test(test_clean_interrupted),
         cmocka_unit_test(test_damaged_file_at_open),
+        cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
