@@ -61,7 +61,7 @@ static struct flag server_flags[] = {
     {"query.max-samples", FLAG_STRING, "50000000", "Maximum number of samples a single query can load into memory.", NULL, false},
     {"web.enable-remote-write-receiver", FLAG_BOOL, "false", "Enable the remote write receiver at POST /api/v1/write.", NULL, false},
     {"web.enable-lifecycle", FLAG_BOOL, "false", "Enable shutdown and reload via HTTP request (POST or PUT /-/quit and /-/reload).", NULL, false},
-    {"web.enable-admin-api", FLAG_BOOL, "false", "Enable API endpoints for admin control actions (accepted; the admin endpoints are not there yet).", NULL, false},
+    {"web.enable-admin-api", FLAG_BOOL, "false", "Enable API endpoints for admin control actions: /api/v1/admin/tsdb/{delete_series,clean_tombstones,snapshot}.", NULL, false},
     {"web.external-url", FLAG_STRING, "", "The URL under which bongsu is externally reachable (e.g. behind a reverse proxy). Defaults to http://<hostname>:<port>/.", NULL, false},
     {"web.route-prefix", FLAG_STRING, "", "Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url; only \"/\" is supported for now.", NULL, false},
     {"web.max-connections", FLAG_STRING, "512", "Maximum number of simultaneous connections.", NULL, false},
@@ -973,9 +973,6 @@ int main(int argc, char **argv)
 
     BS_INFO("main", "Starting bongsu version %s (revision %s)", BS_VERSION, BS_REVISION);
     BS_INFO("main", "External URL %s, route prefix %s", external_url, route_prefix);
-    if (flags_bool(flags_find(server_flags, NFLAGS, "web.enable-admin-api")))
-        BS_WARN("main", "--web.enable-admin-api is accepted, but the admin API endpoints are not "
-                "there yet");
 
     struct app app = {.config_path = flag_value("config.file"),
                       .rules_base = rbase,
@@ -1062,6 +1059,7 @@ int main(int argc, char **argv)
     hopts.listen_address = flag_value("web.listen-address");
     hopts.db = db;
     hopts.engine = engine;
+    hopts.enable_admin_api = flags_bool(flags_find(server_flags, NFLAGS, "web.enable-admin-api"));
     hopts.targets = targets_cb;
     hopts.targets_ud = &app;
     hopts.rules = rules_cb;

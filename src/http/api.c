@@ -65,6 +65,12 @@ static int param_time(struct http_request *rq, struct http_response *rs, const c
     return 0;
 }
 
+int http_api_param_time(struct http_request *rq, struct http_response *rs, const char *name,
+                        int64_t *out)
+{
+    return param_time(rq, rs, name, true, API_MIN_TIME_MS, out);
+}
+
 /* Prometheus's parseDuration: float seconds, else a duration ("15s").
  * Result in nanoseconds. */
 static int parse_duration_ns(const char *s, int64_t *out_ns, char *msg, size_t cap)

@@ -308,8 +308,7 @@ int http_api_targets(struct http_server *s, struct http_request *rq, struct http
     return callback_data(rs, write_targets, &a);
 }
 
-/* Go's strconv.ParseBool. */
-static int parse_go_bool(const char *v, bool *out)
+int http_parse_go_bool(const char *v, bool *out)
 {
     static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
     static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
@@ -361,7 +360,7 @@ int http_api_rules(struct http_server *s, struct http_request *rq, struct http_r
     memset(&q, 0, sizeof q);
     q.type = ltype;
     const char *ex = http_params_get(&rq->params, "exclude_alerts");
-    if (ex && ex[0] && parse_go_bool(ex, &q.exclude_alerts) != 0)
+    if (ex && ex[0] && http_parse_go_bool(ex, &q.exclude_alerts) != 0)
         return http_api_error(rs, 400, "bad_data",
                               "invalid parameter \"exclude_alerts\": strconv.ParseBool: parsing "
                               "\"%s\": invalid syntax",

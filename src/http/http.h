@@ -218,6 +218,10 @@ struct http_server_opts {
     unsigned threads;              /* worker threads; 0 = 4 */
     unsigned max_connections;      /* concurrent connections; 0 = 512 */
     int64_t read_timeout_ms;       /* idle connection timeout; 0 = 5 minutes */
+    /* --web.enable-admin-api: serve /api/v1/admin/tsdb/{delete_series,
+     * clean_tombstones,snapshot}; false answers them with Prometheus's
+     * "admin APIs disabled" error. */
+    bool enable_admin_api;
 };
 
 /* Fill o with the defaults named above and listen_address ":9090". The

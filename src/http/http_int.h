@@ -135,6 +135,7 @@ struct http_server {
     char **flags;  /* name, value, ... NULL; owned */
     size_t nflags; /* pairs */
     int64_t lookback_ms;
+    bool admin_api; /* --web.enable-admin-api */
     size_t max_body_bytes;
     int64_t start_ms;
     atomic_bool ready;
@@ -189,6 +190,24 @@ int http_api_metadata(struct http_server *s, struct http_request *rq, struct htt
 int http_api_targets_metadata(struct http_server *s, struct http_request *rq,
                               struct http_response *rs);
 int http_api_exemplars(struct http_server *s, struct http_request *rq, struct http_response *rs);
+
+/* A time parameter as Prometheus's parseTimeParam reads it (api.c): its
+ * default is Prometheus's minTime; the caller replaces it for "end".
+ * Returns 0, 1 when it wrote a 400 answer into rs, or a negative BS_*
+ * code. */
+int http_api_param_time(struct http_request *rq, struct http_response *rs, const char *name,
+                        int64_t *out);
+/* Go's strconv.ParseBool (api_meta.c): 0 with *out, or -1. */
+int http_parse_go_bool(const char *v, bool *out);
+/* The TSDB admin API (api_admin.c): POST or PUT under
+ * /api/v1/admin/tsdb/; without s->admin_api each answers as Prometheus
+ * without --web.enable-admin-api. */
+int http_api_admin_delete_series(struct http_server *s, struct http_request *rq,
+                                 struct http_response *rs);
+int http_api_admin_clean_tombstones(struct http_server *s, struct http_request *rq,
+                                    struct http_response *rs);
+int http_api_admin_snapshot(struct http_server *s, struct http_request *rq,
+                            struct http_response *rs);
 
 /* Pages (pages.c). */
 int http_page_metrics(struct http_server *s, struct http_request *rq, struct http_response *rs);

@@ -45,6 +45,10 @@ static const struct route routes[] = {
     {"/api/v1/status/flags", http_api_flags, M_GET, true, true},
     {"/api/v1/status/runtimeinfo", http_api_runtimeinfo, M_GET, true, true},
     {"/api/v1/status/tsdb", http_api_tsdb_status, M_GET, true, true},
+    {"/api/v1/admin/tsdb/delete_series", http_api_admin_delete_series, M_POST | M_PUT, true, true},
+    {"/api/v1/admin/tsdb/clean_tombstones", http_api_admin_clean_tombstones, M_POST | M_PUT, true,
+     true},
+    {"/api/v1/admin/tsdb/snapshot", http_api_admin_snapshot, M_POST | M_PUT, true, true},
     {"/metrics", http_page_metrics, M_GET, false, false},
     {"/-/healthy", http_page_healthy, M_GET, false, false},
     {"/-/ready", http_page_ready, M_GET, false, false},
@@ -115,7 +119,7 @@ static unsigned method_bit(const char *m)
 static const char *allow_header(unsigned methods, bool api)
 {
     if (methods == (M_POST | M_PUT))
-        return "POST, PUT";
+        return api ? "OPTIONS, POST, PUT" : "POST, PUT";
     if (methods & M_POST)
         return "GET, OPTIONS, POST";
     return api ? "GET, OPTIONS" : "GET";
@@ -165,7 +169,8 @@ int http_route(struct http_server *s, struct http_request *rq, struct http_respo
         rs->cors = true;
     } else if (ri == ROUTE_OTHER) {
         rc = http_text(rs, 404, "404 page not found\n");
-    } else if (!(routes[ri].methods & mb) && routes[ri].methods == (M_POST | M_PUT)) {
+    } else if (!(routes[ri].methods & mb) && routes[ri].methods == (M_POST | M_PUT) &&
+               !routes[ri].api) {
         /* /-/reload and /-/quit, as Prometheus words it (no Allow header). */
         rc = http_text(rs, 405, "Only POST or PUT requests allowed");
     } else if (!(routes[ri].methods & mb)) {

@@ -539,6 +539,7 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
     s->config_yaml = dup_or(o->config_yaml, "");
     s->reload_success = true;
     s->lookback_ms = o->lookback_ms > 0 ? o->lookback_ms : 5 * 60 * 1000;
+    s->admin_api = o->enable_admin_api;
     s->max_body_bytes = o->max_body_bytes ? o->max_body_bytes : HTTP_DEFAULT_MAX_BODY;
     s->start_ms = bs_now_ms();
     s->config_time_ms = s->start_ms;

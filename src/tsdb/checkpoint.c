@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tsdb/tombstones.h"
 #include "tsdb/tsdb_int.h"
 
 #define CK_SEGMENT "00000000"
@@ -145,6 +146,27 @@ static int ck_flush(struct ck_writer *w, struct bs_error *err)
     return 0;
 }
 
+/* Tombstones hook: one record with the head's tombstones of the series
+ * still in the head, clipped to t >= mint (tombstones records of the
+ * covered segments are not copied: the head holds all of them). */
+static int ck_put_tombstones(struct tsdb *db, struct ck_writer *w, int64_t mint,
+                             struct bs_error *err)
+{
+    uint8_t *p;
+    size_t len;
+    if (tsdb_tomb_head_payload(db, mint, &p, &len) != 0)
+        return bs_error_set(err, BS_ENOMEM, "out of memory writing tombstones to %s", w->path);
+    if (len > 0) {
+        ck_begin(w, TSDB_WAL_REC_TOMBSTONES);
+        ck_reserve(w, len);
+        memcpy(w->buf + w->len, p, len);
+        w->len += len;
+        ck_end(w);
+    }
+    free(p);
+    return 0;
+}
+
 /* Length of one series entry at p (ref, n, n x (name, value)); 0 if bad. */
 static size_t series_entry_len(const uint8_t *p, size_t len, uint64_t *ref)
 {
@@ -201,13 +223,16 @@ static int ck_file(struct tsdb *db, struct ck_writer *w, const char *path, int64
         uint8_t type = hd[0];
         uint32_t len = bs_get_be32(hd + 1);
         if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES &&
-             type != TSDB_WAL_REC_OPEN_CHUNKS && type != TSDB_WAL_REC_OPEN_STATE) ||
+             type != TSDB_WAL_REC_OPEN_CHUNKS && type != TSDB_WAL_REC_OPEN_STATE &&
+             type != TSDB_WAL_REC_TOMBSTONES) ||
             len > TSDB_WAL_MAX_RECORD || len > flen - off - TSDB_WAL_HEADER)
             break;
         const uint8_t *p = hd + TSDB_WAL_HEADER;
         if (bs_crc32c(bs_crc32c(0, hd, 5), p, len) != bs_get_be32(hd + 5))
             break;
-        if (type == TSDB_WAL_REC_SERIES) {
+        if (type == TSDB_WAL_REC_TOMBSTONES) {
+            /* tombstones hook: written from the head by ck_put_tombstones */
+        } else if (type == TSDB_WAL_REC_SERIES) {
             ck_begin(w, TSDB_WAL_REC_SERIES);
             for (size_t i = 0; i < len;) {
                 uint64_t ref;
@@ -329,6 +354,8 @@ int tsdb_checkpoint_write(struct tsdb *db, const char *waldir, uint32_t last, in
         snprintf(p2, sizeof(p2), "%s/%08u", waldir, segs[i]);
         rc = ck_file(db, &w, p2, mint, err);
     }
+    if (rc == 0)
+        rc = ck_put_tombstones(db, &w, mint, err);
     if (rc == 0)
         rc = ck_flush(&w, err);
     if (rc == 0 && fsync(w.fd) != 0) {
@@ -531,6 +558,8 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err)
                      "failed head chunk file write; the WAL keeps them");
         goto done;
     }
+    if (rc == 0)
+        rc = ck_put_tombstones(db, &w, INT64_MIN, err);
     bytes += w.len + wo.len;
     if (rc == 0)
         rc = ck_flush(&w, err);

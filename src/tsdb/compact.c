@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tsdb/tombstones.h"
 #include "tsdb/tsdb_int.h"
 
 /* --------------------------------------------------------------- blocks */
@@ -205,6 +206,11 @@ int tsdb_blocks_load(struct tsdb *db, struct bs_error *err)
             BS_ERROR("tsdb", "skipping unreadable block %s: %s", path, berr.msg);
             continue;
         }
+        if (tsdb_tombstore_load_block(db, b, &berr) != 0) { /* tombstones hook */
+            BS_ERROR("tsdb", "skipping block %s: %s", path, berr.msg);
+            tsdb_block_unref(b);
+            continue;
+        }
         db->blocks = bs_xrealloc(db->blocks, (db->nblocks + 1) * sizeof(*db->blocks));
         db->blocks[db->nblocks++] = b;
     }
@@ -299,6 +305,12 @@ static int collect_series(struct tsdb *db, struct collect *c, struct tsdb_series
         }
     }
     tsdb_series_unlock(s);
+    if (rc == 0 && c->nchunks > first) { /* tombstones hook: drop deleted samples */
+        size_t k = c->nchunks - first;
+        rc = tsdb_tomb_filter_head_chunks(db, s->ref, c->chunks + first, &k, &c->copies,
+                                          &c->ncopies, &c->copies_cap);
+        c->nchunks = first + k;
+    }
     if (rc == 0 && c->nchunks > first) {
         c->series = grow(c->series, &c->cap, c->n + 1, sizeof(*c->series));
         /* chunks pointer fixed up once the array stops moving */
@@ -474,6 +486,7 @@ struct msrc {
 };
 
 struct merge {
+    struct tsdb *db; /* for the tombstones hook */
     struct msrc *src;
     size_t nsrc;
     struct tsdb_dense_enc *enc;
@@ -606,6 +619,7 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
         struct msrc *m = &g->src[si];
         if (m->pos >= m->nids || !labels_equal(&m->cur, ls))
             continue;
+        size_t from = g->n;
         rc = tsdb_block_series(m->b, m->ids[m->pos], NULL, NULL, &g->chks, &g->nchks, &g->chks_cap);
         for (size_t c = 0; c < g->nchks && rc == 0; c++) {
             const uint8_t *p;
@@ -615,6 +629,8 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
             if (rc == 0)
                 rc = gather_chunk(g, enc, p, len, m->b->meta.mint, m->b->meta.maxt);
         }
+        if (rc == 0) /* tombstones hook: drop deleted samples */
+            rc = tsdb_tomb_filter_samples(g->db, m->b, m->ids[m->pos], g->ts, g->vs, from, &g->n);
         if (rc) {
             if (rc == BS_ECORRUPT)
                 m->b->no_merge = true;
@@ -665,6 +681,7 @@ static int merge_blocks(struct tsdb *db, struct tsdb_block *const *bl, size_t n,
     struct tsdb_block_meta meta = {.mint = INT64_MAX, .maxt = INT64_MIN};
     int64_t t0 = bs_monotonic_ns();
     int rc = 0;
+    g.db = db;
     g.src = bs_xcalloc(n, sizeof(*g.src));
     g.nsrc = n;
     bs_arena_init(&g.keep, 64 * 1024, 0);
@@ -1027,6 +1044,7 @@ int tsdb_compact_now(struct tsdb *db, struct bs_error *err)
         rc = tsdb_compact_blocks(db, &merged, err);
         if (merged)
             apply_retention(db);
+        tsdb_tombstore_prune(db); /* tombstones hook */
     }
     /* Bound what a restart after kill -9 replays: once the WAL grew by
      * more than max(64 MiB, a quarter of the last head checkpoint),

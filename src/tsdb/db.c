@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tsdb/tombstones.h"
 #include "tsdb/tsdb_int.h"
 
 void tsdb_options_default(struct tsdb_options *o)
@@ -303,6 +304,10 @@ int tsdb_open(struct tsdb **out, const struct tsdb_options *o, struct bs_error *
     head_ok = true;
     db->head.chunk_range = db->opts.block_range_ms;
     db->waldir = bs_xstrdup(waldir);
+    if (tsdb_tombstore_init(db) != 0) { /* tombstones hook */
+        rc = bs_error_set(err, BS_ENOMEM, "out of memory opening %s", db->dir);
+        goto fail;
+    }
     rc = tsdb_blocks_load(db, err);
     if (rc)
         goto fail;
@@ -337,6 +342,7 @@ fail:
     if (wal_ok)
         tsdb_wal_close(&db->wal);
     tsdb_blocks_close(db);
+    tsdb_tombstore_fini(db); /* tombstones hook */
     if (head_ok)
         tsdb_head_fini(&db->head);
     if (db->lock_fd >= 0)
@@ -370,6 +376,7 @@ void tsdb_close(struct tsdb *db)
     }
     tsdb_wal_close(&db->wal);
     tsdb_blocks_close(db);
+    tsdb_tombstore_fini(db); /* tombstones hook */
     tsdb_head_fini(&db->head);
     if (db->lock_fd >= 0)
         close(db->lock_fd);

@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tsdb/tombstones.h"
 #include "tsdb/tsdb_int.h"
 
 struct q_source {
@@ -113,6 +114,7 @@ struct tsdb_iterator { /* what every sample touches comes first */
     uint64_t v;
     struct it_chunk *chunks; /* inl or malloc'd */
     struct chunk_dec dec;
+    struct tsdb_intervals del; /* deleted ranges (tombstones), sorted */
     struct it_chunk inl[IT_INLINE];
 };
 
@@ -416,6 +418,9 @@ static int block_select(struct tsdb_querier *q, const struct q_source *src,
             ok = (flags & TSDB_SELECT_CHUNK_RANGES)
                      ? block_series_overlaps(chks, nchks, src->mint, src->maxt)
                      : block_series_in_range(b, chks, nchks, src->mint, src->maxt);
+        if (ok && tsdb_tomb_block_series_hidden(q->db, b, cur[i], chks, nchks, src->mint,
+                                                src->maxt))
+            ok = false; /* tombstones hook: all its samples in range deleted */
         if (!ok)
             continue;
         struct labels *keep = bs_arena_alloc(&q->arena, sizeof(*keep));
@@ -452,9 +457,14 @@ static int head_select(struct tsdb_querier *q, const struct q_source *src,
         size_t first = set->nh;
         rc = tsdb_head_series_chunks(&q->db->head, v[i], src->mint, src->maxt, &q->arena,
                                      &set->hchunks, &set->nh, &set->hcap);
+        if (rc == 0 && tsdb_tomb_head_series_hidden(q->db, v[i]->ref, set->hchunks + first,
+                                                    set->nh - first, src->mint, src->maxt)) {
+            set->nh = first; /* tombstones hook: all its samples in range deleted */
+            continue;        /* (open chunk copies stay in the querier's arena) */
+        }
         if (rc == 0)
-            rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, 0, first,
-                                                set->nh - first});
+            rc = item_push(out, (struct q_item){&v[i]->lset, NULL, src->mint, src->maxt, v[i]->ref,
+                                                first, set->nh - first});
     }
     free(v);
     return rc;
@@ -700,6 +710,9 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
             for (size_t i = 0; i < part->hn && rc == 0; i++)
                 rc = it_push(it, set->hchunks[part->hfirst + i], part->mint, part->maxt);
         }
+        if (rc == 0) /* tombstones hook */
+            rc = tsdb_tomb_lookup_range(set->q->db, part->b, part->id, part->mint, part->maxt,
+                                        &it->del);
     }
     if (rc) {
         tsdb_iterator_free(it);
@@ -768,6 +781,8 @@ static bool it_advance(struct tsdb_iterator *it, int64_t want)
             it->i++;
             continue;
         }
+        if (it->del.n && tsdb_intervals_cover(it->del.v, it->del.n, t))
+            continue; /* tombstones hook */
         it->t = t;
         it->v = it->dec.v;
         it->last_t = t;
@@ -812,6 +827,7 @@ void tsdb_iterator_free(struct tsdb_iterator *it)
         cdec_fini(&it->dec);
     if (it->chunks != it->inl)
         free(it->chunks);
+    tsdb_intervals_fini(&it->del);
     free(it);
 }
 

@@ -207,4 +207,25 @@ int tsdb_querier_label_values(struct tsdb_querier *q, const char *name,
                               struct labels_matcher *const *ms, size_t nms, const char ***out,
                               size_t *n, struct bs_error *err);
 
+/* ------------------------------------------------------------------ admin */
+
+/* Delete the samples with mint <= t <= maxt of every series matching all
+ * of ms (nms 0: every series), in the head and in the blocks (admin.c).
+ * Deleted samples are hidden from queriers at once and dropped from disk
+ * by head compaction, block merges and tsdb_clean_tombstones. Durable on
+ * return: head deletions are in the WAL, block deletions in the blocks'
+ * tombstones files. mint > maxt deletes nothing. Errors (err says which
+ * file or step): BS_ENOSPC, BS_EIO, BS_ENOMEM, BS_ECLOSED. */
+int tsdb_delete(struct tsdb *db, int64_t mint, int64_t maxt, struct labels_matcher *const *ms,
+                size_t nms, struct bs_error *err);
+/* Rewrite every block that has tombstones without the deleted samples (a
+ * new block replaces the old one, crash-safe like a merge). 0 or the first
+ * error; blocks rewritten before it stay rewritten. */
+int tsdb_clean_tombstones(struct tsdb *db, struct bs_error *err);
+/* Create <dir>/snapshots/<name>/ holding hard links to every block and,
+ * when with_head, the head's samples written as one more block: a data
+ * directory that tsdb_open accepts. name must be one path component.
+ * BS_EINVAL, BS_ENOSPC, BS_EIO, BS_ENOMEM. */
+int tsdb_snapshot(struct tsdb *db, const char *name, bool with_head, struct bs_error *err);
+
 #endif

@@ -459,6 +459,7 @@ int tsdb_head_series_chunks(struct tsdb_head *h, struct tsdb_series *s, int64_t 
 #define TSDB_WAL_REC_SAMPLES 2
 #define TSDB_WAL_REC_OPEN_CHUNKS 3 /* checkpoints only: open chunks of the head */
 #define TSDB_WAL_REC_OPEN_STATE 4  /* checkpoints only: open chunks with encoder state */
+#define TSDB_WAL_REC_TOMBSTONES 5  /* deleted ranges of head series (admin.c) */
 #define TSDB_WAL_HEADER 9                        /* type u8, len be32, crc be32 */
 #define TSDB_WAL_MAX_RECORD (UINT32_C(64) << 20) /* payload cap */
 #define TSDB_WAL_DEFAULT_SEGMENT (UINT64_C(128) << 20)
@@ -783,6 +784,8 @@ struct tsdb {
      * by more than max(64 MiB, half that size). */
     uint64_t ck_wal_bytes, ck_bytes;
     uint64_t head_checkpoints; /* atomic */
+    /* Tombstones of the head and the blocks (admin.c, tombstones.h). */
+    struct tsdb_tombstore *tombstore;
 };
 
 /* compact.c */

@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tsdb/tombstones.h"
 #include "tsdb/tsdb_int.h"
 
 #define REPLAY_BUF (1u << 20)
@@ -1049,7 +1050,8 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
         uint32_t len = bs_get_be32(hd + 1);
         uint32_t crc = bs_get_be32(hd + 5);
         if ((type != TSDB_WAL_REC_SERIES && type != TSDB_WAL_REC_SAMPLES &&
-             type != TSDB_WAL_REC_OPEN_CHUNKS && type != TSDB_WAL_REC_OPEN_STATE) ||
+             type != TSDB_WAL_REC_OPEN_CHUNKS && type != TSDB_WAL_REC_OPEN_STATE &&
+             type != TSDB_WAL_REC_TOMBSTONES) ||
             len > TSDB_WAL_MAX_RECORD) {
             why = "invalid record header";
             break;
@@ -1071,9 +1073,16 @@ static int replay_segment(struct replay *r, const char *path, struct bs_error *e
                 break;
             hd = r->buf + r->start;
         }
-        rc = type == TSDB_WAL_REC_SERIES    ? decode_series(r, payload, len)
-             : type == TSDB_WAL_REC_SAMPLES ? decode_samples(r, payload, len)
-                                            : replay_open_chunks(r, type, payload, len);
+        if (type == TSDB_WAL_REC_TOMBSTONES) { /* tombstones hook */
+            /* after every record before it, the helper's share included */
+            rc = helper_drain(r->helper);
+            if (rc == 0)
+                rc = tsdb_tomb_replay(r->db, payload, len);
+        } else {
+            rc = type == TSDB_WAL_REC_SERIES    ? decode_series(r, payload, len)
+                 : type == TSDB_WAL_REC_SAMPLES ? decode_samples(r, payload, len)
+                                                : replay_open_chunks(r, type, payload, len);
+        }
         if (rc == BS_ENOMEM) {
             bs_error_set(err, rc, "out of memory replaying WAL segment %s", path);
             break;

@@ -867,6 +867,71 @@ static void test_ready_gate(void **state)
     http_server_stop(s);
 }
 
+/* The admin API: disabled on the fixture server, then enabled on a second
+ * server over the same store (runs last: it deletes fixture data). */
+static void test_admin(void **state)
+{
+    (void)state;
+    static const char disabled[] =
+        "{\"status\":\"error\",\"errorType\":\"unavailable\",\"error\":\"admin APIs disabled\"}";
+    const char *paths[] = {"/api/v1/admin/tsdb/delete_series?match[]=up",
+                           "/api/v1/admin/tsdb/clean_tombstones", "/api/v1/admin/tsdb/snapshot"};
+    struct resp r;
+    for (size_t i = 0; i < 3; i++) {
+        expect_json("POST", paths[i], NULL, 500, disabled);
+        expect_json("PUT", paths[i], NULL, 500, disabled);
+        request("GET", paths[i], NULL, &r);
+        assert_int_equal(r.status, 405);
+        assert_non_null(strstr(r.headers.data, "allow: options, post, put\r\n"));
+        resp_fini(&r);
+    }
+
+    struct http_server_opts o;
+    http_server_opts_default(&o);
+    o.listen_address = "127.0.0.1:0";
+    o.db = fx.db;
+    o.engine = fx.engine;
+    o.threads = 2;
+    o.enable_admin_api = true;
+    struct http_server *s;
+    struct bs_error err;
+    bs_error_clear(&err);
+    assert_int_equal(http_server_start(&s, &o, &err), 0);
+    http_server_set_ready(s, true);
+    int port = http_server_port(s);
+    const char *form = "application/x-www-form-urlencoded";
+    request_port(port, "POST", "/api/v1/admin/tsdb/delete_series", "", form, NULL, &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.body.data, ERR("no match[] parameter provided"));
+    resp_fini(&r);
+    request_port(port, "POST", "/api/v1/admin/tsdb/delete_series",
+                 "match[]=up%7Binstance%3D%22b%3A9100%22%7D", form, NULL, &r);
+    assert_int_equal(r.status, 204);
+    assert_string_equal(r.body.data, "");
+    resp_fini(&r);
+    request_port(port, "GET", "/api/v1/series?match[]=up", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body.data,
+                        OK("[{\"__name__\":\"up\",\"instance\":\"a:9100\",\"job\":\"node\"}]"));
+    resp_fini(&r);
+    request_port(port, "PUT", "/api/v1/admin/tsdb/clean_tombstones", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 204);
+    resp_fini(&r);
+    request_port(port, "POST", "/api/v1/admin/tsdb/snapshot?skip_head=0", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    const char *name = strstr(r.body.data, "{\"name\":\"");
+    assert_non_null(name);
+    name += 9;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/snapshots/%.33s", fx.dir, name);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(strlen(name), 33 + 3); /* name, closing quote, }} */
+    resp_fini(&r);
+    http_server_stop(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -888,6 +953,7 @@ int main(void)
         cmocka_unit_test(test_routing),
         cmocka_unit_test(test_metrics_and_gzip),
         cmocka_unit_test(test_ready_gate),
+        cmocka_unit_test(test_admin),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
