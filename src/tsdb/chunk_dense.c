@@ -660,8 +660,10 @@ static int keep_if_smaller(struct tsdb_dense_enc *e, int mode, int *best_mode, b
     return 0;
 }
 
+/* Encode ts/vs[0..n) into *out. With shared set the time section is left
+ * out and tref written in its place (TSDB_CHUNK_ENC_DENSE_ST). */
 static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs, size_t n,
-                  uint8_t **out, size_t *out_len)
+                  bool shared, uint64_t tref, uint8_t **out, size_t *out_len)
 {
     int rc = enc_grow(e, n);
     if (rc)
@@ -687,11 +689,13 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
             return rc;
     }
 
-    bool tz;
-    if ((rc = build_time(e, ts, n)) || (rc = seal(e, e->tzc, &e->traw, &tz)))
+    bool tz = false;
+    if (shared)
+        e->sealed.len = 0; /* no time section: tref goes in its place */
+    else if ((rc = build_time(e, ts, n)) || (rc = seal(e, e->tzc, &e->traw, &tz)))
         return rc;
 
-    size_t total = 1 + 10 + 10 + e->sealed.len + e->vbest.len;
+    size_t total = 1 + 10 + 10 + 10 + e->sealed.len + e->vbest.len;
     uint8_t *p = malloc(total);
     if (!p)
         return BS_ENOMEM;
@@ -699,7 +703,10 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
     w_u8(&o, (tz ? F_TZSTD : 0) | (vz ? F_VZSTD : 0) | ((unsigned)best_mode << F_MODE_SHIFT));
     w_uv(&o, n);
     w_v(&o, ts[0]);
-    memcpy(o.p + o.len, e->sealed.p, e->sealed.len);
+    if (shared)
+        w_uv(&o, tref);
+    else
+        memcpy(o.p + o.len, e->sealed.p, e->sealed.len);
     o.len += e->sealed.len;
     memcpy(o.p + o.len, e->vbest.p, e->vbest.len);
     o.len += e->vbest.len;
@@ -714,11 +721,26 @@ int tsdb_dense_encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_
     if (n == 0 || n > TSDB_DENSE_MAX_SAMPLES)
         return BS_EINVAL;
     if (e)
-        return encode(e, ts, vs, n, out, out_len);
+        return encode(e, ts, vs, n, false, 0, out, out_len);
     struct tsdb_dense_enc *tmp = tsdb_dense_enc_new(0);
     if (!tmp)
         return BS_ENOMEM;
-    int rc = encode(tmp, ts, vs, n, out, out_len);
+    int rc = encode(tmp, ts, vs, n, false, 0, out, out_len);
+    tsdb_dense_enc_free(tmp);
+    return rc;
+}
+
+int tsdb_dense_encode_shared(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs,
+                             size_t n, uint64_t tref, uint8_t **out, size_t *out_len)
+{
+    if (n == 0 || n > TSDB_DENSE_MAX_SAMPLES)
+        return BS_EINVAL;
+    if (e)
+        return encode(e, ts, vs, n, true, tref, out, out_len);
+    struct tsdb_dense_enc *tmp = tsdb_dense_enc_new(0);
+    if (!tmp)
+        return BS_ENOMEM;
+    int rc = encode(tmp, ts, vs, n, true, tref, out, out_len);
     tsdb_dense_enc_free(tmp);
     return rc;
 }
@@ -919,20 +941,69 @@ static bool parse_values(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
     }
 }
 
+/* The chunk header: flags, n, t0 (checked). */
+static bool r_header(struct rd *r, uint8_t *flags, uint32_t *n, int64_t *t0)
+{
+    uint64_t cnt;
+    if (!r->p || !r_u8(r, flags) || (*flags & F_RESERVED) ||
+        ((*flags & F_MODE_MASK) >> F_MODE_SHIFT) > MODE_XOR || !r_uv(r, &cnt) || cnt == 0 ||
+        cnt > TSDB_DENSE_MAX_SAMPLES || !r_v(r, t0))
+        return false;
+    *n = (uint32_t)cnt;
+    return true;
+}
+
 int tsdb_dense_peek(const uint8_t *p, size_t len, uint32_t *n, int64_t *t0)
 {
     struct rd r = {p, len, 0};
     uint8_t flags;
-    uint64_t cnt;
+    uint32_t cnt;
     int64_t t;
-    if (!p || !r_u8(&r, &flags) || (flags & F_RESERVED) ||
-        ((flags & F_MODE_MASK) >> F_MODE_SHIFT) > MODE_XOR || !r_uv(&r, &cnt) || cnt == 0 ||
-        cnt > TSDB_DENSE_MAX_SAMPLES || !r_v(&r, &t))
+    if (!r_header(&r, &flags, &cnt, &t))
         return BS_ECORRUPT;
     if (n)
-        *n = (uint32_t)cnt;
+        *n = cnt;
     if (t0)
         *t0 = t;
+    return 0;
+}
+
+int tsdb_dense_shared_ref(const uint8_t *p, size_t len, uint64_t *tref)
+{
+    struct rd r = {p, len, 0};
+    uint8_t flags;
+    uint32_t cnt;
+    int64_t t;
+    if (!r_header(&r, &flags, &cnt, &t) || (flags & F_TZSTD) || !r_uv(&r, tref))
+        return BS_ECORRUPT;
+    return 0;
+}
+
+/* The header and time section of the TSDB_CHUNK_ENC_DENSE chunk
+ * tp[0..tlen) that a shared-time chunk of n samples starting at t0 refers
+ * to; what follows the time section is not looked at. */
+static bool r_time_of(const uint8_t *tp, size_t tlen, uint32_t n, int64_t t0, struct section *ts,
+                      size_t *end)
+{
+    struct rd r = {tp, tlen, 0};
+    uint8_t flags;
+    uint32_t tn;
+    int64_t tt0;
+    if (!r_header(&r, &flags, &tn, &tt0) || tn != n || tt0 != t0 ||
+        !r_section(&r, flags & F_TZSTD, n, ts))
+        return false;
+    if (end)
+        *end = r.pos;
+    return true;
+}
+
+int tsdb_dense_time_prefix(const uint8_t *p, size_t len, size_t *prefix_len)
+{
+    uint32_t n;
+    int64_t t0;
+    struct section ts;
+    if (tsdb_dense_peek(p, len, &n, &t0) || !r_time_of(p, len, n, t0, &ts, prefix_len))
+        return BS_ECORRUPT;
     return 0;
 }
 
@@ -949,28 +1020,35 @@ static int inflate(const struct section *s, uint8_t *dst)
     return got == s->raw ? 0 : BS_ECORRUPT;
 }
 
-int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
+/* Set up d over chunk p[0..len): a TSDB_CHUNK_ENC_DENSE chunk when tp is
+ * NULL, else a TSDB_CHUNK_ENC_DENSE_ST chunk whose time section is that of
+ * the dense chunk tp[0..tlen). */
+static int dec_open(struct tsdb_dense_dec *d, const uint8_t *p, size_t len, const uint8_t *tp,
+                    size_t tlen)
 {
     memset(d, 0, sizeof(*d));
     uint32_t n;
     int64_t t0;
     int rc = BS_ECORRUPT;
-    if (tsdb_dense_peek(p, len, &n, &t0))
-        goto fail;
     struct rd r = {p, len, 0};
     uint8_t flags = 0;
-    uint64_t skip;
-    int64_t skipv;
-    (void)(r_u8(&r, &flags) && r_uv(&r, &skip) && r_v(&r, &skipv)); /* peek checked them */
+    if (!r_header(&r, &flags, &n, &t0))
+        goto fail;
     d->n = n;
     d->mode = (uint8_t)((flags & F_MODE_MASK) >> F_MODE_SHIFT);
     d->g = (uint64_t)t0;
     struct section ts, vs;
-    if (!r_section(&r, flags & F_TZSTD, n, &ts) || !r_section(&r, flags & F_VZSTD, n, &vs) ||
-        r.pos != len)
+    if (tp) {
+        uint64_t tref;
+        if ((flags & F_TZSTD) || !r_uv(&r, &tref) || !r_time_of(tp, tlen, n, t0, &ts, NULL))
+            goto fail;
+    } else if (!r_section(&r, flags & F_TZSTD, n, &ts)) {
+        goto fail;
+    }
+    if (!r_section(&r, flags & F_VZSTD, n, &vs) || r.pos != len)
         goto fail;
 
-    const uint8_t *tp = ts.p, *vp = vs.p;
+    const uint8_t *tsp = ts.p, *vp = vs.p;
     if (ts.z || vs.z) {
         size_t need = (ts.z ? ts.raw : 0) + (vs.z ? vs.raw : 0);
         d->owned = malloc(need ? need : 1);
@@ -982,7 +1060,7 @@ int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
         if (ts.z) {
             if ((rc = inflate(&ts, at)))
                 goto fail;
-            tp = at;
+            tsp = at;
             at += ts.raw;
         }
         if (vs.z) {
@@ -992,13 +1070,29 @@ int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
         }
         rc = BS_ECORRUPT;
     }
-    if (!parse_time(d, tp, ts.raw) || !parse_values(d, vp, vs.raw))
+    if (!parse_time(d, tsp, ts.raw) || !parse_values(d, vp, vs.raw))
         goto fail;
     return 0;
 fail:
     d->err = rc;
     d->n = 0;
     return rc;
+}
+
+int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
+{
+    return dec_open(d, p, len, NULL, 0);
+}
+
+int tsdb_dense_dec_init_shared(struct tsdb_dense_dec *d, const uint8_t *p, size_t len,
+                               const uint8_t *tp, size_t tlen)
+{
+    if (!tp) {
+        memset(d, 0, sizeof(*d));
+        d->err = BS_ECORRUPT;
+        return BS_ECORRUPT;
+    }
+    return dec_open(d, p, len, tp, tlen);
 }
 
 static uint64_t plane_get(const uint8_t *planes, uint8_t w, uint32_t n, uint32_t j)
@@ -1055,20 +1149,26 @@ static bool xor_next(struct tsdb_dense_dec *d)
     return true;
 }
 
+/* Time of sample i into d->t (samples are visited in order). */
+static void time_step(struct tsdb_dense_dec *d, uint32_t i)
+{
+    if (i == 0) {
+        d->t = (int64_t)d->g;
+        return;
+    }
+    int64_t e = (int64_t)zz_dec(plane_get(d->tplanes, d->tw, d->n, i - 1));
+    uint64_t pred = d->g + d->step;
+    uint64_t t = pred + (uint64_t)e;
+    d->g = (e >= -(int64_t)d->r && e <= (int64_t)d->r) ? pred : t;
+    d->t = (int64_t)t;
+}
+
 bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
 {
     if (d->err || d->i >= d->n)
         return false;
     uint32_t i = d->i;
-    if (i == 0) {
-        d->t = (int64_t)d->g;
-    } else {
-        int64_t e = (int64_t)zz_dec(plane_get(d->tplanes, d->tw, d->n, i - 1));
-        uint64_t pred = d->g + d->step;
-        uint64_t t = pred + (uint64_t)e;
-        d->g = (e >= -(int64_t)d->r && e <= (int64_t)d->r) ? pred : t;
-        d->t = (int64_t)t;
-    }
+    time_step(d, i);
     switch (d->mode) {
     case MODE_CONST:
         d->v = d->cbits;
@@ -1125,11 +1225,52 @@ void tsdb_dense_dec_fini(struct tsdb_dense_dec *d)
     d->owned = NULL;
 }
 
-int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, size_t cap,
-                      size_t *n)
+int tsdb_dense_time_equal(const uint8_t *p, size_t len, const int64_t *ts, size_t n, bool *eq)
+{
+    *eq = false;
+    uint32_t cn;
+    int64_t t0;
+    struct section s;
+    if (tsdb_dense_peek(p, len, &cn, &t0) || !r_time_of(p, len, cn, t0, &s, NULL))
+        return BS_ECORRUPT;
+    if (cn != n || t0 != ts[0])
+        return 0;
+    struct tsdb_dense_dec d;
+    memset(&d, 0, sizeof(d));
+    d.n = cn;
+    d.g = (uint64_t)t0;
+    const uint8_t *tp = s.p;
+    if (s.z) {
+        d.owned = malloc(s.raw ? s.raw : 1);
+        if (!d.owned)
+            return BS_ENOMEM;
+        int rc = inflate(&s, d.owned);
+        if (rc) {
+            free(d.owned);
+            return rc;
+        }
+        tp = d.owned;
+    }
+    int rc = BS_ECORRUPT;
+    if (parse_time(&d, tp, s.raw)) {
+        rc = 0;
+        bool same = true;
+        for (uint32_t i = 0; i < cn && same; i++) {
+            time_step(&d, i);
+            same = d.t == ts[i];
+        }
+        *eq = same;
+    }
+    free(d.owned);
+    return rc;
+}
+
+/* Decode the chunk p (tp: see dec_open) into ts/vs. */
+static int decode_all(const uint8_t *p, size_t len, const uint8_t *tp, size_t tlen, int64_t *ts,
+                      uint64_t *vs, size_t cap, size_t *n)
 {
     struct tsdb_dense_dec d;
-    int rc = tsdb_dense_dec_init(&d, p, len);
+    int rc = dec_open(&d, p, len, tp, tlen);
     *n = 0;
     if (rc) {
         tsdb_dense_dec_fini(&d);
@@ -1154,4 +1295,19 @@ int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, s
         return rc;
     *n = i;
     return 0;
+}
+
+int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, size_t cap,
+                      size_t *n)
+{
+    return decode_all(p, len, NULL, 0, ts, vs, cap, n);
+}
+
+int tsdb_dense_decode_shared(const uint8_t *p, size_t len, const uint8_t *tp, size_t tlen,
+                             int64_t *ts, uint64_t *vs, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (!tp)
+        return BS_ECORRUPT;
+    return decode_all(p, len, tp, tlen, ts, vs, cap, n);
 }

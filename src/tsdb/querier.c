@@ -80,6 +80,7 @@ struct tsdb_series_set {
 
 struct it_bounds {
     int64_t lo, hi;
+    struct tsdb_block *b; /* the chunk's block (resolves shared time columns); NULL: head */
 };
 
 /* A decoder over one chunk of either encoding. */
@@ -101,15 +102,19 @@ struct tsdb_iterator {
     uint64_t v;
 };
 
-static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
+static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch, struct tsdb_block *b)
 {
-    c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE;
+    c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE || ch->enc == TSDB_CHUNK_ENC_DENSE_ST;
     if (!c->dense) {
         tsdb_xor_dec_init(&c->x, ch->p, ch->len);
-    } else if (tsdb_dense_dec_init(&c->d, ch->p, ch->len) != 0) {
-        /* yields nothing; the damage was found where the chunk was read */
-        BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable; its samples are skipped",
-                (long long)ch->mint, (long long)ch->maxt);
+        return;
+    }
+    struct bs_error err = {0};
+    if (!b || tsdb_block_dense_init(b, &c->d, ch->enc, ch->p, ch->len, &err) != 0) {
+        if (!b)
+            tsdb_dense_dec_init_shared(&c->d, NULL, 0, NULL, 0); /* yields nothing */
+        BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable (%s); its samples are skipped",
+                (long long)ch->mint, (long long)ch->maxt, b ? err.msg : "no block");
     }
 }
 
@@ -138,10 +143,10 @@ static void cdec_fini(struct chunk_dec *c)
 }
 
 /* Does the chunk spanning [cmint, cmaxt] hold a sample in [mint, maxt]? */
-static bool chunk_has_sample_in(uint8_t enc, const uint8_t *p, size_t len, int64_t cmint,
-                                int64_t cmaxt, int64_t mint, int64_t maxt)
+static bool chunk_has_sample_in(struct tsdb_block *b, uint8_t enc, const uint8_t *p, size_t len,
+                                int64_t cmint, int64_t cmaxt, int64_t mint, int64_t maxt)
 {
-    if (enc != TSDB_CHUNK_ENC_DENSE)
+    if (enc != TSDB_CHUNK_ENC_DENSE && enc != TSDB_CHUNK_ENC_DENSE_ST)
         return tsdb_chunk_has_sample_in(p, len, cmint, cmaxt, mint, maxt);
     if (cmaxt < mint || cmint > maxt)
         return false;
@@ -149,7 +154,7 @@ static bool chunk_has_sample_in(uint8_t enc, const uint8_t *p, size_t len, int64
         return true;
     struct tsdb_dense_dec d;
     bool found = false;
-    if (tsdb_dense_dec_init(&d, p, len) == 0)
+    if (tsdb_block_dense_init(b, &d, enc, p, len, NULL) == 0)
         found = tsdb_dense_dec_seek(&d, mint) && d.t <= maxt;
     tsdb_dense_dec_fini(&d);
     return found;
@@ -303,7 +308,7 @@ static bool block_series_in_range(struct tsdb_block *b, const struct tsdb_chunk_
         uint8_t enc;
         if (tsdb_block_chunk(b, c[i].ref, &p, &len, &enc) != 0)
             continue;
-        if (chunk_has_sample_in(enc, p, len, c[i].mint, c[i].maxt, mint, maxt))
+        if (chunk_has_sample_in(b, enc, p, len, c[i].mint, c[i].maxt, mint, maxt))
             return true;
     }
     return false;
@@ -658,7 +663,7 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
         if (rc == 0)
             rc = bounds_fit(it);
         for (size_t i = start; rc == 0 && i < it->n; i++)
-            it->bounds[i] = (struct it_bounds){part->mint, part->maxt};
+            it->bounds[i] = (struct it_bounds){part->mint, part->maxt, part->b};
     }
     if (rc) {
         tsdb_iterator_free(it);
@@ -678,7 +683,7 @@ bool tsdb_iterator_next(struct tsdb_iterator *it)
                 it->has_cur = false;
                 return false;
             }
-            cdec_init(&it->dec, &it->chunks[it->i]);
+            cdec_init(&it->dec, &it->chunks[it->i], it->bounds[it->i].b);
             it->active = true;
         }
         if (!cdec_next(&it->dec)) {
