@@ -331,7 +331,10 @@ int tsdb_compact_head_range(struct tsdb *db, int64_t mint, int64_t maxt, bool *w
             c.series[i].chunks = c.chunks + (uintptr_t)c.series[i].chunks;
         struct tsdb_block_meta meta = {.mint = mint, .maxt = maxt, .level = 1};
         int64_t t0 = bs_monotonic_ns();
-        rc = tsdb_block_write(db->dir, &meta, c.series, c.n, err);
+        if (db->opts.dense_head_blocks)
+            rc = tsdb_block_write_dense(db->dir, &meta, c.series, c.n, err);
+        else
+            rc = tsdb_block_write(db->dir, &meta, c.series, c.n, err);
         if (rc == 0) {
             char path[4200];
             snprintf(path, sizeof(path), "%s/%s", db->dir, meta.ulid);
@@ -719,6 +722,75 @@ static void free_out(struct merge *g)
     for (size_t i = 0; i < g->nout; i++)
         free((void *)g->out[i].data);
     g->nout = 0;
+}
+
+static int cmp_bw_series_labels(const void *a, const void *b)
+{
+    const struct tsdb_bw_series *x = a, *y = b;
+    return labels_cmp(x->ls, y->ls);
+}
+
+int tsdb_block_write_dense(const char *parent, struct tsdb_block_meta *meta,
+                           struct tsdb_bw_series *series, size_t n, struct bs_error *err)
+{
+    if (n > 1)
+        qsort(series, n, sizeof(*series), cmp_bw_series_labels);
+    struct merge g = {0};
+    struct tsdb_block_writer *w = NULL;
+    int rc = 0;
+    g.enc = tsdb_dense_enc_new(0);
+    if (!g.enc)
+        return bs_error_set(err, BS_ENOMEM, "out of memory creating a chunk encoder");
+    rc = tsdb_block_writer_new(parent, &w, err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct tsdb_bw_series *s = &series[i];
+        struct bs_error detail = {0};
+        g.n = 0;
+        for (size_t c = 0; c < s->n && rc == 0; c++) {
+            const struct tsdb_bw_chunk *ch = &s->chunks[c];
+            if (ch->enc && ch->enc != TSDB_CHUNK_ENC_XOR)
+                rc = bs_error_set(&detail, BS_EINVAL, "chunk encoding %u cannot be re-encoded here",
+                                  ch->enc);
+            else
+                rc = gather_chunk(&g, NULL, TSDB_CHUNK_ENC_XOR, ch->data, ch->len, meta->mint,
+                                  meta->maxt, &detail);
+        }
+        if (rc) {
+            bs_error_set(err, rc, "re-encoding a series for block [%lld, %lld): %s",
+                         (long long)meta->mint, (long long)meta->maxt,
+                         detail.code ? detail.msg : bs_strerror(rc));
+            break;
+        }
+        if (g.n == 0)
+            continue;
+        rc = recode_series(&g);
+        if (rc) {
+            bs_error_set(err, rc, "re-encoding %zu samples: %s", g.n, bs_strerror(rc));
+            break;
+        }
+        rc = tsdb_block_writer_add_refs(w, s->ls, g.out, g.nout, g.out_ref, err);
+        for (size_t k = 0; rc == 0 && k < g.nout; k++)
+            if (g.remember[k])
+                tcol_add(&g.tcols, g.out_hash[k], g.out_ref[k], g.out[k].data, g.out[k].len,
+                         g.out[k].nsamples);
+        free_out(&g);
+    }
+    if (rc == 0) {
+        rc = tsdb_block_writer_commit(w, meta, err);
+        w = NULL;
+    }
+    if (w)
+        tsdb_block_writer_abort(w);
+    free_out(&g);
+    tsdb_dense_enc_free(g.enc);
+    free(g.ts);
+    free(g.vs);
+    free(g.out);
+    free(g.out_hash);
+    free(g.out_ref);
+    free(g.remember);
+    tcol_fini(&g.tcols);
+    return rc;
 }
 
 /* Write the series with labels ls: gather its samples from every source

@@ -614,6 +614,14 @@ bool tsdb_ulid_valid(const char *s);
 int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
                      struct tsdb_bw_series *series, size_t n, struct bs_error *err);
 
+/* As tsdb_block_write, but every series' chunks (XOR only; each series'
+ * samples must lie in [meta->mint, meta->maxt)) are decoded and re-encoded
+ * as dense chunks with shared time columns, as block merges write them
+ * (compact.c). BS_EINVAL for another chunk encoding, BS_ECORRUPT for an
+ * XOR chunk that does not decode. */
+int tsdb_block_write_dense(const char *parent, struct tsdb_block_meta *meta,
+                           struct tsdb_bw_series *series, size_t n, struct bs_error *err);
+
 /* Streaming block writer (what tsdb_block_write uses): new() creates
  * parent/<ulid>.tmp; add() writes one series' chunks to the segments at
  * once (chunk bytes may be freed after it returns; the labels are

@@ -25,11 +25,12 @@
 #define NLONE 2 /* series with times of their own */
 #define NS (NT * PER_T + NLONE)
 
-static struct tsdb *open_store(const char *dir)
+static struct tsdb *open_store_opt(const char *dir, bool dense_head)
 {
     struct tsdb_options o;
     tsdb_options_default(&o);
     o.dir = dir;
+    o.dense_head_blocks = dense_head;
     o.wal_fsync_interval_ms = 0;
     o.wal_segment_size = 64 * 1024;
     o.compaction_interval_ms = -1;
@@ -38,6 +39,11 @@ static struct tsdb *open_store(const char *dir)
     if (tsdb_open(&db, &o, &err))
         fail_msg("tsdb_open(%s): %s", dir, err.msg);
     return db;
+}
+
+static struct tsdb *open_store(const char *dir)
+{
+    return open_store_opt(dir, false);
 }
 
 static void compact_ok(struct tsdb *db)
@@ -208,6 +214,50 @@ static void test_merge_shares_time(void **state)
     /* and again from disk */
     tsdb_close(x);
     x = open_store(d1);
+    same_answers(x, ref);
+    tsdb_close(x);
+    tsdb_close(ref);
+    rmrf(d1);
+    rmrf(d2);
+    free(d1);
+    free(d2);
+}
+
+/* Blocks cut from the head with dense_head_blocks: dense chunks with
+ * shared time columns from level 1 on, the same answers, and merges of
+ * such blocks. */
+static void test_dense_head_blocks(void **state)
+{
+    (void)state;
+    char *d1 = make_tmpdir(), *d2 = make_tmpdir();
+    struct tsdb *x = open_store_opt(d1, true), *ref = open_store(d2);
+    for (int64_t h = 0; h < 9; h++) {
+        ingest(x, h * HOUR, (h + 1) * HOUR);
+        ingest(ref, h * HOUR, (h + 1) * HOUR);
+        compact_ok(x);
+    }
+    struct tsdb_stats st;
+    tsdb_stats(x, &st);
+    assert_int_equal(st.merge_failures, 0);
+    pthread_mutex_lock(&x->blocks_mu);
+    /* [0, 6h) merged, then 2 h blocks straight from the head */
+    assert_true(x->nblocks >= 2);
+    for (size_t i = 0; i < x->nblocks; i++) {
+        size_t dense, shared, other;
+        count_encodings(x->blocks[i], &dense, &shared, &other);
+        if (getenv("DBG"))
+            print_message("block [%lld, %lld) level %d: %zu dense, %zu shared, %zu other\n",
+                          (long long)x->blocks[i]->meta.mint, (long long)x->blocks[i]->meta.maxt,
+                          x->blocks[i]->meta.level, dense, shared, other);
+        assert_int_equal(dense, NT + NLONE);
+        assert_int_equal(shared, NT * (PER_T - 1));
+        assert_int_equal(other, 0);
+    }
+    assert_int_equal(x->blocks[x->nblocks - 1]->meta.level, 1);
+    pthread_mutex_unlock(&x->blocks_mu);
+    same_answers(x, ref);
+    tsdb_close(x);
+    x = open_store_opt(d1, true);
     same_answers(x, ref);
     tsdb_close(x);
     tsdb_close(ref);
@@ -421,6 +471,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_shares_time),
+        cmocka_unit_test(test_dense_head_blocks),
         cmocka_unit_test(test_damaged_refs),
         cmocka_unit_test(test_damaged_refs_db),
     };
