@@ -36,7 +36,10 @@
  *    -0, an infinity, one value with too many decimals) go to an exception
  *    list of (index, bits) and hold the previous integer in the stream, so
  *    one stale marker does not push a chunk into XOR. The encoder builds
- *    every applicable mode and keeps the smallest result.
+ *    every applicable mode and keeps the smallest result. When most INT
+ *    residuals are zero (gauges that change on some scrapes only), the
+ *    planes are sparse: a bitmap of the nonzero residuals, then planes of
+ *    only those, so a zero is not coded once per plane.
  *
  *  - Integer residuals (time and INT values) are zig-zagged and written as
  *    byte planes: all low bytes, then all second bytes, and so on, up to the
@@ -79,6 +82,8 @@
 enum { MODE_CONST = 0, MODE_INT = 1, MODE_XOR = 2 };
 enum { XF_RAW = 0, XF_DELTA = 1, XF_DOD = 2 };
 enum { EXC_STALE = 0, EXC_RAW = 1 };
+/* Bit 7 of an INT value section's plane width byte: sparse planes. */
+#define PLANES_SPARSE 0x80u
 
 /* Raw section size caps used by the decoder: every section the encoder
  * writes fits in SECTION_FIXED + SECTION_PER_SAMPLE * n bytes. */
@@ -207,12 +212,14 @@ struct tsdb_dense_enc {
     int level;
     ZSTD_CCtx *zc;  /* value sections */
     ZSTD_CCtx *tzc; /* time sections (see TIME_LEVEL) */
-    size_t cap;   /* samples the arrays hold */
-    int64_t *k;   /* scaled integers */
-    int64_t *x;   /* transformed integers */
-    uint64_t *z;  /* zig-zagged residuals */
-    uint8_t *exc; /* 1 where sample i is an exception */
-    uint8_t *mind; /* smallest exact scale per sample */
+    size_t cap;     /* samples the arrays hold */
+    int64_t *k;     /* scaled integers */
+    int64_t *x;     /* transformed integers */
+    uint64_t *z;    /* zig-zagged residuals */
+    uint8_t *exc;   /* 1 where sample i is an exception */
+    uint8_t *mind;  /* smallest exact scale per sample */
+    uint64_t *zs;   /* the nonzero residuals (sparse planes) */
+    uint8_t *bm;    /* the nonzero bitmap (sparse planes) */
     struct dbuf traw, vraw, vbest, sealed, out;
 };
 
@@ -265,6 +272,8 @@ void tsdb_dense_enc_free(struct tsdb_dense_enc *e)
     free(e->z);
     free(e->exc);
     free(e->mind);
+    free(e->zs);
+    free(e->bm);
     free(e->traw.p);
     free(e->vraw.p);
     free(e->vbest.p);
@@ -297,6 +306,14 @@ static int enc_grow(struct tsdb_dense_enc *e, size_t n)
     if (!mind)
         return BS_ENOMEM;
     e->mind = mind;
+    uint64_t *zs = realloc(e->zs, n * sizeof(*zs));
+    if (!zs)
+        return BS_ENOMEM;
+    e->zs = zs;
+    uint8_t *bm = realloc(e->bm, n / 8 + 1);
+    if (!bm)
+        return BS_ENOMEM;
+    e->bm = bm;
     e->cap = n;
     return 0;
 }
@@ -332,6 +349,36 @@ static double est_planes(const uint64_t *z, size_t m)
         }
     }
     return bits;
+}
+
+/* Estimated compressed size, in bits, of the bytes p[0..m) (order-0
+ * entropy plus a guess at the table). */
+static double est_bytes(const uint8_t *p, size_t m)
+{
+    uint32_t hist[256] = {0};
+    for (size_t i = 0; i < m; i++)
+        hist[p[i]]++;
+    double bits = 8;
+    for (unsigned c = 0; c < 256; c++)
+        if (hist[c])
+            bits += (double)hist[c] * log2((double)m / (double)hist[c]) + 6;
+    return bits;
+}
+
+/* Sparse planes of z[0..m): e->bm gets the bitmap of nonzero values (bit
+ * i % 8 of byte i / 8), e->zs the nonzero values in order. Returns their
+ * count. */
+static size_t sparse_split(struct tsdb_dense_enc *e, const uint64_t *z, size_t m)
+{
+    size_t c = 0;
+    memset(e->bm, 0, m / 8 + 1);
+    for (size_t i = 0; i < m; i++) {
+        if (z[i]) {
+            e->bm[i >> 3] |= (uint8_t)(1u << (i & 7));
+            e->zs[c++] = z[i];
+        }
+    }
+    return c;
 }
 
 /* Append z[0..m) as a width byte and byte planes (room reserved by caller:
@@ -562,9 +609,20 @@ static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
         }
     }
     uint64_t g = n > 1 ? int_transform(e, n, best_xf) : 1;
+    /* Sparse planes when many residuals are zero (gauges that change on
+     * some scrapes only): a bitmap and the nonzero values, instead of
+     * coding each zero once per plane. */
+    size_t m = n > 1 ? n - 1 : 0, nz = 0;
+    bool sparse = false;
+    if (m >= 16) {
+        nz = sparse_split(e, e->z, m);
+        sparse = nz > 0 && nz < m &&
+                 est_bytes(e->bm, (m + 7) / 8) + est_planes(e->zs, nz) < 0.97 * est_planes(e->z, m);
+    }
 
     e->vraw.len = 0;
-    int rc = dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + nexc * EXC_MAX_BYTES + 1 + 8 * n);
+    int rc =
+        dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + nexc * EXC_MAX_BYTES + 1 + 8 * n + n / 8 + 2);
     if (rc)
         return rc;
     w_u8(&e->vraw, scale);
@@ -572,7 +630,17 @@ static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
     w_v(&e->vraw, e->k[0]);
     w_uv(&e->vraw, g);
     w_exceptions(&e->vraw, e->exc, vs, n, nexc);
-    w_planes(&e->vraw, e->z, n - 1);
+    if (sparse) {
+        unsigned w = width_bytes(e->zs, nz);
+        w_u8(&e->vraw, PLANES_SPARSE | w);
+        memcpy(e->vraw.p + e->vraw.len, e->bm, (m + 7) / 8);
+        e->vraw.len += (m + 7) / 8;
+        for (unsigned p = 0; p < w; p++)
+            for (size_t i = 0; i < nz; i++)
+                e->vraw.p[e->vraw.len++] = (uint8_t)(e->zs[i] >> (8 * p));
+    } else {
+        w_planes(&e->vraw, e->z, n - 1);
+    }
     *ok = true;
     return 0;
 }
@@ -903,6 +971,41 @@ static bool parse_planes(struct rd *r, uint32_t n, uint8_t *w, const uint8_t **p
     return true;
 }
 
+/* The planes of INT values: dense (as parse_planes) or sparse (width byte
+ * with PLANES_SPARSE: a bitmap of the nonzero residuals, then w planes of
+ * only those). */
+static bool parse_vplanes(struct tsdb_dense_dec *d, struct rd *r)
+{
+    uint8_t w;
+    size_t m = (size_t)d->n - 1;
+    d->vstride = (uint32_t)m;
+    d->vmap = NULL;
+    if (r->pos >= r->len || !(r->p[r->pos] & PLANES_SPARSE))
+        return parse_planes(r, d->n, &d->vw, &d->vplanes);
+    if (!r_u8(r, &w))
+        return false;
+    w &= (uint8_t)~PLANES_SPARSE;
+    size_t mb = (m + 7) / 8;
+    if (w == 0 || w > 8 || r->len - r->pos < mb)
+        return false;
+    const uint8_t *map = r->p + r->pos;
+    size_t c = 0;
+    for (size_t i = 0; i < mb; i++)
+        c += (size_t)__builtin_popcount(map[i]);
+    if ((m & 7) && (map[mb - 1] >> (m & 7)))
+        return false; /* bits past the last residual */
+    r->pos += mb;
+    if (r->len - r->pos != (size_t)w * c)
+        return false;
+    d->vw = w;
+    d->vmap = map;
+    d->vstride = (uint32_t)c;
+    d->vnext = 0;
+    d->vplanes = r->p + r->pos;
+    r->pos = r->len;
+    return true;
+}
+
 static bool parse_time(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
 {
     if (d->n == 1)
@@ -927,7 +1030,7 @@ static bool parse_values(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
             d->xform > XF_DOD || !r_v(&r, &k0) || !r_uv(&r, &d->gcd) || d->gcd == 0)
             return false;
         d->cbits = (uint64_t)k0; /* k0, kept for XF_RAW */
-        return exc_parse(d, &r) && parse_planes(&r, d->n, &d->vw, &d->vplanes);
+        return exc_parse(d, &r) && parse_vplanes(d, &r);
     }
     case MODE_XOR:
         if (!r_be64(&r, &d->cbits))
@@ -1095,6 +1198,14 @@ int tsdb_dense_dec_init_shared(struct tsdb_dense_dec *d, const uint8_t *p, size_
     return dec_open(d, p, len, tp, tlen);
 }
 
+static uint64_t plane_get_s(const uint8_t *planes, uint8_t w, size_t stride, uint32_t j)
+{
+    uint64_t z = 0;
+    for (unsigned p = 0; p < w; p++)
+        z |= (uint64_t)planes[p * stride + j] << (8 * p);
+    return z;
+}
+
 static uint64_t plane_get(const uint8_t *planes, uint8_t w, uint32_t n, uint32_t j)
 {
     uint64_t z = 0;
@@ -1177,7 +1288,15 @@ bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
         if (i == 0) {
             d->k = d->cbits;
         } else {
-            uint64_t x = zz_dec(plane_get(d->vplanes, d->vw, d->n, i - 1)) * d->gcd;
+            uint32_t j = i - 1;
+            uint64_t z;
+            if (!d->vmap)
+                z = plane_get(d->vplanes, d->vw, d->n, j);
+            else if ((d->vmap[j >> 3] >> (j & 7)) & 1)
+                z = plane_get_s(d->vplanes, d->vw, d->vstride, d->vnext++);
+            else
+                z = 0;
+            uint64_t x = zz_dec(z) * d->gcd;
             if (d->xform == XF_RAW) {
                 d->k = d->cbits + x;
             } else if (d->xform == XF_DELTA) {

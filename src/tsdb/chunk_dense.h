@@ -101,6 +101,8 @@ struct tsdb_dense_dec {
     /* values */
     uint8_t mode, xform, scale, vw;
     const uint8_t *vplanes;
+    const uint8_t *vmap;     /* sparse planes: bitmap of nonzero residuals, or NULL */
+    uint32_t vstride, vnext; /* plane length; next nonzero residual (sparse) */
     uint64_t k, dl, gcd, cbits;
     const uint8_t *exc, *exc_end; /* exception list cursor */
     uint32_t exc_left;

@@ -505,6 +505,54 @@ static void test_corrupt_compressed(void **state)
     free(p);
 }
 
+/* Gauges that change on a fraction of samples only (memory in pages,
+ * filesystem blocks, sparse counters) take the sparse planes (a bitmap
+ * of the nonzero residuals, then only those): bit-exact round trips,
+ * every truncation caught, bit flips handled. */
+static void test_sparse_planes(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    static const double fracs[] = {0.01, 0.05, 0.2, 0.5, 0.9};
+    int64_t *ts = malloc(N * sizeof(*ts));
+    uint64_t *vs = malloc(N * sizeof(*vs));
+    for (size_t f = 0; f < sizeof(fracs) / sizeof(fracs[0]); f++) {
+        for (int round = 0; round < 6; round++) {
+            size_t n = round == 5 ? 17 + rnd() % 20 : N - (size_t)(rnd() % 300);
+            gen_times(round % 4, ts, n);
+            int64_t k = (int64_t)(rnd() % 4000000);
+            for (size_t i = 0; i < n; i++) {
+                if ((double)(rnd() % 1000000) < fracs[f] * 1e6)
+                    k += (int64_t)(rnd() % 4001) - 2000;
+                vs[i] = fbits((double)(k * 4096));
+                if (round == 3 && i % 301 == 7)
+                    vs[i] = BS_STALE_NAN_BITS;
+            }
+            size_t len;
+            uint8_t *p = roundtrip(ts, vs, n, &len);
+            assert_true(chunk_mode(p) != M_XOR);
+            for (size_t cut = 0; cut < len; cut += 1 + cut / 64) {
+                struct tsdb_dense_dec d;
+                uint8_t *copy = malloc(cut ? cut : 1);
+                memcpy(copy, p, cut);
+                assert_int_equal(tsdb_dense_dec_init(&d, copy, cut), BS_ECORRUPT);
+                tsdb_dense_dec_fini(&d);
+                free(copy);
+            }
+            for (int b = 0; b < 100; b++) {
+                uint8_t *bad = malloc(len);
+                memcpy(bad, p, len);
+                bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
+                decode_damaged(bad, len, n);
+                free(bad);
+            }
+            free(p);
+        }
+    }
+    free(ts);
+    free(vs);
+}
+
 /* Shared time columns (TSDB_CHUNK_ENC_DENSE_ST): a chunk without its own
  * time section decodes with the time section of another chunk holding the
  * same times (whole chunk or just its time prefix), bit-exactly; the
@@ -674,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_corrupt_compressed),
         cmocka_unit_test(test_shared_time),
+        cmocka_unit_test(test_sparse_planes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
