@@ -109,13 +109,19 @@ static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch, str
         tsdb_xor_dec_init(&c->x, ch->p, ch->len);
         return;
     }
+    /* A shared-time chunk needs its block to find its time column. On
+     * failure the decoder yields nothing. */
     struct bs_error err = {0};
-    if (!b || tsdb_block_dense_init(b, &c->d, ch->enc, ch->p, ch->len, &err) != 0) {
-        if (!b)
-            tsdb_dense_dec_init_shared(&c->d, NULL, 0, NULL, 0); /* yields nothing */
+    int rc;
+    if (b)
+        rc = tsdb_block_dense_init(b, &c->d, ch->enc, ch->p, ch->len, &err);
+    else if (ch->enc == TSDB_CHUNK_ENC_DENSE)
+        rc = tsdb_dense_dec_init(&c->d, ch->p, ch->len);
+    else
+        rc = tsdb_dense_dec_init_shared(&c->d, NULL, 0, NULL, 0);
+    if (rc)
         BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable (%s); its samples are skipped",
-                (long long)ch->mint, (long long)ch->maxt, b ? err.msg : "no block");
-    }
+                (long long)ch->mint, (long long)ch->maxt, err.code ? err.msg : bs_strerror(rc));
 }
 
 /* Next sample into c->t, c->v; false at the end (or on corruption). */
