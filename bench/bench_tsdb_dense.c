@@ -426,16 +426,21 @@ static void level_sweep(uint64_t seed, int jitter, uint64_t *all_vs)
     printf("\nzstd level sweep, jitter ±%d ms:\n", jitter);
     for (size_t l = 0; l < sizeof(levels) / sizeof(levels[0]); l++) {
         struct tsdb_dense_enc *enc = tsdb_dense_enc_new(levels[l]);
-        struct tally d2 = {0}, d24 = {0};
+        struct tally d2 = {0}, d24 = {0}, s24 = {0};
+        uint8_t *tc24[1];
+        size_t tl24[1];
+        tcols_make(enc, ts, NDAY, NDAY, tc24, tl24, &s24);
         for (int s = 0; s < NSERIES; s++) {
             const uint64_t *vs = all_vs + (size_t)s * NDAY;
             dense_run(enc, ts, vs, NDAY, N2H, class_of(s), &d2, NULL, NULL);
             dense_run(enc, ts, vs, NDAY, NDAY, class_of(s), &d24, NULL, NULL);
+            dense_run(enc, ts, vs, NDAY, NDAY, class_of(s), &s24, tc24, tl24);
         }
+        free(tc24[0]);
         printf("  level %2d: 2h %.3f bytes/sample (encode %.2f Msamples/s), "
-               "24h %.3f (encode %.2f Msamples/s)\n",
+               "24h %.3f (encode %.2f Msamples/s), shared 24h %.3f (encode %.2f Msamples/s)\n",
                levels[l], ratio(&d2, 0, NCLS), d2.n / d2.enc_s / 1e6, ratio(&d24, 0, NCLS),
-               d24.n / d24.enc_s / 1e6);
+               d24.n / d24.enc_s / 1e6, ratio_all(&s24), s24.n / s24.enc_s / 1e6);
         tsdb_dense_enc_free(enc);
     }
     free(ts);
