@@ -755,6 +755,17 @@ int tsdb_block_write_dense(const char *parent, struct tsdb_block_meta *meta,
                 rc = gather_chunk(&g, NULL, TSDB_CHUNK_ENC_XOR, ch->data, ch->len, meta->mint,
                                   meta->maxt, &detail);
         }
+        if (rc == BS_ECORRUPT) {
+            /* Keep what the head has, as the XOR copy would: the damaged
+             * chunks go into the block unchanged, and queries read what
+             * decodes. */
+            BS_WARN("tsdb",
+                    "block [%lld, %lld): a series' chunks do not decode (%s); they are "
+                    "copied unchanged",
+                    (long long)meta->mint, (long long)meta->maxt, detail.msg);
+            rc = tsdb_block_writer_add(w, s->ls, s->chunks, s->n, err);
+            continue;
+        }
         if (rc) {
             bs_error_set(err, rc, "re-encoding a series for block [%lld, %lld): %s",
                          (long long)meta->mint, (long long)meta->maxt,

@@ -617,8 +617,9 @@ int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
 /* As tsdb_block_write, but every series' chunks (XOR only; each series'
  * samples must lie in [meta->mint, meta->maxt)) are decoded and re-encoded
  * as dense chunks with shared time columns, as block merges write them
- * (compact.c). BS_EINVAL for another chunk encoding, BS_ECORRUPT for an
- * XOR chunk that does not decode. */
+ * (compact.c). A series whose XOR chunks do not decode is written with
+ * its chunks unchanged (one warning). BS_EINVAL for another chunk
+ * encoding, or the writer's errors. */
 int tsdb_block_write_dense(const char *parent, struct tsdb_block_meta *meta,
                            struct tsdb_bw_series *series, size_t n, struct bs_error *err);
 

@@ -267,6 +267,58 @@ static void test_dense_head_blocks(void **state)
     free(d2);
 }
 
+/* tsdb_block_write_dense: series of one target share a column, and a
+ * series whose XOR chunk does not decode is copied unchanged instead of
+ * failing the block. */
+static void test_write_dense_damaged_xor(void **state)
+{
+    (void)state;
+    enum { NSR = 4, M = 120 };
+    char *parent = make_tmpdir();
+    struct labels_builder lb[NSR];
+    struct labels ls[NSR];
+    struct tsdb_xor_enc xe[NSR];
+    struct tsdb_bw_chunk ch[NSR];
+    struct tsdb_bw_series ser[NSR];
+    char spec[32];
+    for (int s = 0; s < NSR; s++) {
+        labels_builder_init(&lb[s]);
+        snprintf(spec, sizeof(spec), "__name__=w%d", s);
+        ls[s] = mk_labels(&lb[s], spec);
+        tsdb_xor_enc_init(&xe[s]);
+        for (int i = 0; i < M; i++)
+            assert_int_equal(tsdb_xor_enc_append(&xe[s], (int64_t)i * MINUTE + jitter(0, i),
+                                                 bs_float_bits((double)(i * (s + 1)))),
+                             0);
+        uint32_t len = (uint32_t)tsdb_xor_enc_bytes(&xe[s]);
+        if (s == 2)
+            len /= 2; /* truncated: the decoder runs out of bits */
+        ch[s] = (struct tsdb_bw_chunk){0, (M - 1) * MINUTE + 10, xe[s].buf, len, M, 0};
+        ser[s] = (struct tsdb_bw_series){&ls[s], &ch[s], 1};
+    }
+    struct tsdb_block_meta meta = {.mint = 0, .maxt = 2 * HOUR, .level = 1};
+    struct bs_error err = {0};
+    if (tsdb_block_write_dense(parent, &meta, ser, NSR, &err))
+        fail_msg("write: %s", err.msg);
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s/%s", parent, meta.ulid);
+    struct tsdb_block *b;
+    if (tsdb_block_open(dir, &b, &err))
+        fail_msg("open: %s", err.msg);
+    size_t dense, shared, other;
+    count_encodings(b, &dense, &shared, &other);
+    assert_int_equal(dense, 1);
+    assert_int_equal(shared, NSR - 2);
+    assert_int_equal(other, 1); /* the damaged series, copied */
+    tsdb_block_unref(b);
+    for (int s = 0; s < NSR; s++) {
+        tsdb_xor_enc_fini(&xe[s]);
+        labels_builder_fini(&lb[s]);
+    }
+    rmrf(parent);
+    free(parent);
+}
+
 /* ------------------------------------------------- damaged references */
 
 #define N 100
@@ -470,9 +522,8 @@ static void test_damaged_refs_db(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merge_shares_time),
-        cmocka_unit_test(test_dense_head_blocks),
-        cmocka_unit_test(test_damaged_refs),
+        cmocka_unit_test(test_merge_shares_time),       cmocka_unit_test(test_dense_head_blocks),
+        cmocka_unit_test(test_write_dense_damaged_xor), cmocka_unit_test(test_damaged_refs),
         cmocka_unit_test(test_damaged_refs_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
