@@ -2,9 +2,12 @@
  *
  * Benchmark of the dense chunk codec against the XOR (Gorilla) codec on
  * node_exporter-like data: bytes per sample for XOR in 120-sample chunks (as
- * the head cuts them), dense per 2 h chunk and per 24 h chunk; encode and
- * decode rates; a zstd level sweep. Every dense chunk is decoded and
- * compared with its input. Prints figures, never pass/fail.
+ * the head cuts them), dense per 2 h chunk and per 24 h chunk, and the same
+ * with shared time columns (TSDB_CHUNK_ENC_DENSE_ST, as merged blocks store
+ * the series of one target: every series' chunk without times, plus one
+ * time column per window counted once); encode and decode rates; a zstd
+ * level sweep. Every dense chunk is decoded and compared with its input.
+ * Prints figures, never pass/fail.
  *
  *   bench_tsdb_dense [seed]
  *
@@ -247,6 +250,7 @@ static void gen_times(uint64_t seed, int jitter, int64_t *ts, size_t n)
 
 struct tally {
     double bytes[NCLS], samples[NCLS];
+    double tcol_bytes; /* shared time columns, counted once per window */
     double enc_s, dec_s, n;
     size_t mismatches;
 };
@@ -264,26 +268,51 @@ static size_t xor_bytes(const int64_t *ts, const uint64_t *vs, size_t n, struct 
     return total;
 }
 
+/* The time columns a merged block would store once for all series of the
+ * target: per window of `span` samples, a dense chunk (of zero values)
+ * holding the times; *tcols[k] malloc'd, caller frees. Adds the time
+ * prefix (header and time section) of each to t->tcol_bytes. */
+static void tcols_make(struct tsdb_dense_enc *enc, const int64_t *ts, size_t n, size_t span,
+                       uint8_t **tcols, size_t *tlens, struct tally *t)
+{
+    static uint64_t zero[NDAY];
+    for (size_t i = 0, k = 0; i < n; i += span, k++) {
+        size_t m = n - i < span ? n - i : span, pl = 0;
+        if (tsdb_dense_encode(enc, ts + i, zero, m, &tcols[k], &tlens[k]) ||
+            tsdb_dense_time_prefix(tcols[k], tlens[k], &pl)) {
+            t->mismatches++;
+            continue;
+        }
+        t->tcol_bytes += (double)pl;
+    }
+}
+
 /* Encode vs in chunks of `span` samples with the dense codec, decode and
- * check each; adds to t. */
+ * check each; adds to t. With tcols, chunks are shared-time chunks
+ * (TSDB_CHUNK_ENC_DENSE_ST) decoded against tcols[window]. */
 static void dense_run(struct tsdb_dense_enc *enc, const int64_t *ts, const uint64_t *vs,
-                      size_t n, size_t span, enum cls c, struct tally *t)
+                      size_t n, size_t span, enum cls c, struct tally *t, uint8_t *const *tcols,
+                      const size_t *tlens)
 {
     static int64_t dts[NDAY];
     static uint64_t dvs[NDAY];
     for (size_t i = 0; i < n; i += span) {
-        size_t m = n - i < span ? n - i : span;
+        size_t m = n - i < span ? n - i : span, k = i / span;
         uint8_t *p;
         size_t len, got;
         double a = now_s();
-        if (tsdb_dense_encode(enc, ts + i, vs + i, m, &p, &len)) {
+        int rc = tcols ? tsdb_dense_encode_shared(enc, ts + i, vs + i, m, k, &p, &len)
+                       : tsdb_dense_encode(enc, ts + i, vs + i, m, &p, &len);
+        if (rc) {
             t->mismatches++;
             continue;
         }
         double b = now_s();
         struct tsdb_dense_dec d;
         got = 0;
-        if (tsdb_dense_dec_init(&d, p, len) == 0) {
+        rc = tcols ? tsdb_dense_dec_init_shared(&d, p, len, tcols[k], tlens[k])
+                   : tsdb_dense_dec_init(&d, p, len);
+        if (rc == 0) {
             while (tsdb_dense_dec_next(&d)) {
                 dts[got] = d.t;
                 dvs[got] = d.v;
@@ -313,6 +342,15 @@ static double ratio(const struct tally *t, int from, int to)
     return s ? b / s : 0;
 }
 
+/* All classes, shared time columns included. */
+static double ratio_all(const struct tally *t)
+{
+    double s = 0;
+    for (int c = 0; c < NCLS; c++)
+        s += t->samples[c];
+    return s ? (ratio(t, 0, NCLS) * s + t->tcol_bytes) / s : 0;
+}
+
 static void run_jitter(uint64_t seed, int jitter, bool per_class, uint64_t *all_vs)
 {
     int64_t *ts = malloc(NDAY * sizeof(*ts));
@@ -320,7 +358,11 @@ static void run_jitter(uint64_t seed, int jitter, bool per_class, uint64_t *all_
     struct tsdb_dense_enc *enc = tsdb_dense_enc_new(0);
     struct tsdb_xor_enc xe;
     tsdb_xor_enc_init(&xe);
-    struct tally x = {0}, d2 = {0}, d24 = {0};
+    struct tally x = {0}, d2 = {0}, d24 = {0}, s2 = {0}, s24 = {0};
+    uint8_t *tc2[NDAY / N2H], *tc24[1];
+    size_t tl2[NDAY / N2H], tl24[1];
+    tcols_make(enc, ts, NDAY, N2H, tc2, tl2, &s2);
+    tcols_make(enc, ts, NDAY, NDAY, tc24, tl24, &s24);
     for (int s = 0; s < NSERIES; s++) {
         const uint64_t *vs = all_vs + (size_t)s * NDAY;
         enum cls c = class_of(s);
@@ -329,32 +371,48 @@ static void run_jitter(uint64_t seed, int jitter, bool per_class, uint64_t *all_
         x.enc_s += now_s() - a;
         x.n += NDAY;
         x.samples[c] += NDAY;
-        dense_run(enc, ts, vs, NDAY, N2H, c, &d2);
-        dense_run(enc, ts, vs, NDAY, NDAY, c, &d24);
+        dense_run(enc, ts, vs, NDAY, N2H, c, &d2, NULL, NULL);
+        dense_run(enc, ts, vs, NDAY, NDAY, c, &d24, NULL, NULL);
+        dense_run(enc, ts, vs, NDAY, N2H, c, &s2, tc2, tl2);
+        dense_run(enc, ts, vs, NDAY, NDAY, c, &s24, tc24, tl24);
     }
+    for (size_t k = 0; k < NDAY / N2H; k++)
+        free(tc2[k]);
+    free(tc24[0]);
     printf("\njitter ±%d ms (%d series x 24 h at 15 s = %.2fM samples)\n", jitter, NSERIES,
            x.n / 1e6);
-    printf("  %-30s %6s %10s %10s %10s   (bytes/sample)\n", "class", "series", "xor 120",
-           "dense 2h", "dense 24h");
+    printf("  %-30s %6s %10s %10s %10s %10s %10s   (bytes/sample)\n", "class", "series",
+           "xor 120", "dense 2h", "dense 24h", "shared 2h", "shared 24h");
     if (per_class) {
         for (int c = 0; c < NCLS; c++)
-            printf("  %-30s %6d %10.3f %10.3f %10.3f\n", classes[c].name, classes[c].count,
-                   ratio(&x, c, c + 1), ratio(&d2, c, c + 1), ratio(&d24, c, c + 1));
+            printf("  %-30s %6d %10.3f %10.3f %10.3f %10.3f %10.3f\n", classes[c].name,
+                   classes[c].count, ratio(&x, c, c + 1), ratio(&d2, c, c + 1),
+                   ratio(&d24, c, c + 1), ratio(&s2, c, c + 1), ratio(&s24, c, c + 1));
     }
-    printf("  %-30s %6d %10.3f %10.3f %10.3f\n", "counters", 600, ratio(&x, 0, G_MEM),
-           ratio(&d2, 0, G_MEM), ratio(&d24, 0, G_MEM));
-    printf("  %-30s %6d %10.3f %10.3f %10.3f\n", "gauges", 300, ratio(&x, G_MEM, K_INFO),
-           ratio(&d2, G_MEM, K_INFO), ratio(&d24, G_MEM, K_INFO));
-    printf("  %-30s %6d %10.3f %10.3f %10.3f\n", "constants", 100, ratio(&x, K_INFO, NCLS),
-           ratio(&d2, K_INFO, NCLS), ratio(&d24, K_INFO, NCLS));
-    printf("  %-30s %6d %10.3f %10.3f %10.3f\n", "ALL", NSERIES, ratio(&x, 0, NCLS),
-           ratio(&d2, 0, NCLS), ratio(&d24, 0, NCLS));
+    printf("  %-30s %6d %10.3f %10.3f %10.3f %10.3f %10.3f\n", "counters", 600,
+           ratio(&x, 0, G_MEM), ratio(&d2, 0, G_MEM), ratio(&d24, 0, G_MEM),
+           ratio(&s2, 0, G_MEM), ratio(&s24, 0, G_MEM));
+    printf("  %-30s %6d %10.3f %10.3f %10.3f %10.3f %10.3f\n", "gauges", 300,
+           ratio(&x, G_MEM, K_INFO), ratio(&d2, G_MEM, K_INFO), ratio(&d24, G_MEM, K_INFO),
+           ratio(&s2, G_MEM, K_INFO), ratio(&s24, G_MEM, K_INFO));
+    printf("  %-30s %6d %10.3f %10.3f %10.3f %10.3f %10.3f\n", "constants", 100,
+           ratio(&x, K_INFO, NCLS), ratio(&d2, K_INFO, NCLS), ratio(&d24, K_INFO, NCLS),
+           ratio(&s2, K_INFO, NCLS), ratio(&s24, K_INFO, NCLS));
+    printf("  %-30s %6s %10s %10s %10s %10.3f %10.3f\n", "time columns (once per target)", "",
+           "", "", "", s2.tcol_bytes / x.n, s24.tcol_bytes / x.n);
+    printf("  %-30s %6d %10.3f %10.3f %10.3f %10.3f %10.3f\n", "ALL", NSERIES, ratio(&x, 0, NCLS),
+           ratio(&d2, 0, NCLS), ratio(&d24, 0, NCLS), ratio_all(&s2), ratio_all(&s24));
     printf("  speed: xor append %.1f Msamples/s; dense 2h encode %.2f / decode %.1f Msamples/s;"
            " dense 24h encode %.2f / decode %.1f Msamples/s\n",
            x.n / x.enc_s / 1e6, d2.n / d2.enc_s / 1e6, d2.n / d2.dec_s / 1e6,
            d24.n / d24.enc_s / 1e6, d24.n / d24.dec_s / 1e6);
-    if (d2.mismatches || d24.mismatches)
-        printf("  MISMATCH: %zu chunks did not round-trip\n", d2.mismatches + d24.mismatches);
+    printf("  shared: 2h encode %.2f / decode %.1f Msamples/s; 24h encode %.2f / decode %.1f "
+           "Msamples/s\n",
+           s2.n / s2.enc_s / 1e6, s2.n / s2.dec_s / 1e6, s24.n / s24.enc_s / 1e6,
+           s24.n / s24.dec_s / 1e6);
+    size_t bad = d2.mismatches + d24.mismatches + s2.mismatches + s24.mismatches;
+    if (bad)
+        printf("  MISMATCH: %zu chunks did not round-trip\n", bad);
     tsdb_xor_enc_fini(&xe);
     tsdb_dense_enc_free(enc);
     free(ts);
@@ -368,16 +426,21 @@ static void level_sweep(uint64_t seed, int jitter, uint64_t *all_vs)
     printf("\nzstd level sweep, jitter ±%d ms:\n", jitter);
     for (size_t l = 0; l < sizeof(levels) / sizeof(levels[0]); l++) {
         struct tsdb_dense_enc *enc = tsdb_dense_enc_new(levels[l]);
-        struct tally d2 = {0}, d24 = {0};
+        struct tally d2 = {0}, d24 = {0}, s24 = {0};
+        uint8_t *tc24[1];
+        size_t tl24[1];
+        tcols_make(enc, ts, NDAY, NDAY, tc24, tl24, &s24);
         for (int s = 0; s < NSERIES; s++) {
             const uint64_t *vs = all_vs + (size_t)s * NDAY;
-            dense_run(enc, ts, vs, NDAY, N2H, class_of(s), &d2);
-            dense_run(enc, ts, vs, NDAY, NDAY, class_of(s), &d24);
+            dense_run(enc, ts, vs, NDAY, N2H, class_of(s), &d2, NULL, NULL);
+            dense_run(enc, ts, vs, NDAY, NDAY, class_of(s), &d24, NULL, NULL);
+            dense_run(enc, ts, vs, NDAY, NDAY, class_of(s), &s24, tc24, tl24);
         }
+        free(tc24[0]);
         printf("  level %2d: 2h %.3f bytes/sample (encode %.2f Msamples/s), "
-               "24h %.3f (encode %.2f Msamples/s)\n",
+               "24h %.3f (encode %.2f Msamples/s), shared 24h %.3f (encode %.2f Msamples/s)\n",
                levels[l], ratio(&d2, 0, NCLS), d2.n / d2.enc_s / 1e6, ratio(&d24, 0, NCLS),
-               d24.n / d24.enc_s / 1e6);
+               d24.n / d24.enc_s / 1e6, ratio_all(&s24), s24.n / s24.enc_s / 1e6);
         tsdb_dense_enc_free(enc);
     }
     free(ts);
@@ -396,7 +459,7 @@ int main(int argc, char **argv)
            (unsigned long long)seed, TSDB_DENSE_DEFAULT_LEVEL);
     run_jitter(seed, 0, true, all_vs);
     run_jitter(seed, 2, true, all_vs);
-    run_jitter(seed, 5, false, all_vs);
+    run_jitter(seed, 5, true, all_vs);
     level_sweep(seed, 2, all_vs);
     free(all_vs);
     return 0;

@@ -14,9 +14,12 @@
  * Blocks. Time is divided into windows of the block duration (2 h by
  * default; with --max-block-duration the largest 2 h * 3^k not above it,
  * as promtool and the compactor's ranges agree), aligned to multiples of
- * it. Each window with samples becomes one level-1 block written by the
- * streaming block writer (atomic: built in <ulid>.tmp, renamed), whose
- * meta.json spans [first sample, last sample + 1) like promtool's. Since
+ * it. Each window with samples becomes one level-1 block written by
+ * tsdb_block_write_dense (atomic: built in <ulid>.tmp, renamed): each
+ * series' chunks of the window are re-encoded as dense chunks, with the
+ * time column of series that share their timestamps (one scrape target)
+ * stored once, as in merged blocks; its meta.json spans [first sample,
+ * last sample + 1) like promtool's. Since
  * windows are multiples of 2 h, a chunk belongs to exactly one window.
  * bongsu loads such blocks like any other, and its compactor may merge
  * them later; the head then accepts only samples newer than the last
@@ -325,16 +328,15 @@ static int write_blocks(struct backfill *bf, const char *dir, char ***ulids, siz
     int rc = 0;
     struct tsdb_bw_chunk *bw = NULL;
     size_t bw_cap = 0;
+    struct tsdb_bw_series *bs = NULL;
+    size_t bs_cap = 0;
     for (size_t wi = 0; wi < nw && rc == 0; wi++) {
         struct bs_error err = {0};
-        struct tsdb_block_writer *w = NULL;
-        rc = tsdb_block_writer_new(dir, &w, &err);
-        if (rc) {
-            fprintf(stderr, "bongsutool: error: %s\n", err.msg);
-            break;
-        }
+        /* The window's chunks, then one dense block of them (chunks
+         * re-encoded with shared time columns, as merged blocks). */
         int64_t mint = INT64_MAX, maxt = INT64_MIN;
-        for (size_t i = 0; i < bf->nseries && rc == 0; i++) {
+        size_t nbw = 0, nbs = 0;
+        for (size_t i = 0; i < bf->nseries; i++) {
             struct bf_series *s = bf->all[i];
             size_t first = s->cursor, n = 0;
             while (s->cursor < s->nchunks &&
@@ -343,32 +345,38 @@ static int write_blocks(struct backfill *bf, const char *dir, char ***ulids, siz
             n = s->cursor - first;
             if (n == 0)
                 continue;
-            if (n > bw_cap) {
-                bw_cap = n * 2;
+            if (nbw + n > bw_cap) {
+                bw_cap = (nbw + n) * 2;
                 bw = bs_xrealloc(bw, bw_cap * sizeof(*bw));
+            }
+            if (nbs == bs_cap) {
+                bs_cap = bs_cap ? bs_cap * 2 : 1024;
+                bs = bs_xrealloc(bs, bs_cap * sizeof(*bs));
             }
             for (size_t j = 0; j < n; j++) {
                 const struct bf_chunk *c = &s->chunks[first + j];
-                bw[j] = (struct tsdb_bw_chunk){c->mint, c->maxt, c->data,
-                                               c->len,  c->n,    TSDB_CHUNK_ENC_XOR};
+                bw[nbw + j] = (struct tsdb_bw_chunk){c->mint, c->maxt, c->data,
+                                                     c->len,  c->n,    TSDB_CHUNK_ENC_XOR};
                 if (c->mint < mint)
                     mint = c->mint;
                 if (c->maxt > maxt)
                     maxt = c->maxt;
             }
-            rc = tsdb_block_writer_add(w, s->ls, bw, n, &err);
-            for (size_t j = 0; j < n; j++) { /* written: the bytes are no longer needed */
-                free(s->chunks[first + j].data);
-                s->chunks[first + j].data = NULL;
-            }
+            /* chunks pointer fixed up once bw stops moving */
+            bs[nbs++] = (struct tsdb_bw_series){s->ls, (void *)(uintptr_t)nbw, n};
+            nbw += n;
         }
-        if (rc) {
-            fprintf(stderr, "bongsutool: error: writing a block into %s: %s\n", dir, err.msg);
-            tsdb_block_writer_abort(w);
-            break;
-        }
+        for (size_t i = 0; i < nbs; i++)
+            bs[i].chunks = bw + (uintptr_t)bs[i].chunks;
         struct tsdb_block_meta meta = {.mint = mint, .maxt = maxt + 1, .level = 1};
-        rc = tsdb_block_writer_commit(w, &meta, &err);
+        rc = tsdb_block_write_dense(dir, &meta, bs, nbs, &err);
+        for (size_t i = 0; i < nbw; i++) /* written: the bytes are no longer needed */
+            free((void *)bw[i].data);
+        for (size_t i = 0; i < bf->nseries; i++) {
+            struct bf_series *s = bf->all[i];
+            for (size_t j = 0; j < s->cursor; j++)
+                s->chunks[j].data = NULL;
+        }
         if (rc) {
             fprintf(stderr, "bongsutool: error: writing a block into %s: %s\n", dir, err.msg);
             break;
@@ -377,6 +385,7 @@ static int write_blocks(struct backfill *bf, const char *dir, char ***ulids, siz
         (*ulids)[(*nulids)++] = bs_xstrdup(meta.ulid);
     }
     free(bw);
+    free(bs);
     free(wins);
     return rc;
 }

@@ -199,13 +199,15 @@ int tsdb_tomb_lookup_range(struct tsdb *db, const struct tsdb_block *b, uint64_t
 }
 
 /* Does the chunk hold a sample in [mint, maxt] outside iv? */
-static bool chunk_has_live(uint8_t enc, const uint8_t *p, size_t len, int64_t mint, int64_t maxt,
-                           const struct tsdb_intervals *iv)
+static bool chunk_has_live(struct tsdb_block *b, uint8_t enc, const uint8_t *p, size_t len,
+                           int64_t mint, int64_t maxt, const struct tsdb_intervals *iv)
 {
     bool live = false;
-    if (enc == TSDB_CHUNK_ENC_DENSE) {
+    if (enc == TSDB_CHUNK_ENC_DENSE || enc == TSDB_CHUNK_ENC_DENSE_ST) {
+        /* a shared-time chunk (only in blocks) resolves its times in b */
         struct tsdb_dense_dec d;
-        if (tsdb_dense_dec_init(&d, p, len) == 0) {
+        if ((b ? tsdb_block_dense_init(b, &d, enc, p, len, NULL)
+               : tsdb_dense_dec_init(&d, p, len)) == 0) {
             while (!live && tsdb_dense_dec_next(&d) && d.t <= maxt)
                 live = d.t >= mint && !tsdb_intervals_cover(iv->v, iv->n, d.t);
         }
@@ -252,7 +254,7 @@ bool tsdb_tomb_block_series_hidden(struct tsdb *db, struct tsdb_block *b, uint64
         uint8_t enc;
         if (tsdb_block_chunk(b, c[i].ref, &p, &len, &enc) != 0)
             continue;
-        live = chunk_has_live(enc, p, len, mint, maxt, &iv);
+        live = chunk_has_live(b, enc, p, len, mint, maxt, &iv);
     }
     tsdb_intervals_fini(&iv);
     return !live;
@@ -275,7 +277,7 @@ bool tsdb_tomb_head_series_hidden(struct tsdb *db, uint64_t ref, const struct ts
         int64_t lo = c[i].mint > mint ? c[i].mint : mint;
         int64_t hi = c[i].maxt < maxt ? c[i].maxt : maxt;
         if (!range_covered(&iv, lo, hi))
-            live = chunk_has_live(c[i].enc, c[i].p, c[i].len, mint, maxt, &iv);
+            live = chunk_has_live(NULL, c[i].enc, c[i].p, c[i].len, mint, maxt, &iv);
     }
     tsdb_intervals_fini(&iv);
     return !live;
@@ -311,7 +313,7 @@ int tsdb_tomb_filter_head_chunks(struct tsdb *db, uint64_t ref, struct tsdb_bw_c
             continue;
         }
         size_t ns = 0;
-        rc = tsdb_tomb_chunk_samples(c.enc, c.data, c.len, iv.v, iv.n, &ts, &vs, &ns, &cap);
+        rc = tsdb_tomb_chunk_samples(NULL, c.enc, c.data, c.len, iv.v, iv.n, &ts, &vs, &ns, &cap);
         if (rc || ns == 0)
             continue;
         uint8_t *buf;
@@ -748,7 +750,7 @@ int tsdb_delete(struct tsdb *db, int64_t mint, int64_t maxt, struct labels_match
 /* Samples in a block chunk (XOR: its header; dense: its header). */
 static uint32_t chunk_count(uint8_t enc, const uint8_t *p, size_t len)
 {
-    if (enc == TSDB_CHUNK_ENC_DENSE) {
+    if (enc == TSDB_CHUNK_ENC_DENSE || enc == TSDB_CHUNK_ENC_DENSE_ST) {
         uint32_t n = 0;
         return tsdb_dense_peek(p, len, &n, NULL) == 0 ? n : 0;
     }
@@ -806,13 +808,18 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
                              (unsigned long long)chks[c].ref, b->dir, bs_strerror(rc));
                 break;
             }
-            if (!iv || !range_touched(iv, chks[c].mint, chks[c].maxt)) {
+            /* A shared-time chunk refers to another chunk of b by its
+             * place in b's files, which a copy does not keep: it is
+             * always re-encoded, with its own times. */
+            if (enc != TSDB_CHUNK_ENC_DENSE_ST &&
+                (!iv || !range_touched(iv, chks[c].mint, chks[c].maxt))) {
                 out[nout++] = (struct tsdb_bw_chunk){
                     chks[c].mint, chks[c].maxt, p, (uint32_t)len, chunk_count(enc, p, len), enc};
                 continue;
             }
             size_t ns = 0;
-            rc = tsdb_tomb_chunk_samples(enc, p, len, iv->v, iv->n, &ts, &vs, &ns, &scap);
+            rc = tsdb_tomb_chunk_samples(b, enc, p, len, iv ? iv->v : NULL, iv ? iv->n : 0, &ts,
+                                         &vs, &ns, &scap);
             if (rc) {
                 bs_error_set(err, rc, "decoding chunk %llu of block %s: %s",
                              (unsigned long long)chks[c].ref, b->dir, bs_strerror(rc));
@@ -822,6 +829,8 @@ static int rewrite_block(struct tsdb *db, struct tsdb_block *b, const struct tsd
                 continue;
             uint8_t *buf;
             size_t blen;
+            if (enc == TSDB_CHUNK_ENC_DENSE_ST)
+                enc = TSDB_CHUNK_ENC_DENSE;
             rc = enc == TSDB_CHUNK_ENC_DENSE ? tsdb_dense_encode(NULL, ts, vs, ns, &buf, &blen)
                                              : tsdb_tomb_xor_encode(ts, vs, ns, &buf, &blen);
             if (rc) {

@@ -479,7 +479,8 @@ int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **out, si
         return BS_ECORRUPT;
     const uint8_t *p = m->p + off;
     size_t avail = m->len - (size_t)off;
-    if (p[0] != TSDB_CHUNK_ENC_XOR && p[0] != TSDB_CHUNK_ENC_DENSE)
+    if (p[0] != TSDB_CHUNK_ENC_XOR && p[0] != TSDB_CHUNK_ENC_DENSE &&
+        p[0] != TSDB_CHUNK_ENC_DENSE_ST)
         return BS_ECORRUPT;
     uint64_t len;
     size_t k = bs_get_uvarint(p + 1, avail - 1, &len);
@@ -492,6 +493,69 @@ int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **out, si
     *outlen = (size_t)len;
     if (enc)
         *enc = p[0];
+    return 0;
+}
+
+/* Resolving shared time columns. A TSDB_CHUNK_ENC_DENSE_ST chunk names
+ * the TSDB_CHUNK_ENC_DENSE chunk of the same block whose time section it
+ * uses; the reference is checked like any chunk reference (bounds, CRC),
+ * and must lead to a plain dense chunk, so references never chain or
+ * loop. The decoder then checks that sample count and first time agree. */
+int tsdb_block_chunk_time(struct tsdb_block *b, const uint8_t *p, size_t len, const uint8_t **tp,
+                          size_t *tlen, struct bs_error *err)
+{
+    uint64_t tref;
+    uint8_t tenc;
+    *tp = NULL;
+    *tlen = 0;
+    if (tsdb_dense_shared_ref(p, len, &tref) != 0)
+        return bs_error_set(err, BS_ECORRUPT, "block %s: a shared-time chunk has a damaged header",
+                            b->dir);
+    int rc = tsdb_block_chunk(b, tref, tp, tlen, &tenc);
+    if (rc)
+        return bs_error_set(err, rc,
+                            "block %s: a shared-time chunk refers to time column %llu (segment "
+                            "%llu, offset %llu), which is out of range or damaged",
+                            b->dir, (unsigned long long)tref, (unsigned long long)(tref >> 32),
+                            (unsigned long long)(tref & UINT32_MAX));
+    if (tenc != TSDB_CHUNK_ENC_DENSE) {
+        *tp = NULL;
+        *tlen = 0;
+        return bs_error_set(err, BS_ECORRUPT,
+                            "block %s: a shared-time chunk refers to chunk %llu of encoding %u, "
+                            "not a dense chunk",
+                            b->dir, (unsigned long long)tref, tenc);
+    }
+    return 0;
+}
+
+int tsdb_block_dense_init(struct tsdb_block *b, struct tsdb_dense_dec *d, uint8_t enc,
+                          const uint8_t *p, size_t len, struct bs_error *err)
+{
+    int rc;
+    if (enc == TSDB_CHUNK_ENC_DENSE) {
+        rc = tsdb_dense_dec_init(d, p, len);
+    } else {
+        const uint8_t *tp = NULL;
+        size_t tlen = 0;
+        if (enc != TSDB_CHUNK_ENC_DENSE_ST) {
+            memset(d, 0, sizeof(*d));
+            d->err = BS_EINVAL;
+            return bs_error_set(err, BS_EINVAL, "block %s: chunk encoding %u is not dense", b->dir,
+                                enc);
+        }
+        rc = tsdb_block_chunk_time(b, p, len, &tp, &tlen, err);
+        if (rc) {
+            memset(d, 0, sizeof(*d));
+            d->err = rc;
+            return rc;
+        }
+        rc = tsdb_dense_dec_init_shared(d, p, len, tp, tlen);
+    }
+    if (rc)
+        return bs_error_set(err, rc, "block %s: a dense chunk is %s", b->dir,
+                            rc == BS_ENOMEM ? "too large to decode now (out of memory)"
+                                            : "damaged (header, sections or time column)");
     return 0;
 }
 

@@ -416,6 +416,13 @@ static int write_chunk(struct tsdb_block_writer *w, const struct tsdb_bw_chunk *
 int tsdb_block_writer_add(struct tsdb_block_writer *w, const struct labels *ls,
                           const struct tsdb_bw_chunk *chunks, size_t n, struct bs_error *err)
 {
+    return tsdb_block_writer_add_refs(w, ls, chunks, n, NULL, err);
+}
+
+int tsdb_block_writer_add_refs(struct tsdb_block_writer *w, const struct labels *ls,
+                               const struct tsdb_bw_chunk *chunks, size_t n, uint64_t *refs,
+                               struct bs_error *err)
+{
     if (n == 0)
         return 0;
     if (w->last_ls && labels_cmp(w->last_ls, ls) >= 0)
@@ -440,6 +447,8 @@ int tsdb_block_writer_add(struct tsdb_block_writer *w, const struct labels *ls,
             return rc;
         }
         w->chunks[w->nchunks++] = (struct wr_chunk){chunks[i].mint, chunks[i].maxt, ref};
+        if (refs)
+            refs[i] = ref;
         w->num_samples += chunks[i].nsamples;
     }
     w->series[w->nseries++] = (struct wr_series){ls, first, n};

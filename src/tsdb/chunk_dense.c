@@ -36,7 +36,10 @@
  *    -0, an infinity, one value with too many decimals) go to an exception
  *    list of (index, bits) and hold the previous integer in the stream, so
  *    one stale marker does not push a chunk into XOR. The encoder builds
- *    every applicable mode and keeps the smallest result.
+ *    every applicable mode and keeps the smallest result. When most INT
+ *    residuals are zero (gauges that change on some scrapes only), the
+ *    planes are sparse: a bitmap of the nonzero residuals, then planes of
+ *    only those, so a zero is not coded once per plane.
  *
  *  - Integer residuals (time and INT values) are zig-zagged and written as
  *    byte planes: all low bytes, then all second bytes, and so on, up to the
@@ -79,6 +82,8 @@
 enum { MODE_CONST = 0, MODE_INT = 1, MODE_XOR = 2 };
 enum { XF_RAW = 0, XF_DELTA = 1, XF_DOD = 2 };
 enum { EXC_STALE = 0, EXC_RAW = 1 };
+/* Bit 7 of an INT value section's plane width byte: sparse planes. */
+#define PLANES_SPARSE 0x80u
 
 /* Raw section size caps used by the decoder: every section the encoder
  * writes fits in SECTION_FIXED + SECTION_PER_SAMPLE * n bytes. */
@@ -207,12 +212,14 @@ struct tsdb_dense_enc {
     int level;
     ZSTD_CCtx *zc;  /* value sections */
     ZSTD_CCtx *tzc; /* time sections (see TIME_LEVEL) */
-    size_t cap;   /* samples the arrays hold */
-    int64_t *k;   /* scaled integers */
-    int64_t *x;   /* transformed integers */
-    uint64_t *z;  /* zig-zagged residuals */
-    uint8_t *exc; /* 1 where sample i is an exception */
-    uint8_t *mind; /* smallest exact scale per sample */
+    size_t cap;     /* samples the arrays hold */
+    int64_t *k;     /* scaled integers */
+    int64_t *x;     /* transformed integers */
+    uint64_t *z;    /* zig-zagged residuals */
+    uint8_t *exc;   /* 1 where sample i is an exception */
+    uint8_t *mind;  /* smallest exact scale per sample */
+    uint64_t *zs;   /* the nonzero residuals (sparse planes) */
+    uint8_t *bm;    /* the nonzero bitmap (sparse planes) */
     struct dbuf traw, vraw, vbest, sealed, out;
 };
 
@@ -265,6 +272,8 @@ void tsdb_dense_enc_free(struct tsdb_dense_enc *e)
     free(e->z);
     free(e->exc);
     free(e->mind);
+    free(e->zs);
+    free(e->bm);
     free(e->traw.p);
     free(e->vraw.p);
     free(e->vbest.p);
@@ -297,6 +306,14 @@ static int enc_grow(struct tsdb_dense_enc *e, size_t n)
     if (!mind)
         return BS_ENOMEM;
     e->mind = mind;
+    uint64_t *zs = realloc(e->zs, n * sizeof(*zs));
+    if (!zs)
+        return BS_ENOMEM;
+    e->zs = zs;
+    uint8_t *bm = realloc(e->bm, n / 8 + 1);
+    if (!bm)
+        return BS_ENOMEM;
+    e->bm = bm;
     e->cap = n;
     return 0;
 }
@@ -332,6 +349,36 @@ static double est_planes(const uint64_t *z, size_t m)
         }
     }
     return bits;
+}
+
+/* Estimated compressed size, in bits, of the bytes p[0..m) (order-0
+ * entropy plus a guess at the table). */
+static double est_bytes(const uint8_t *p, size_t m)
+{
+    uint32_t hist[256] = {0};
+    for (size_t i = 0; i < m; i++)
+        hist[p[i]]++;
+    double bits = 8;
+    for (unsigned c = 0; c < 256; c++)
+        if (hist[c])
+            bits += (double)hist[c] * log2((double)m / (double)hist[c]) + 6;
+    return bits;
+}
+
+/* Sparse planes of z[0..m): e->bm gets the bitmap of nonzero values (bit
+ * i % 8 of byte i / 8), e->zs the nonzero values in order. Returns their
+ * count. */
+static size_t sparse_split(struct tsdb_dense_enc *e, const uint64_t *z, size_t m)
+{
+    size_t c = 0;
+    memset(e->bm, 0, m / 8 + 1);
+    for (size_t i = 0; i < m; i++) {
+        if (z[i]) {
+            e->bm[i >> 3] |= (uint8_t)(1u << (i & 7));
+            e->zs[c++] = z[i];
+        }
+    }
+    return c;
 }
 
 /* Append z[0..m) as a width byte and byte planes (room reserved by caller:
@@ -562,9 +609,20 @@ static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
         }
     }
     uint64_t g = n > 1 ? int_transform(e, n, best_xf) : 1;
+    /* Sparse planes when many residuals are zero (gauges that change on
+     * some scrapes only): a bitmap and the nonzero values, instead of
+     * coding each zero once per plane. */
+    size_t m = n > 1 ? n - 1 : 0, nz = 0;
+    bool sparse = false;
+    if (m >= 16) {
+        nz = sparse_split(e, e->z, m);
+        sparse = nz > 0 && nz < m &&
+                 est_bytes(e->bm, (m + 7) / 8) + est_planes(e->zs, nz) < 0.97 * est_planes(e->z, m);
+    }
 
     e->vraw.len = 0;
-    int rc = dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + nexc * EXC_MAX_BYTES + 1 + 8 * n);
+    int rc =
+        dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + nexc * EXC_MAX_BYTES + 1 + 8 * n + n / 8 + 2);
     if (rc)
         return rc;
     w_u8(&e->vraw, scale);
@@ -572,7 +630,17 @@ static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
     w_v(&e->vraw, e->k[0]);
     w_uv(&e->vraw, g);
     w_exceptions(&e->vraw, e->exc, vs, n, nexc);
-    w_planes(&e->vraw, e->z, n - 1);
+    if (sparse) {
+        unsigned w = width_bytes(e->zs, nz);
+        w_u8(&e->vraw, PLANES_SPARSE | w);
+        memcpy(e->vraw.p + e->vraw.len, e->bm, (m + 7) / 8);
+        e->vraw.len += (m + 7) / 8;
+        for (unsigned p = 0; p < w; p++)
+            for (size_t i = 0; i < nz; i++)
+                e->vraw.p[e->vraw.len++] = (uint8_t)(e->zs[i] >> (8 * p));
+    } else {
+        w_planes(&e->vraw, e->z, n - 1);
+    }
     *ok = true;
     return 0;
 }
@@ -660,8 +728,10 @@ static int keep_if_smaller(struct tsdb_dense_enc *e, int mode, int *best_mode, b
     return 0;
 }
 
+/* Encode ts/vs[0..n) into *out. With shared set the time section is left
+ * out and tref written in its place (TSDB_CHUNK_ENC_DENSE_ST). */
 static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs, size_t n,
-                  uint8_t **out, size_t *out_len)
+                  bool shared, uint64_t tref, uint8_t **out, size_t *out_len)
 {
     int rc = enc_grow(e, n);
     if (rc)
@@ -687,11 +757,13 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
             return rc;
     }
 
-    bool tz;
-    if ((rc = build_time(e, ts, n)) || (rc = seal(e, e->tzc, &e->traw, &tz)))
+    bool tz = false;
+    if (shared)
+        e->sealed.len = 0; /* no time section: tref goes in its place */
+    else if ((rc = build_time(e, ts, n)) || (rc = seal(e, e->tzc, &e->traw, &tz)))
         return rc;
 
-    size_t total = 1 + 10 + 10 + e->sealed.len + e->vbest.len;
+    size_t total = 1 + 10 + 10 + 10 + e->sealed.len + e->vbest.len;
     uint8_t *p = malloc(total);
     if (!p)
         return BS_ENOMEM;
@@ -699,7 +771,10 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
     w_u8(&o, (tz ? F_TZSTD : 0) | (vz ? F_VZSTD : 0) | ((unsigned)best_mode << F_MODE_SHIFT));
     w_uv(&o, n);
     w_v(&o, ts[0]);
-    memcpy(o.p + o.len, e->sealed.p, e->sealed.len);
+    if (shared)
+        w_uv(&o, tref);
+    else
+        memcpy(o.p + o.len, e->sealed.p, e->sealed.len);
     o.len += e->sealed.len;
     memcpy(o.p + o.len, e->vbest.p, e->vbest.len);
     o.len += e->vbest.len;
@@ -714,11 +789,26 @@ int tsdb_dense_encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_
     if (n == 0 || n > TSDB_DENSE_MAX_SAMPLES)
         return BS_EINVAL;
     if (e)
-        return encode(e, ts, vs, n, out, out_len);
+        return encode(e, ts, vs, n, false, 0, out, out_len);
     struct tsdb_dense_enc *tmp = tsdb_dense_enc_new(0);
     if (!tmp)
         return BS_ENOMEM;
-    int rc = encode(tmp, ts, vs, n, out, out_len);
+    int rc = encode(tmp, ts, vs, n, false, 0, out, out_len);
+    tsdb_dense_enc_free(tmp);
+    return rc;
+}
+
+int tsdb_dense_encode_shared(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs,
+                             size_t n, uint64_t tref, uint8_t **out, size_t *out_len)
+{
+    if (n == 0 || n > TSDB_DENSE_MAX_SAMPLES)
+        return BS_EINVAL;
+    if (e)
+        return encode(e, ts, vs, n, true, tref, out, out_len);
+    struct tsdb_dense_enc *tmp = tsdb_dense_enc_new(0);
+    if (!tmp)
+        return BS_ENOMEM;
+    int rc = encode(tmp, ts, vs, n, true, tref, out, out_len);
     tsdb_dense_enc_free(tmp);
     return rc;
 }
@@ -881,6 +971,41 @@ static bool parse_planes(struct rd *r, uint32_t n, uint8_t *w, const uint8_t **p
     return true;
 }
 
+/* The planes of INT values: dense (as parse_planes) or sparse (width byte
+ * with PLANES_SPARSE: a bitmap of the nonzero residuals, then w planes of
+ * only those). */
+static bool parse_vplanes(struct tsdb_dense_dec *d, struct rd *r)
+{
+    uint8_t w;
+    size_t m = (size_t)d->n - 1;
+    d->vstride = (uint32_t)m;
+    d->vmap = NULL;
+    if (r->pos >= r->len || !(r->p[r->pos] & PLANES_SPARSE))
+        return parse_planes(r, d->n, &d->vw, &d->vplanes);
+    if (!r_u8(r, &w))
+        return false;
+    w &= (uint8_t)~PLANES_SPARSE;
+    size_t mb = (m + 7) / 8;
+    if (w == 0 || w > 8 || r->len - r->pos < mb)
+        return false;
+    const uint8_t *map = r->p + r->pos;
+    size_t c = 0;
+    for (size_t i = 0; i < mb; i++)
+        c += (size_t)__builtin_popcount(map[i]);
+    if ((m & 7) && (map[mb - 1] >> (m & 7)))
+        return false; /* bits past the last residual */
+    r->pos += mb;
+    if (r->len - r->pos != (size_t)w * c)
+        return false;
+    d->vw = w;
+    d->vmap = map;
+    d->vstride = (uint32_t)c;
+    d->vnext = 0;
+    d->vplanes = r->p + r->pos;
+    r->pos = r->len;
+    return true;
+}
+
 static bool parse_time(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
 {
     if (d->n == 1)
@@ -905,7 +1030,7 @@ static bool parse_values(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
             d->xform > XF_DOD || !r_v(&r, &k0) || !r_uv(&r, &d->gcd) || d->gcd == 0)
             return false;
         d->cbits = (uint64_t)k0; /* k0, kept for XF_RAW */
-        return exc_parse(d, &r) && parse_planes(&r, d->n, &d->vw, &d->vplanes);
+        return exc_parse(d, &r) && parse_vplanes(d, &r);
     }
     case MODE_XOR:
         if (!r_be64(&r, &d->cbits))
@@ -919,20 +1044,69 @@ static bool parse_values(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
     }
 }
 
+/* The chunk header: flags, n, t0 (checked). */
+static bool r_header(struct rd *r, uint8_t *flags, uint32_t *n, int64_t *t0)
+{
+    uint64_t cnt;
+    if (!r->p || !r_u8(r, flags) || (*flags & F_RESERVED) ||
+        ((*flags & F_MODE_MASK) >> F_MODE_SHIFT) > MODE_XOR || !r_uv(r, &cnt) || cnt == 0 ||
+        cnt > TSDB_DENSE_MAX_SAMPLES || !r_v(r, t0))
+        return false;
+    *n = (uint32_t)cnt;
+    return true;
+}
+
 int tsdb_dense_peek(const uint8_t *p, size_t len, uint32_t *n, int64_t *t0)
 {
     struct rd r = {p, len, 0};
     uint8_t flags;
-    uint64_t cnt;
+    uint32_t cnt;
     int64_t t;
-    if (!p || !r_u8(&r, &flags) || (flags & F_RESERVED) ||
-        ((flags & F_MODE_MASK) >> F_MODE_SHIFT) > MODE_XOR || !r_uv(&r, &cnt) || cnt == 0 ||
-        cnt > TSDB_DENSE_MAX_SAMPLES || !r_v(&r, &t))
+    if (!r_header(&r, &flags, &cnt, &t))
         return BS_ECORRUPT;
     if (n)
-        *n = (uint32_t)cnt;
+        *n = cnt;
     if (t0)
         *t0 = t;
+    return 0;
+}
+
+int tsdb_dense_shared_ref(const uint8_t *p, size_t len, uint64_t *tref)
+{
+    struct rd r = {p, len, 0};
+    uint8_t flags;
+    uint32_t cnt;
+    int64_t t;
+    if (!r_header(&r, &flags, &cnt, &t) || (flags & F_TZSTD) || !r_uv(&r, tref))
+        return BS_ECORRUPT;
+    return 0;
+}
+
+/* The header and time section of the TSDB_CHUNK_ENC_DENSE chunk
+ * tp[0..tlen) that a shared-time chunk of n samples starting at t0 refers
+ * to; what follows the time section is not looked at. */
+static bool r_time_of(const uint8_t *tp, size_t tlen, uint32_t n, int64_t t0, struct section *ts,
+                      size_t *end)
+{
+    struct rd r = {tp, tlen, 0};
+    uint8_t flags;
+    uint32_t tn;
+    int64_t tt0;
+    if (!r_header(&r, &flags, &tn, &tt0) || tn != n || tt0 != t0 ||
+        !r_section(&r, flags & F_TZSTD, n, ts))
+        return false;
+    if (end)
+        *end = r.pos;
+    return true;
+}
+
+int tsdb_dense_time_prefix(const uint8_t *p, size_t len, size_t *prefix_len)
+{
+    uint32_t n;
+    int64_t t0;
+    struct section ts;
+    if (tsdb_dense_peek(p, len, &n, &t0) || !r_time_of(p, len, n, t0, &ts, prefix_len))
+        return BS_ECORRUPT;
     return 0;
 }
 
@@ -949,28 +1123,35 @@ static int inflate(const struct section *s, uint8_t *dst)
     return got == s->raw ? 0 : BS_ECORRUPT;
 }
 
-int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
+/* Set up d over chunk p[0..len): a TSDB_CHUNK_ENC_DENSE chunk when tp is
+ * NULL, else a TSDB_CHUNK_ENC_DENSE_ST chunk whose time section is that of
+ * the dense chunk tp[0..tlen). */
+static int dec_open(struct tsdb_dense_dec *d, const uint8_t *p, size_t len, const uint8_t *tp,
+                    size_t tlen)
 {
     memset(d, 0, sizeof(*d));
     uint32_t n;
     int64_t t0;
     int rc = BS_ECORRUPT;
-    if (tsdb_dense_peek(p, len, &n, &t0))
-        goto fail;
     struct rd r = {p, len, 0};
     uint8_t flags = 0;
-    uint64_t skip;
-    int64_t skipv;
-    (void)(r_u8(&r, &flags) && r_uv(&r, &skip) && r_v(&r, &skipv)); /* peek checked them */
+    if (!r_header(&r, &flags, &n, &t0))
+        goto fail;
     d->n = n;
     d->mode = (uint8_t)((flags & F_MODE_MASK) >> F_MODE_SHIFT);
     d->g = (uint64_t)t0;
     struct section ts, vs;
-    if (!r_section(&r, flags & F_TZSTD, n, &ts) || !r_section(&r, flags & F_VZSTD, n, &vs) ||
-        r.pos != len)
+    if (tp) {
+        uint64_t tref;
+        if ((flags & F_TZSTD) || !r_uv(&r, &tref) || !r_time_of(tp, tlen, n, t0, &ts, NULL))
+            goto fail;
+    } else if (!r_section(&r, flags & F_TZSTD, n, &ts)) {
+        goto fail;
+    }
+    if (!r_section(&r, flags & F_VZSTD, n, &vs) || r.pos != len)
         goto fail;
 
-    const uint8_t *tp = ts.p, *vp = vs.p;
+    const uint8_t *tsp = ts.p, *vp = vs.p;
     if (ts.z || vs.z) {
         size_t need = (ts.z ? ts.raw : 0) + (vs.z ? vs.raw : 0);
         d->owned = malloc(need ? need : 1);
@@ -982,7 +1163,7 @@ int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
         if (ts.z) {
             if ((rc = inflate(&ts, at)))
                 goto fail;
-            tp = at;
+            tsp = at;
             at += ts.raw;
         }
         if (vs.z) {
@@ -992,13 +1173,37 @@ int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
         }
         rc = BS_ECORRUPT;
     }
-    if (!parse_time(d, tp, ts.raw) || !parse_values(d, vp, vs.raw))
+    if (!parse_time(d, tsp, ts.raw) || !parse_values(d, vp, vs.raw))
         goto fail;
     return 0;
 fail:
     d->err = rc;
     d->n = 0;
     return rc;
+}
+
+int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
+{
+    return dec_open(d, p, len, NULL, 0);
+}
+
+int tsdb_dense_dec_init_shared(struct tsdb_dense_dec *d, const uint8_t *p, size_t len,
+                               const uint8_t *tp, size_t tlen)
+{
+    if (!tp) {
+        memset(d, 0, sizeof(*d));
+        d->err = BS_ECORRUPT;
+        return BS_ECORRUPT;
+    }
+    return dec_open(d, p, len, tp, tlen);
+}
+
+static uint64_t plane_get_s(const uint8_t *planes, uint8_t w, size_t stride, uint32_t j)
+{
+    uint64_t z = 0;
+    for (unsigned p = 0; p < w; p++)
+        z |= (uint64_t)planes[p * stride + j] << (8 * p);
+    return z;
 }
 
 static uint64_t plane_get(const uint8_t *planes, uint8_t w, uint32_t n, uint32_t j)
@@ -1055,20 +1260,26 @@ static bool xor_next(struct tsdb_dense_dec *d)
     return true;
 }
 
+/* Time of sample i into d->t (samples are visited in order). */
+static void time_step(struct tsdb_dense_dec *d, uint32_t i)
+{
+    if (i == 0) {
+        d->t = (int64_t)d->g;
+        return;
+    }
+    int64_t e = (int64_t)zz_dec(plane_get(d->tplanes, d->tw, d->n, i - 1));
+    uint64_t pred = d->g + d->step;
+    uint64_t t = pred + (uint64_t)e;
+    d->g = (e >= -(int64_t)d->r && e <= (int64_t)d->r) ? pred : t;
+    d->t = (int64_t)t;
+}
+
 bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
 {
     if (d->err || d->i >= d->n)
         return false;
     uint32_t i = d->i;
-    if (i == 0) {
-        d->t = (int64_t)d->g;
-    } else {
-        int64_t e = (int64_t)zz_dec(plane_get(d->tplanes, d->tw, d->n, i - 1));
-        uint64_t pred = d->g + d->step;
-        uint64_t t = pred + (uint64_t)e;
-        d->g = (e >= -(int64_t)d->r && e <= (int64_t)d->r) ? pred : t;
-        d->t = (int64_t)t;
-    }
+    time_step(d, i);
     switch (d->mode) {
     case MODE_CONST:
         d->v = d->cbits;
@@ -1077,7 +1288,15 @@ bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
         if (i == 0) {
             d->k = d->cbits;
         } else {
-            uint64_t x = zz_dec(plane_get(d->vplanes, d->vw, d->n, i - 1)) * d->gcd;
+            uint32_t j = i - 1;
+            uint64_t z;
+            if (!d->vmap)
+                z = plane_get(d->vplanes, d->vw, d->n, j);
+            else if ((d->vmap[j >> 3] >> (j & 7)) & 1)
+                z = plane_get_s(d->vplanes, d->vw, d->vstride, d->vnext++);
+            else
+                z = 0;
+            uint64_t x = zz_dec(z) * d->gcd;
             if (d->xform == XF_RAW) {
                 d->k = d->cbits + x;
             } else if (d->xform == XF_DELTA) {
@@ -1125,11 +1344,52 @@ void tsdb_dense_dec_fini(struct tsdb_dense_dec *d)
     d->owned = NULL;
 }
 
-int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, size_t cap,
-                      size_t *n)
+int tsdb_dense_time_equal(const uint8_t *p, size_t len, const int64_t *ts, size_t n, bool *eq)
+{
+    *eq = false;
+    uint32_t cn;
+    int64_t t0;
+    struct section s;
+    if (tsdb_dense_peek(p, len, &cn, &t0) || !r_time_of(p, len, cn, t0, &s, NULL))
+        return BS_ECORRUPT;
+    if (cn != n || t0 != ts[0])
+        return 0;
+    struct tsdb_dense_dec d;
+    memset(&d, 0, sizeof(d));
+    d.n = cn;
+    d.g = (uint64_t)t0;
+    const uint8_t *tp = s.p;
+    if (s.z) {
+        d.owned = malloc(s.raw ? s.raw : 1);
+        if (!d.owned)
+            return BS_ENOMEM;
+        int rc = inflate(&s, d.owned);
+        if (rc) {
+            free(d.owned);
+            return rc;
+        }
+        tp = d.owned;
+    }
+    int rc = BS_ECORRUPT;
+    if (parse_time(&d, tp, s.raw)) {
+        rc = 0;
+        bool same = true;
+        for (uint32_t i = 0; i < cn && same; i++) {
+            time_step(&d, i);
+            same = d.t == ts[i];
+        }
+        *eq = same;
+    }
+    free(d.owned);
+    return rc;
+}
+
+/* Decode the chunk p (tp: see dec_open) into ts/vs. */
+static int decode_all(const uint8_t *p, size_t len, const uint8_t *tp, size_t tlen, int64_t *ts,
+                      uint64_t *vs, size_t cap, size_t *n)
 {
     struct tsdb_dense_dec d;
-    int rc = tsdb_dense_dec_init(&d, p, len);
+    int rc = dec_open(&d, p, len, tp, tlen);
     *n = 0;
     if (rc) {
         tsdb_dense_dec_fini(&d);
@@ -1154,4 +1414,19 @@ int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, s
         return rc;
     *n = i;
     return 0;
+}
+
+int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, size_t cap,
+                      size_t *n)
+{
+    return decode_all(p, len, NULL, 0, ts, vs, cap, n);
+}
+
+int tsdb_dense_decode_shared(const uint8_t *p, size_t len, const uint8_t *tp, size_t tlen,
+                             int64_t *ts, uint64_t *vs, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (!tp)
+        return BS_ECORRUPT;
+    return decode_all(p, len, tp, tlen, ts, vs, cap, n);
 }

@@ -21,6 +21,12 @@
 #include <stdint.h>
 
 #define TSDB_CHUNK_ENC_DENSE 2
+/* A dense chunk without its own time section: it names (tref, a chunk
+ * reference in the same block) a TSDB_CHUNK_ENC_DENSE chunk with the very
+ * same timestamps and uses that chunk's time section. Written by block
+ * merges for the series of one scrape target, which share every scrape
+ * timestamp. */
+#define TSDB_CHUNK_ENC_DENSE_ST 3
 /* Most samples one dense chunk may hold; decoders report more as corrupt. */
 #define TSDB_DENSE_MAX_SAMPLES (UINT32_C(1) << 22)
 /* Largest decimal scale d tried for values k / 10^d. */
@@ -46,9 +52,33 @@ void tsdb_dense_enc_free(struct tsdb_dense_enc *e);
 int tsdb_dense_encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs, size_t n,
                       uint8_t **out, size_t *out_len);
 
-/* Read the sample count and first time of the chunk p[0..len) without
- * decoding it. Returns 0 or BS_ECORRUPT. OUT: *n, *t0 (either may be NULL). */
+/* As tsdb_dense_encode, but the chunk (TSDB_CHUNK_ENC_DENSE_ST) stores tref
+ * instead of a time section. The caller guarantees that tref addresses a
+ * TSDB_CHUNK_ENC_DENSE chunk whose times are exactly ts[0..n) (see
+ * tsdb_dense_time_equal); the codec cannot check it here, decoders check
+ * that n and the first time agree. */
+int tsdb_dense_encode_shared(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs,
+                             size_t n, uint64_t tref, uint8_t **out, size_t *out_len);
+
+/* Read the sample count and first time of the chunk p[0..len) (either
+ * dense encoding) without decoding it. Returns 0 or BS_ECORRUPT. OUT: *n,
+ * *t0 (either may be NULL). */
 int tsdb_dense_peek(const uint8_t *p, size_t len, uint32_t *n, int64_t *t0);
+
+/* The time-column reference of the TSDB_CHUNK_ENC_DENSE_ST chunk
+ * p[0..len). Returns 0 or BS_ECORRUPT. OUT: *tref. */
+int tsdb_dense_shared_ref(const uint8_t *p, size_t len, uint64_t *tref);
+
+/* Length of the leading part of the TSDB_CHUNK_ENC_DENSE chunk p[0..len)
+ * that holds its times (header and time section): that prefix alone is
+ * enough for tsdb_dense_time_equal and as tp for the shared decoders.
+ * Returns 0 or BS_ECORRUPT. OUT: *prefix_len. */
+int tsdb_dense_time_prefix(const uint8_t *p, size_t len, size_t *prefix_len);
+
+/* Are the times of the TSDB_CHUNK_ENC_DENSE chunk (or time prefix)
+ * p[0..len) exactly ts[0..n) (n >= 1)? Returns 0 with *eq set,
+ * BS_ECORRUPT or BS_ENOMEM (*eq false). */
+int tsdb_dense_time_equal(const uint8_t *p, size_t len, const int64_t *ts, size_t n, bool *eq);
 
 /* Streaming decoder over a dense chunk. The chunk bytes are borrowed and
  * must outlive the decoder; sections that were compressed are inflated into
@@ -71,6 +101,8 @@ struct tsdb_dense_dec {
     /* values */
     uint8_t mode, xform, scale, vw;
     const uint8_t *vplanes;
+    const uint8_t *vmap;     /* sparse planes: bitmap of nonzero residuals, or NULL */
+    uint32_t vstride, vnext; /* plane length; next nonzero residual (sparse) */
     uint64_t k, dl, gcd, cbits;
     const uint8_t *exc, *exc_end; /* exception list cursor */
     uint32_t exc_left;
@@ -89,6 +121,14 @@ struct tsdb_dense_dec {
  * allowed. */
 int tsdb_dense_dec_init(struct tsdb_dense_dec *d, const uint8_t *p, size_t len);
 /* Move to the next sample; false at the end or on corruption (d->err set). */
+/* Start decoding the TSDB_CHUNK_ENC_DENSE_ST chunk p[0..len) whose time
+ * column is that of the TSDB_CHUNK_ENC_DENSE chunk (or time prefix)
+ * tp[0..tlen), both borrowed for the decoder's life (the block reader
+ * resolves the reference: tsdb_block_dense_init). Returns as
+ * tsdb_dense_dec_init; a time chunk whose sample count or first time
+ * differs from the chunk's is BS_ECORRUPT, and so is tp == NULL. */
+int tsdb_dense_dec_init_shared(struct tsdb_dense_dec *d, const uint8_t *p, size_t len,
+                               const uint8_t *tp, size_t tlen);
 bool tsdb_dense_dec_next(struct tsdb_dense_dec *d);
 /* Move to the first sample with time >= t, never backwards: when the
  * current sample already qualifies it stays. False when there is none
@@ -101,5 +141,8 @@ void tsdb_dense_dec_fini(struct tsdb_dense_dec *d);
  * chunk holds more than cap samples (*n then tells how many). */
 int tsdb_dense_decode(const uint8_t *p, size_t len, int64_t *ts, uint64_t *vs, size_t cap,
                       size_t *n);
+/* The same for a TSDB_CHUNK_ENC_DENSE_ST chunk with time chunk tp[0..tlen). */
+int tsdb_dense_decode_shared(const uint8_t *p, size_t len, const uint8_t *tp, size_t tlen,
+                             int64_t *ts, uint64_t *vs, size_t cap, size_t *n);
 
 #endif

@@ -343,7 +343,10 @@ int tsdb_compact_head_range(struct tsdb *db, int64_t mint, int64_t maxt, bool *w
             c.series[i].chunks = c.chunks + (uintptr_t)c.series[i].chunks;
         struct tsdb_block_meta meta = {.mint = mint, .maxt = maxt, .level = 1};
         int64_t t0 = bs_monotonic_ns();
-        rc = tsdb_block_write(db->dir, &meta, c.series, c.n, err);
+        if (db->opts.dense_head_blocks)
+            rc = tsdb_block_write_dense(db->dir, &meta, c.series, c.n, err);
+        else
+            rc = tsdb_block_write(db->dir, &meta, c.series, c.n, err);
         if (rc == 0) {
             char path[4200];
             snprintf(path, sizeof(path), "%s/%s", db->dir, meta.ulid);
@@ -476,6 +479,101 @@ static bool plan_merge(struct tsdb_block *const *bl, size_t n, int64_t high, con
  * reach one sample (the codec decodes sequentially). */
 #define TSDB_MERGE_CHUNK_SAMPLES 16384
 
+/* Shared time columns. All series of one scrape target carry the same
+ * scrape timestamps, and a merge cuts every series into pieces the same
+ * way, so most pieces' time columns repeat across series. Series arrive
+ * in label order, so a target's series are scattered over the block: the
+ * merge keeps a table of the time columns written so far (the hash of the
+ * exact time sequence -> the dense chunk that holds it, and a copy of that
+ * chunk's header and time section). A piece whose times are found there,
+ * compared sample by sample rather than trusted to the hash, is written
+ * as a TSDB_CHUNK_ENC_DENSE_ST chunk naming that chunk; otherwise it is
+ * written as a plain dense chunk and remembered. Pieces shorter than
+ * TSDB_MERGE_SHARED_MIN keep their own times (the reference would cost
+ * about as much). The table holds at most TSDB_MERGE_TCOL_BYTES; beyond
+ * that, new columns are written inline and not remembered. */
+#define TSDB_MERGE_SHARED_MIN 32
+#define TSDB_MERGE_TCOL_BYTES (UINT64_C(64) << 20)
+
+struct tcol {
+    uint64_t hash; /* of the times as int64 array */
+    uint64_t ref;  /* the dense chunk holding them */
+    uint8_t *pre;  /* owned: that chunk's header and time section */
+    size_t prelen;
+    size_t n;
+};
+
+struct tcol_table {
+    struct tcol *v; /* open addressing, cap a power of two; pre NULL: free */
+    size_t cap, n;
+    uint64_t bytes; /* held by entries and their copies */
+};
+
+static void tcol_fini(struct tcol_table *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->v[i].pre);
+    free(t->v);
+    memset(t, 0, sizeof(*t));
+}
+
+/* The remembered column equal to ts[0..n) with hash h, or NULL. */
+static const struct tcol *tcol_find(const struct tcol_table *t, uint64_t h, const int64_t *ts,
+                                    size_t n)
+{
+    if (!t->cap)
+        return NULL;
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        const struct tcol *c = &t->v[i];
+        if (!c->pre)
+            return NULL;
+        bool eq = false;
+        if (c->hash == h && c->n == n &&
+            tsdb_dense_time_equal(c->pre, c->prelen, ts, n, &eq) == 0 && eq)
+            return c;
+    }
+}
+
+static void tcol_put(struct tcol *v, size_t cap, struct tcol c)
+{
+    size_t i = c.hash & (cap - 1);
+    while (v[i].pre)
+        i = (i + 1) & (cap - 1);
+    v[i] = c;
+}
+
+/* Remember that the dense chunk data[0..len) at ref holds times of hash h.
+ * Out of memory or over the cap, the column is simply not remembered. */
+static void tcol_add(struct tcol_table *t, uint64_t h, uint64_t ref, const uint8_t *data,
+                     size_t len, size_t n)
+{
+    size_t pl;
+    if (tsdb_dense_time_prefix(data, len, &pl) != 0)
+        return;
+    if (t->bytes + pl + 2 * sizeof(struct tcol) > TSDB_MERGE_TCOL_BYTES)
+        return;
+    if (2 * (t->n + 1) > t->cap) {
+        size_t ncap = t->cap ? 2 * t->cap : 256;
+        struct tcol *nv = calloc(ncap, sizeof(*nv));
+        if (!nv)
+            return;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->v[i].pre)
+                tcol_put(nv, ncap, t->v[i]);
+        free(t->v);
+        t->bytes += (ncap - t->cap) * sizeof(*nv);
+        t->v = nv;
+        t->cap = ncap;
+    }
+    uint8_t *pre = malloc(pl);
+    if (!pre)
+        return;
+    memcpy(pre, data, pl);
+    tcol_put(t->v, t->cap, (struct tcol){h, ref, pre, pl, n});
+    t->n++;
+    t->bytes += pl;
+}
+
 /* One source block of a merge, walked in series (= label) order. */
 struct msrc {
     struct tsdb_block *b;
@@ -498,6 +596,10 @@ struct merge {
     size_t nchks, chks_cap;
     struct tsdb_bw_chunk *out;
     size_t nout, out_cap;
+    uint64_t *out_hash; /* per piece: hash of its times, when remember */
+    uint64_t *out_ref;  /* per piece: where the writer put it */
+    bool *remember;     /* per piece: a new time column to remember */
+    struct tcol_table tcols;
 };
 
 /* Load the labels of the source's current series (or mark it done). */
@@ -531,28 +633,29 @@ static int grow_samples(struct merge *g, size_t need)
 /* Append the samples of one block chunk that lie in [mint, maxt) and
  * after the last sample gathered (sources are visited in time order, so
  * an overlap keeps the earlier source's sample). */
-static int gather_chunk(struct merge *g, uint8_t enc, const uint8_t *p, size_t len, int64_t mint,
-                        int64_t maxt)
+static int gather_chunk(struct merge *g, struct tsdb_block *b, uint8_t enc, const uint8_t *p,
+                        size_t len, int64_t mint, int64_t maxt, struct bs_error *err)
 {
-    if (enc == TSDB_CHUNK_ENC_DENSE) {
+    if (enc == TSDB_CHUNK_ENC_DENSE || enc == TSDB_CHUNK_ENC_DENSE_ST) {
         uint32_t cnt;
         if (tsdb_dense_peek(p, len, &cnt, NULL) != 0)
-            return BS_ECORRUPT;
+            return bs_error_set(err, BS_ECORRUPT, "a dense chunk has a damaged header");
         int rc = grow_samples(g, g->n + cnt);
         if (rc)
-            return rc;
-        size_t got, base = g->n;
-        rc = tsdb_dense_decode(p, len, g->ts + base, g->vs + base, cnt, &got);
-        if (rc)
-            return rc;
-        for (size_t i = 0; i < got; i++) {
-            int64_t t = g->ts[base + i];
-            if (t < mint || t >= maxt || (g->n > 0 && t <= g->ts[g->n - 1]))
+            return bs_error_set(err, rc, "out of memory for %u samples", cnt);
+        struct tsdb_dense_dec d;
+        rc = tsdb_block_dense_init(b, &d, enc, p, len, err);
+        while (rc == 0 && tsdb_dense_dec_next(&d)) {
+            if (d.t < mint || d.t >= maxt || (g->n > 0 && d.t <= g->ts[g->n - 1]))
                 continue;
-            g->ts[g->n] = t;
-            g->vs[g->n++] = g->vs[base + i];
+            g->ts[g->n] = d.t;
+            g->vs[g->n++] = d.v;
         }
-        return 0;
+        if (rc == 0 && (d.err || d.i != d.n))
+            rc = bs_error_set(err, d.err ? d.err : BS_ECORRUPT,
+                              "a dense chunk's samples are damaged (after %u of %u)", d.i, d.n);
+        tsdb_dense_dec_fini(&d);
+        return rc;
     }
     struct tsdb_xor_dec d;
     tsdb_xor_dec_init(&d, p, len);
@@ -565,7 +668,7 @@ static int gather_chunk(struct merge *g, uint8_t enc, const uint8_t *p, size_t l
         g->ts[g->n] = d.t;
         g->vs[g->n++] = d.v;
     }
-    return d.err ? BS_ECORRUPT : 0;
+    return d.err ? bs_error_set(err, BS_ECORRUPT, "an XOR chunk's samples are damaged") : 0;
 }
 
 /* Re-encode the gathered samples g->ts/vs[0..n) of one series into long
@@ -580,23 +683,49 @@ static int recode_series(struct merge *g)
         if (!no)
             return BS_ENOMEM;
         g->out = no;
+        uint64_t *nh = realloc(g->out_hash, pieces * sizeof(*nh));
+        if (!nh)
+            return BS_ENOMEM;
+        g->out_hash = nh;
+        uint64_t *nr = realloc(g->out_ref, pieces * sizeof(*nr));
+        if (!nr)
+            return BS_ENOMEM;
+        g->out_ref = nr;
+        bool *nm = realloc(g->remember, pieces * sizeof(*nm));
+        if (!nm)
+            return BS_ENOMEM;
+        g->remember = nm;
         g->out_cap = pieces;
     }
     for (size_t k = 0; k < pieces; k++) {
         /* even pieces: no short tail chunk */
         size_t lo = g->n * k / pieces, hi = g->n * (k + 1) / pieces;
         uint8_t *data;
-        size_t len;
-        int rc = tsdb_dense_encode(g->enc, g->ts + lo, g->vs + lo, hi - lo, &data, &len);
+        size_t len, cnt = hi - lo;
+        const struct tcol *tc = NULL;
+        uint8_t enc = TSDB_CHUNK_ENC_DENSE;
+        g->remember[k] = false;
+        if (cnt >= TSDB_MERGE_SHARED_MIN) {
+            g->out_hash[k] = bs_hash64(g->ts + lo, cnt * sizeof(*g->ts));
+            tc = tcol_find(&g->tcols, g->out_hash[k], g->ts + lo, cnt);
+            g->remember[k] = !tc;
+        }
+        int rc;
+        if (tc) {
+            enc = TSDB_CHUNK_ENC_DENSE_ST;
+            rc =
+                tsdb_dense_encode_shared(g->enc, g->ts + lo, g->vs + lo, cnt, tc->ref, &data, &len);
+        } else {
+            rc = tsdb_dense_encode(g->enc, g->ts + lo, g->vs + lo, cnt, &data, &len);
+        }
         if (rc)
             return rc;
         if (len > UINT32_MAX) {
             free(data);
             return BS_ELIMIT;
         }
-        g->out[g->nout++] =
-            (struct tsdb_bw_chunk){g->ts[lo],     g->ts[hi - 1],       data,
-                                   (uint32_t)len, (uint32_t)(hi - lo), TSDB_CHUNK_ENC_DENSE};
+        g->out[g->nout++] = (struct tsdb_bw_chunk){g->ts[lo],     g->ts[hi - 1],       data,
+                                                   (uint32_t)len, (uint32_t)(hi - lo), enc};
     }
     return 0;
 }
@@ -608,6 +737,86 @@ static void free_out(struct merge *g)
     g->nout = 0;
 }
 
+static int cmp_bw_series_labels(const void *a, const void *b)
+{
+    const struct tsdb_bw_series *x = a, *y = b;
+    return labels_cmp(x->ls, y->ls);
+}
+
+int tsdb_block_write_dense(const char *parent, struct tsdb_block_meta *meta,
+                           struct tsdb_bw_series *series, size_t n, struct bs_error *err)
+{
+    if (n > 1)
+        qsort(series, n, sizeof(*series), cmp_bw_series_labels);
+    struct merge g = {0};
+    struct tsdb_block_writer *w = NULL;
+    int rc = 0;
+    g.enc = tsdb_dense_enc_new(0);
+    if (!g.enc)
+        return bs_error_set(err, BS_ENOMEM, "out of memory creating a chunk encoder");
+    rc = tsdb_block_writer_new(parent, &w, err);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const struct tsdb_bw_series *s = &series[i];
+        struct bs_error detail = {0};
+        g.n = 0;
+        for (size_t c = 0; c < s->n && rc == 0; c++) {
+            const struct tsdb_bw_chunk *ch = &s->chunks[c];
+            if (ch->enc && ch->enc != TSDB_CHUNK_ENC_XOR)
+                rc = bs_error_set(&detail, BS_EINVAL, "chunk encoding %u cannot be re-encoded here",
+                                  ch->enc);
+            else
+                rc = gather_chunk(&g, NULL, TSDB_CHUNK_ENC_XOR, ch->data, ch->len, meta->mint,
+                                  meta->maxt, &detail);
+        }
+        if (rc == BS_ECORRUPT) {
+            /* Keep what the head has, as the XOR copy would: the damaged
+             * chunks go into the block unchanged, and queries read what
+             * decodes. */
+            BS_WARN("tsdb",
+                    "block [%lld, %lld): a series' chunks do not decode (%s); they are "
+                    "copied unchanged",
+                    (long long)meta->mint, (long long)meta->maxt, detail.msg);
+            rc = tsdb_block_writer_add(w, s->ls, s->chunks, s->n, err);
+            continue;
+        }
+        if (rc) {
+            bs_error_set(err, rc, "re-encoding a series for block [%lld, %lld): %s",
+                         (long long)meta->mint, (long long)meta->maxt,
+                         detail.code ? detail.msg : bs_strerror(rc));
+            break;
+        }
+        if (g.n == 0)
+            continue;
+        rc = recode_series(&g);
+        if (rc) {
+            bs_error_set(err, rc, "re-encoding %zu samples: %s", g.n, bs_strerror(rc));
+            break;
+        }
+        rc = tsdb_block_writer_add_refs(w, s->ls, g.out, g.nout, g.out_ref, err);
+        for (size_t k = 0; rc == 0 && k < g.nout; k++)
+            if (g.remember[k])
+                tcol_add(&g.tcols, g.out_hash[k], g.out_ref[k], g.out[k].data, g.out[k].len,
+                         g.out[k].nsamples);
+        free_out(&g);
+    }
+    if (rc == 0) {
+        rc = tsdb_block_writer_commit(w, meta, err);
+        w = NULL;
+    }
+    if (w)
+        tsdb_block_writer_abort(w);
+    free_out(&g);
+    tsdb_dense_enc_free(g.enc);
+    free(g.ts);
+    free(g.vs);
+    free(g.out);
+    free(g.out_hash);
+    free(g.out_ref);
+    free(g.remember);
+    tcol_fini(&g.tcols);
+    return rc;
+}
+
 /* Write the series with labels ls: gather its samples from every source
  * positioned on it (advancing them), re-encode, hand to the writer. */
 static int merge_series(struct merge *g, struct tsdb_block_writer *w, const struct labels *ls,
@@ -615,6 +824,7 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
 {
     g->n = 0;
     int rc = 0;
+    struct bs_error detail = {0};
     for (size_t si = 0; si < g->nsrc && rc == 0; si++) {
         struct msrc *m = &g->src[si];
         if (m->pos >= m->nids || !labels_equal(&m->cur, ls))
@@ -626,8 +836,11 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
             size_t len;
             uint8_t enc;
             rc = tsdb_block_chunk(m->b, g->chks[c].ref, &p, &len, &enc);
-            if (rc == 0)
-                rc = gather_chunk(g, enc, p, len, m->b->meta.mint, m->b->meta.maxt);
+            if (rc)
+                bs_error_set(&detail, rc, "chunk %llu is unreadable",
+                             (unsigned long long)g->chks[c].ref);
+            else
+                rc = gather_chunk(g, m->b, enc, p, len, m->b->meta.mint, m->b->meta.maxt, &detail);
         }
         if (rc == 0) /* tombstones hook: drop deleted samples */
             rc = tsdb_tomb_filter_samples(g->db, m->b, m->ids[m->pos], g->ts, g->vs, from, &g->n);
@@ -635,7 +848,8 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
             if (rc == BS_ECORRUPT)
                 m->b->no_merge = true;
             return bs_error_set(err, rc, "reading series %llu of block %s: %s",
-                                (unsigned long long)m->ids[m->pos], m->b->dir, bs_strerror(rc));
+                                (unsigned long long)m->ids[m->pos], m->b->dir,
+                                detail.code ? detail.msg : bs_strerror(rc));
         }
         m->pos++;
         rc = msrc_load(m);
@@ -658,9 +872,13 @@ static int merge_series(struct merge *g, struct tsdb_block_writer *w, const stru
     keep->v = lv;
     keep->n = ls->n;
     rc = recode_series(g);
-    if (rc == 0)
-        rc = tsdb_block_writer_add(w, keep, g->out, g->nout, err);
-    else
+    if (rc == 0) {
+        rc = tsdb_block_writer_add_refs(w, keep, g->out, g->nout, g->out_ref, err);
+        for (size_t k = 0; rc == 0 && k < g->nout; k++)
+            if (g->remember[k])
+                tcol_add(&g->tcols, g->out_hash[k], g->out_ref[k], g->out[k].data, g->out[k].len,
+                         g->out[k].nsamples);
+    } else
         bs_error_set(err, rc, "re-encoding %zu samples: %s", g->n, bs_strerror(rc));
     free_out(g);
     return rc;
@@ -811,6 +1029,10 @@ done:
     free(g.vs);
     free(g.chks);
     free(g.out);
+    free(g.out_hash);
+    free(g.out_ref);
+    free(g.remember);
+    tcol_fini(&g.tcols);
     free(meta.sources);
     return rc;
 }

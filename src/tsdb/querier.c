@@ -39,10 +39,10 @@
  * An iterator chains the parts' chunks (block chunks point into the mmap,
  * head chunks into the head or into the copies of open chunks that select
  * made in the querier's arena), each with the time bounds of its source.
- * It borrows all of them, so it outlives its set but not its querier. Sources never overlap in time by construction;
- * defensively, a sample whose time is not after the previous one returned
- * is skipped, so overlapping data (e.g. blocks written by another tool)
- * yields each timestamp once, the earliest source winning.
+ * It borrows all of them, so it outlives its set but not its querier. Sources never overlap in time
+ * by construction; defensively, a sample whose time is not after the previous one returned is
+ * skipped, so overlapping data (e.g. blocks written by another tool) yields each timestamp once,
+ * the earliest source winning.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -90,7 +90,8 @@ struct tsdb_series_set {
 
 struct it_chunk {
     struct tsdb_iter_chunk c;
-    int64_t lo, hi; /* the time bounds of its source */
+    int64_t lo, hi;       /* the time bounds of its source */
+    struct tsdb_block *b; /* the chunk's block (resolves shared time columns); NULL: head */
 };
 
 /* Chunks an iterator holds without a separate allocation. */
@@ -118,16 +119,26 @@ struct tsdb_iterator { /* what every sample touches comes first */
     struct it_chunk inl[IT_INLINE];
 };
 
-static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch)
+static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch, struct tsdb_block *b)
 {
-    c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE;
+    c->dense = ch->enc == TSDB_CHUNK_ENC_DENSE || ch->enc == TSDB_CHUNK_ENC_DENSE_ST;
     if (!c->dense) {
         tsdb_xor_dec_init(&c->u.x, ch->p, ch->len);
-    } else if (tsdb_dense_dec_init(&c->u.d, ch->p, ch->len) != 0) {
-        /* yields nothing; the damage was found where the chunk was read */
-        BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable; its samples are skipped",
-                (long long)ch->mint, (long long)ch->maxt);
+        return;
     }
+    /* A shared-time chunk needs its block to find its time column. On
+     * failure the decoder yields nothing. */
+    struct bs_error err = {0};
+    int rc;
+    if (b)
+        rc = tsdb_block_dense_init(b, &c->u.d, ch->enc, ch->p, ch->len, &err);
+    else if (ch->enc == TSDB_CHUNK_ENC_DENSE)
+        rc = tsdb_dense_dec_init(&c->u.d, ch->p, ch->len);
+    else
+        rc = tsdb_dense_dec_init_shared(&c->u.d, NULL, 0, NULL, 0);
+    if (rc)
+        BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable (%s); its samples are skipped",
+                (long long)ch->mint, (long long)ch->maxt, err.code ? err.msg : bs_strerror(rc));
 }
 
 /* Next sample into c->t, c->v; false at the end (or on corruption). */
@@ -175,10 +186,10 @@ static void cdec_fini(struct chunk_dec *c)
 }
 
 /* Does the chunk spanning [cmint, cmaxt] hold a sample in [mint, maxt]? */
-static bool chunk_has_sample_in(uint8_t enc, const uint8_t *p, size_t len, int64_t cmint,
-                                int64_t cmaxt, int64_t mint, int64_t maxt)
+static bool chunk_has_sample_in(struct tsdb_block *b, uint8_t enc, const uint8_t *p, size_t len,
+                                int64_t cmint, int64_t cmaxt, int64_t mint, int64_t maxt)
 {
-    if (enc != TSDB_CHUNK_ENC_DENSE)
+    if (enc != TSDB_CHUNK_ENC_DENSE && enc != TSDB_CHUNK_ENC_DENSE_ST)
         return tsdb_chunk_has_sample_in(p, len, cmint, cmaxt, mint, maxt);
     if (cmaxt < mint || cmint > maxt)
         return false;
@@ -186,7 +197,7 @@ static bool chunk_has_sample_in(uint8_t enc, const uint8_t *p, size_t len, int64
         return true;
     struct tsdb_dense_dec d;
     bool found = false;
-    if (tsdb_dense_dec_init(&d, p, len) == 0)
+    if (tsdb_block_dense_init(b, &d, enc, p, len, NULL) == 0)
         found = tsdb_dense_dec_seek(&d, mint) && d.t <= maxt;
     tsdb_dense_dec_fini(&d);
     return found;
@@ -340,7 +351,7 @@ static bool block_series_in_range(struct tsdb_block *b, const struct tsdb_chunk_
         uint8_t enc;
         if (tsdb_block_chunk(b, c[i].ref, &p, &len, &enc) != 0)
             continue;
-        if (chunk_has_sample_in(enc, p, len, c[i].mint, c[i].maxt, mint, maxt))
+        if (chunk_has_sample_in(b, enc, p, len, c[i].mint, c[i].maxt, mint, maxt))
             return true;
     }
     return false;
@@ -418,8 +429,8 @@ static int block_select(struct tsdb_querier *q, const struct q_source *src,
             ok = (flags & TSDB_SELECT_CHUNK_RANGES)
                      ? block_series_overlaps(chks, nchks, src->mint, src->maxt)
                      : block_series_in_range(b, chks, nchks, src->mint, src->maxt);
-        if (ok && tsdb_tomb_block_series_hidden(q->db, b, cur[i], chks, nchks, src->mint,
-                                                src->maxt))
+        if (ok &&
+            tsdb_tomb_block_series_hidden(q->db, b, cur[i], chks, nchks, src->mint, src->maxt))
             ok = false; /* tombstones hook: all its samples in range deleted */
         if (!ok)
             continue;
@@ -583,9 +594,8 @@ int tsdb_querier_select(struct tsdb_querier *q, struct labels_matcher *const *ms
     return tsdb_querier_select_flags(q, ms, nms, 0, out, err);
 }
 
-int tsdb_querier_select_flags(struct tsdb_querier *q, struct labels_matcher *const *ms,
-                              size_t nms, unsigned flags, struct tsdb_series_set **out,
-                              struct bs_error *err)
+int tsdb_querier_select_flags(struct tsdb_querier *q, struct labels_matcher *const *ms, size_t nms,
+                              unsigned flags, struct tsdb_series_set **out, struct bs_error *err)
 {
     *out = NULL;
     if (!q)
@@ -636,7 +646,8 @@ void tsdb_series_set_free(struct tsdb_series_set *s)
 
 /* ------------------------------------------------------------- iterator */
 
-static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c, int64_t lo, int64_t hi)
+static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c, int64_t lo, int64_t hi,
+                   struct tsdb_block *b)
 {
     if (it->n == it->cap) {
         size_t ncap = it->cap * 2;
@@ -653,7 +664,7 @@ static int it_push(struct tsdb_iterator *it, struct tsdb_iter_chunk c, int64_t l
         it->chunks = nv;
         it->cap = ncap;
     }
-    it->chunks[it->n++] = (struct it_chunk){c, lo, hi};
+    it->chunks[it->n++] = (struct it_chunk){c, lo, hi, b};
     return 0;
 }
 
@@ -682,7 +693,7 @@ static int block_chunks(struct tsdb_iterator *it, struct tsdb_block *b, uint64_t
             continue;
         }
         rc = it_push(it, (struct tsdb_iter_chunk){p, len, chks[i].mint, chks[i].maxt, NULL, 0, enc},
-                     mint, maxt);
+                     mint, maxt, b);
     }
     free(chks);
     return rc;
@@ -708,7 +719,7 @@ struct tsdb_iterator *tsdb_series_set_iterator(struct tsdb_series_set *set)
             /* The set's snapshot: its bytes belong to the head or to the
              * querier's arena, not to the set. */
             for (size_t i = 0; i < part->hn && rc == 0; i++)
-                rc = it_push(it, set->hchunks[part->hfirst + i], part->mint, part->maxt);
+                rc = it_push(it, set->hchunks[part->hfirst + i], part->mint, part->maxt, NULL);
         }
         if (rc == 0) /* tombstones hook */
             rc = tsdb_tomb_lookup_range(set->q->db, part->b, part->id, part->mint, part->maxt,
@@ -750,7 +761,7 @@ static bool it_advance(struct tsdb_iterator *it, int64_t want)
                 return false;
             }
             const struct it_chunk *c = &it->chunks[it->i];
-            cdec_init(&it->dec, &c->c);
+            cdec_init(&it->dec, &c->c, c->b);
             it->active = true;
             int64_t from = it_from(it, c);
             if (want > from)

@@ -495,14 +495,14 @@ static int push_sample(int64_t **ts, uint64_t **vs, size_t *n, size_t *cap, int6
     return 0;
 }
 
-int tsdb_tomb_chunk_samples(uint8_t enc, const uint8_t *p, size_t len,
+int tsdb_tomb_chunk_samples(struct tsdb_block *b, uint8_t enc, const uint8_t *p, size_t len,
                             const struct tsdb_interval *iv, size_t niv, int64_t **ts, uint64_t **vs,
                             size_t *n, size_t *cap)
 {
     int rc = 0;
-    if (enc == TSDB_CHUNK_ENC_DENSE) {
+    if (enc == TSDB_CHUNK_ENC_DENSE || enc == TSDB_CHUNK_ENC_DENSE_ST) {
         struct tsdb_dense_dec d;
-        rc = tsdb_dense_dec_init(&d, p, len);
+        rc = b ? tsdb_block_dense_init(b, &d, enc, p, len, NULL) : tsdb_dense_dec_init(&d, p, len);
         while (rc == 0 && tsdb_dense_dec_next(&d)) {
             if (!tsdb_intervals_cover(iv, niv, d.t))
                 rc = push_sample(ts, vs, n, cap, d.t, d.v);

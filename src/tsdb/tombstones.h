@@ -96,8 +96,10 @@ int tsdb_tombs_write(const char *blockdir, const struct tsdb_tombs *t, struct bs
 
 /* Decode the chunk p[0..len) of encoding enc (TSDB_CHUNK_ENC_*; 0 is XOR)
  * and append the samples not covered by iv[0..niv) to ts and vs (grown with
- * realloc, *cap their room, *n their count). BS_ECORRUPT, BS_ENOMEM. */
-int tsdb_tomb_chunk_samples(uint8_t enc, const uint8_t *p, size_t len,
+ * realloc, *cap their room, *n their count). b is the chunk's block (it
+ * resolves shared time columns), NULL for head chunks. BS_ECORRUPT,
+ * BS_ENOMEM. */
+int tsdb_tomb_chunk_samples(struct tsdb_block *b, uint8_t enc, const uint8_t *p, size_t len,
                             const struct tsdb_interval *iv, size_t niv, int64_t **ts, uint64_t **vs,
                             size_t *n, size_t *cap);
 /* Encode ts/vs[0..n) (n >= 1, times ascending) as one XOR chunk: *out

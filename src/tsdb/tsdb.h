@@ -62,6 +62,10 @@ struct tsdb_options {
      * at tsdb_close, so that the next open replays no WAL. Default true;
      * tests of the WAL format turn it off to keep the segments. */
     bool head_snapshot_on_close;
+    /* Write the blocks cut from the head with dense chunks (shared time
+     * columns, as merged blocks) instead of copying the head's XOR chunks:
+     * smaller 2 h blocks for more CPU at head compaction. Default false. */
+    bool dense_head_blocks;
 };
 /* dir "data", 15d, 1000 ms, 2h blocks, compaction checked every minute,
  * default maximum block range, no size limit, head snapshot on close. */

@@ -656,6 +656,15 @@ bool tsdb_ulid_valid(const char *s);
 int tsdb_block_write(const char *parent, struct tsdb_block_meta *meta,
                      struct tsdb_bw_series *series, size_t n, struct bs_error *err);
 
+/* As tsdb_block_write, but every series' chunks (XOR only; each series'
+ * samples must lie in [meta->mint, meta->maxt)) are decoded and re-encoded
+ * as dense chunks with shared time columns, as block merges write them
+ * (compact.c). A series whose XOR chunks do not decode is written with
+ * its chunks unchanged (one warning). BS_EINVAL for another chunk
+ * encoding, or the writer's errors. */
+int tsdb_block_write_dense(const char *parent, struct tsdb_block_meta *meta,
+                           struct tsdb_bw_series *series, size_t n, struct bs_error *err);
+
 /* Streaming block writer (what tsdb_block_write uses): new() creates
  * parent/<ulid>.tmp; add() writes one series' chunks to the segments at
  * once (chunk bytes may be freed after it returns; the labels are
@@ -670,6 +679,12 @@ int tsdb_block_writer_new(const char *parent, struct tsdb_block_writer **out, st
 const char *tsdb_block_writer_ulid(const struct tsdb_block_writer *w);
 int tsdb_block_writer_add(struct tsdb_block_writer *w, const struct labels *ls,
                           const struct tsdb_bw_chunk *chunks, size_t n, struct bs_error *err);
+/* add() that also reports where each chunk went: refs[i] (room for n,
+ * may be NULL) gets chunk i's reference, for chunks of later series that
+ * refer to it (TSDB_CHUNK_ENC_DENSE_ST). */
+int tsdb_block_writer_add_refs(struct tsdb_block_writer *w, const struct labels *ls,
+                               const struct tsdb_bw_chunk *chunks, size_t n, uint64_t *refs,
+                               struct bs_error *err);
 int tsdb_block_writer_commit(struct tsdb_block_writer *w, struct tsdb_block_meta *meta,
                              struct bs_error *err);
 void tsdb_block_writer_abort(struct tsdb_block_writer *w);
@@ -734,6 +749,21 @@ int tsdb_block_series(struct tsdb_block *b, uint64_t id, struct bs_arena *arena,
  * encodings are BS_ECORRUPT. */
 int tsdb_block_chunk(struct tsdb_block *b, uint64_t ref, const uint8_t **p, size_t *len,
                      uint8_t *enc);
+/* For the TSDB_CHUNK_ENC_DENSE_ST chunk p[0..len) of block b: the bytes of
+ * the dense chunk holding its time column (in the mapping, CRC checked).
+ * BS_ECORRUPT, with a message naming the reference, when the reference is
+ * damaged, out of range, or leads to anything but a TSDB_CHUNK_ENC_DENSE
+ * chunk. OUT: *tp, *tlen. */
+int tsdb_block_chunk_time(struct tsdb_block *b, const uint8_t *p, size_t len, const uint8_t **tp,
+                          size_t *tlen, struct bs_error *err);
+/* Start decoder d over the dense chunk p[0..len) of block b, of encoding
+ * enc (TSDB_CHUNK_ENC_DENSE or _DENSE_ST, the latter resolved with
+ * tsdb_block_chunk_time). Returns 0, BS_ECORRUPT, BS_ENOMEM or BS_EINVAL
+ * (another encoding), with a message in err (may be NULL); on failure d
+ * yields nothing. d must be finished with tsdb_dense_dec_fini either way,
+ * and borrows the block's mapping (hold a reference). */
+int tsdb_block_dense_init(struct tsdb_block *b, struct tsdb_dense_dec *d, uint8_t enc,
+                          const uint8_t *p, size_t len, struct bs_error *err);
 
 /* Delete a directory tree (blocks, checkpoints). 0 or errno. */
 int tsdb_rmdir_all(const char *path);

@@ -505,6 +505,213 @@ static void test_corrupt_compressed(void **state)
     free(p);
 }
 
+/* Gauges that change on a fraction of samples only (memory in pages,
+ * filesystem blocks, sparse counters) take the sparse planes (a bitmap
+ * of the nonzero residuals, then only those): bit-exact round trips,
+ * every truncation caught, bit flips handled. */
+static void test_sparse_planes(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    static const double fracs[] = {0.01, 0.05, 0.2, 0.5, 0.9};
+    int64_t *ts = malloc(N * sizeof(*ts));
+    uint64_t *vs = malloc(N * sizeof(*vs));
+    for (size_t f = 0; f < sizeof(fracs) / sizeof(fracs[0]); f++) {
+        for (int round = 0; round < 6; round++) {
+            size_t n = round == 5 ? 17 + rnd() % 20 : N - (size_t)(rnd() % 300);
+            gen_times(round % 4, ts, n);
+            int64_t k = (int64_t)(rnd() % 4000000);
+            for (size_t i = 0; i < n; i++) {
+                if ((double)(rnd() % 1000000) < fracs[f] * 1e6)
+                    k += (int64_t)(rnd() % 4001) - 2000;
+                vs[i] = fbits((double)(k * 4096));
+                if (round == 3 && i % 301 == 7)
+                    vs[i] = BS_STALE_NAN_BITS;
+            }
+            size_t len;
+            uint8_t *p = roundtrip(ts, vs, n, &len);
+            assert_true(chunk_mode(p) != M_XOR);
+            for (size_t cut = 0; cut < len; cut += 1 + cut / 64) {
+                struct tsdb_dense_dec d;
+                uint8_t *copy = malloc(cut ? cut : 1);
+                memcpy(copy, p, cut);
+                assert_int_equal(tsdb_dense_dec_init(&d, copy, cut), BS_ECORRUPT);
+                tsdb_dense_dec_fini(&d);
+                free(copy);
+            }
+            for (int b = 0; b < 100; b++) {
+                uint8_t *bad = malloc(len);
+                memcpy(bad, p, len);
+                bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
+                decode_damaged(bad, len, n);
+                free(bad);
+            }
+            free(p);
+        }
+    }
+    free(ts);
+    free(vs);
+}
+
+/* Shared time columns (TSDB_CHUNK_ENC_DENSE_ST): a chunk without its own
+ * time section decodes with the time section of another chunk holding the
+ * same times (whole chunk or just its time prefix), bit-exactly; the
+ * shared chunk is smaller; a time chunk with another count or first time,
+ * a missing one, truncations and bit flips fail cleanly. */
+static void test_shared_time(void **state)
+{
+    (void)state;
+    enum { N = 1500 };
+    int64_t *ts = malloc(N * sizeof(*ts)), *dts = malloc(N * sizeof(*dts));
+    uint64_t *vs = malloc(N * sizeof(*vs)), *dvs = malloc(N * sizeof(*dvs));
+    for (int round = 0; round < 44; round++) {
+        size_t n = round % 11 == 0 ? 1 + rnd() % 3 : N - (size_t)(rnd() % 200);
+        gen_times(round % 4, ts, n);
+        double acc = 0;
+        for (size_t i = 0; i < n; i++)
+            vs[i] = gen_value(round % 11, &acc, i);
+        /* the chunk that owns the time column, with other values */
+        uint64_t *ov = malloc(n * sizeof(*ov));
+        double oacc = 0;
+        for (size_t i = 0; i < n; i++)
+            ov[i] = gen_value((round + 3) % 11, &oacc, i);
+        size_t tlen;
+        uint8_t *tp = roundtrip(ts, ov, n, &tlen);
+        free(ov);
+        bool eq = false;
+        assert_int_equal(tsdb_dense_time_equal(tp, tlen, ts, n, &eq), 0);
+        assert_true(eq);
+        size_t plen;
+        assert_int_equal(tsdb_dense_time_prefix(tp, tlen, &plen), 0);
+        assert_true(plen <= tlen);
+        uint8_t *pre = malloc(plen ? plen : 1);
+        memcpy(pre, tp, plen);
+        assert_int_equal(tsdb_dense_time_equal(pre, plen, ts, n, &eq), 0);
+        assert_true(eq);
+        ts[n / 2]++;
+        assert_int_equal(tsdb_dense_time_equal(tp, tlen, ts, n, &eq), 0);
+        if (n > 1)
+            assert_false(eq);
+        ts[n / 2]--;
+        if (n > 1) {
+            assert_int_equal(tsdb_dense_time_equal(tp, tlen, ts, n - 1, &eq), 0);
+            assert_false(eq);
+        }
+
+        uint8_t *p;
+        size_t len, own_len;
+        const uint64_t tref = (UINT64_C(3) << 32) | 123456;
+        assert_int_equal(tsdb_dense_encode_shared(enc, ts, vs, n, tref, &p, &len), 0);
+        uint8_t *own;
+        assert_int_equal(tsdb_dense_encode(enc, ts, vs, n, &own, &own_len), 0);
+        free(own);
+        if (n > 100 && round % 4 != 0) /* jittered times cost more than the ref */
+            assert_true(len < own_len);
+        uint8_t *copy = malloc(len);
+        memcpy(copy, p, len);
+        free(p);
+        uint64_t got_ref;
+        assert_int_equal(tsdb_dense_shared_ref(copy, len, &got_ref), 0);
+        assert_true(got_ref == tref);
+        uint32_t pn;
+        int64_t t0;
+        assert_int_equal(tsdb_dense_peek(copy, len, &pn, &t0), 0);
+        assert_int_equal(pn, n);
+        assert_int_equal(t0, ts[0]);
+        for (int which = 0; which < 2; which++) {
+            const uint8_t *t = which ? pre : tp;
+            size_t tl = which ? plen : tlen;
+            size_t got;
+            assert_int_equal(tsdb_dense_decode_shared(copy, len, t, tl, dts, dvs, n, &got), 0);
+            assert_int_equal(got, n);
+            for (size_t i = 0; i < n; i++) {
+                assert_int_equal(dts[i], ts[i]);
+                assert_true(dvs[i] == vs[i]);
+            }
+            struct tsdb_dense_dec d;
+            assert_int_equal(tsdb_dense_dec_init_shared(&d, copy, len, t, tl), 0);
+            for (size_t i = 0; i < n; i++) {
+                assert_true(tsdb_dense_dec_next(&d));
+                assert_int_equal(d.t, ts[i]);
+                assert_true(d.v == vs[i]);
+            }
+            assert_false(tsdb_dense_dec_next(&d));
+            assert_int_equal(d.err, 0);
+            tsdb_dense_dec_fini(&d);
+        }
+        /* a shared chunk is not a plain one, and needs its time chunk */
+        size_t got;
+        struct tsdb_dense_dec d;
+        assert_int_equal(tsdb_dense_decode(copy, len, dts, dvs, n, &got), BS_ECORRUPT);
+        assert_int_equal(tsdb_dense_decode_shared(copy, len, NULL, 0, dts, dvs, n, &got),
+                         BS_ECORRUPT);
+        assert_int_equal(tsdb_dense_dec_init_shared(&d, copy, len, NULL, 0), BS_ECORRUPT);
+        assert_false(tsdb_dense_dec_next(&d));
+        tsdb_dense_dec_fini(&d);
+        /* a time chunk of other times: count or first time differ */
+        {
+            int64_t *ot = malloc((n + 1) * sizeof(*ot));
+            memcpy(ot, ts, n * sizeof(*ot));
+            ot[n] = ts[n - 1] + 1000;
+            uint64_t *zv = calloc(n + 1, sizeof(*zv));
+            size_t olen;
+            uint8_t *other;
+            assert_int_equal(tsdb_dense_encode(enc, ot, zv, n + 1, &other, &olen), 0);
+            assert_int_equal(tsdb_dense_dec_init_shared(&d, copy, len, other, olen), BS_ECORRUPT);
+            tsdb_dense_dec_fini(&d);
+            free(other);
+            ot[0]--;
+            assert_int_equal(tsdb_dense_encode(enc, ot, zv, n, &other, &olen), 0);
+            assert_int_equal(tsdb_dense_dec_init_shared(&d, copy, len, other, olen), BS_ECORRUPT);
+            tsdb_dense_dec_fini(&d);
+            free(other);
+            free(ot);
+            free(zv);
+        }
+        /* every truncation of either part is caught up front */
+        for (size_t cut = 0; cut < len; cut++) {
+            uint8_t *c = malloc(cut ? cut : 1);
+            memcpy(c, copy, cut);
+            assert_int_equal(tsdb_dense_dec_init_shared(&d, c, cut, tp, tlen), BS_ECORRUPT);
+            assert_false(tsdb_dense_dec_next(&d));
+            tsdb_dense_dec_fini(&d);
+            free(c);
+        }
+        for (size_t cut = 0; cut < plen; cut++) {
+            uint8_t *c = malloc(cut ? cut : 1);
+            memcpy(c, tp, cut);
+            assert_int_equal(tsdb_dense_dec_init_shared(&d, copy, len, c, cut), BS_ECORRUPT);
+            tsdb_dense_dec_fini(&d);
+            assert_int_equal(tsdb_dense_time_equal(c, cut, ts, n, &eq), BS_ECORRUPT);
+            free(c);
+        }
+        /* bit flips in either: no crash, no read out of bounds */
+        for (int k = 0; k < 200; k++) {
+            uint8_t *bad = malloc(len), *tbad = malloc(tlen);
+            memcpy(bad, copy, len);
+            memcpy(tbad, tp, tlen);
+            if (k % 2)
+                bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
+            else
+                tbad[rnd() % tlen] ^= (uint8_t)(1u << (rnd() % 8));
+            if (tsdb_dense_dec_init_shared(&d, bad, len, tbad, tlen) == 0)
+                while (tsdb_dense_dec_next(&d))
+                    ;
+            tsdb_dense_dec_fini(&d);
+            (void)tsdb_dense_time_equal(tbad, tlen, ts, n, &eq);
+            free(bad);
+            free(tbad);
+        }
+        free(copy);
+        free(pre);
+        free(tp);
+    }
+    free(ts);
+    free(dts);
+    free(vs);
+    free(dvs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +721,8 @@ int main(void)
         cmocka_unit_test(test_seek),
         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_corrupt_compressed),
+        cmocka_unit_test(test_shared_time),
+        cmocka_unit_test(test_sparse_planes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
