@@ -498,6 +498,29 @@ static void test_blocks_compaction_clean_snapshot(void **state)
     db = open_store(dir, true);
     same_as_ref(db, ref);
 
+    /* Deletions in the merged block, whose series share one time column
+     * (shared-time chunks refer to the first series' chunk): all of series
+     * 0, which holds the column, and part of series 4; then
+     * clean_tombstones, which must not copy a reference to a chunk it
+     * does not keep. */
+    const struct del d3[] = {{0, 0, 16 * HOUR}, {4, 2 * HOUR, 2 * HOUR + 20 * MINUTE}};
+    for (size_t k = 0; k < 2; k++)
+        do_delete(db, &d3[k]);
+    struct del all3[6] = {d[0], d[1], d[2], d2[0], d3[0], d3[1]};
+    tsdb_close(ref);
+    rmrf(rdir);
+    ref = open_store(rdir, true);
+    ingest(ref, 0, 16 * HOUR, all3, 6);
+    same_as_ref(db, ref);
+    if (tsdb_clean_tombstones(db, &err))
+        fail_msg("clean: %s", err.msg);
+    count_blocks(dir, &nt);
+    assert_int_equal(nt, 0);
+    same_as_ref(db, ref);
+    tsdb_close(db);
+    db = open_store(dir, true);
+    same_as_ref(db, ref);
+
     tsdb_close(db);
     tsdb_close(ref);
     rmrf(dir);
