@@ -13,14 +13,15 @@ stage (1M series x 480 samples, a full 2 h head, then SIGKILL):
     /usr/bin/python3 bench/storage/restart_server.py /tmp/h1m --rounds 3
 
 Each round copies the directory (so every start sees the same kill -9
-state), starts `bongsu --storage.tsdb.path=<copy>` on a free loopback port
+state; the copy is in the page cache, as a just-killed server's files
+are), syncs, waits --settle seconds for writeback to finish, starts `bongsu --storage.tsdb.path=<copy>` on a free loopback port
 with an empty scrape configuration, and polls every 10 ms:
   - ready: /-/ready answers 200;
-  - query: an instant query `count_over_time({instance="I"}[3h])` at
+  - query: an instant query `count_over_time(M{instance="I"}[3h])` at
     --time (bench_tsdb_head's newest sample) answers 200; it prints how
-    many series of instance I hold all SAMPLES samples (I is
-    bench_tsdb_head's first instance, 10.0.0.0:9100; pass
-    --instance/--samples/--time for other data).
+    many of those series hold all SAMPLES samples (M, I: a metric and the
+    first instance of bench_tsdb_head, 5 series; pass
+    --metric/--instance/--samples/--time for other data).
 It prints both times and the count check per round, then stops the server
 with SIGTERM (its shutdown snapshot goes to the copy, not the original).
 """
@@ -47,7 +48,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bongsu", default=os.path.join(ROOT, "build/release/bongsu"))
     ap.add_argument("--instance", default="10.0.0.0:9100")
+    ap.add_argument("--metric", default="node_metric_0_total")
     ap.add_argument("--samples", type=int, default=480)
+    ap.add_argument("--settle", type=float, default=5.0,
+                    help="seconds to wait after copying and sync, before the start")
     ap.add_argument("--time", type=float, default=1699999200 + 479 * 15,
                     help="query time: bench_tsdb_head's newest sample (T0 + 479 x 15 s)")
     args = ap.parse_args()
@@ -59,8 +63,9 @@ def main():
         for r in range(args.rounds):
             copy = os.path.join(work, "data")
             shutil.rmtree(copy, ignore_errors=True)
-            shutil.copytree(args.datadir, copy, symlinks=True)
+            subprocess.run(["cp", "-a", args.datadir, copy], check=True)
             subprocess.run(["sync"])
+            time.sleep(args.settle)  # let writeback of the copy finish
             port = bench.free_port()
             url = "http://127.0.0.1:%d" % port
             load = open("/proc/loadavg").read().split()[0]
@@ -80,7 +85,7 @@ def main():
                                 ready = time.monotonic() - t0
                         if ready is not None:
                             q = requests.get(url + "/api/v1/query", timeout=30, params={
-                                "query": 'count_over_time({instance="%s"}[3h])' % args.instance,
+                                "query": 'count_over_time(%s{instance="%s"}[3h])' % (args.metric, args.instance),
                                 "time": "%.3f" % args.time})
                             if q.status_code == 200:
                                 answered = time.monotonic() - t0
