@@ -145,16 +145,12 @@ struct promql_eval {
     size_t nsels;
     struct tsdb_querier **oldq; /* queriers of reopened selectors (labels in use) */
     size_t noldq;
-    struct sq_cache *sqs;       /* one per subquery node evaluated */
-    size_t nsqs;
     /* Stable label sets (see "Stable labels" below). */
     struct stable_ls *stable;
     size_t nstable, stable_cap;
     uintptr_t *st_keys;         /* pointer -> index into stable; open addressing */
     uint32_t *st_vals;
     size_t st_slots;
-    struct agg_cache *aggs;     /* one per aggregation node evaluated */
-    size_t naggs;
     struct labels **owned;      /* query-lifetime label sets to free at the end */
     size_t nowned, owned_cap;
     struct node_slot *slots;    /* promql_eval_node_slot */
@@ -984,23 +980,31 @@ static void sq_cache_fini(struct sq_cache *c)
     free(c->slots);
 }
 
+static void sq_cache_free(void *p)
+{
+    sq_cache_fini(p);
+    free(p);
+}
+
+/* The subquery cache of node: one per node and query, in a node slot (so
+ * its address stays valid while other nodes add theirs). */
 static struct sq_cache *sq_cache_get(struct promql_eval *ev, const struct promql_expr *node)
 {
-    for (size_t i = 0; i < ev->nsqs; i++)
-        if (ev->sqs[i].node == node)
-            return &ev->sqs[i];
-    struct sq_cache *nv = realloc(ev->sqs, (ev->nsqs + 1) * sizeof(*nv));
-    if (!nv) {
-        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    void **slot = promql_eval_node_slot(ev, node, sq_cache_free);
+    if (!slot)
         return NULL;
+    if (!*slot) {
+        struct sq_cache *c = calloc(1, sizeof(*c));
+        if (!c) {
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+        c->node = node;
+        c->lo = 0;
+        c->hi = -1;
+        *slot = c;
     }
-    ev->sqs = nv;
-    struct sq_cache *c = &ev->sqs[ev->nsqs++];
-    memset(c, 0, sizeof(*c));
-    c->node = node;
-    c->lo = 0;
-    c->hi = -1;
-    return c;
+    return *slot;
 }
 
 static int sq_rehash(struct sq_cache *c, size_t nslots)
@@ -1604,21 +1608,28 @@ static void agg_cache_fini(struct agg_cache *c)
     free(c->gvals);
 }
 
+static void agg_cache_free(void *p)
+{
+    agg_cache_fini(p);
+    free(p);
+}
+
+/* The aggregation cache of node, as sq_cache_get. */
 static struct agg_cache *agg_cache_get(struct promql_eval *ev, const struct promql_expr *node)
 {
-    for (size_t i = 0; i < ev->naggs; i++)
-        if (ev->aggs[i].node == node)
-            return &ev->aggs[i];
-    struct agg_cache *nv = realloc(ev->aggs, (ev->naggs + 1) * sizeof(*nv));
-    if (!nv) {
-        promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+    void **slot = promql_eval_node_slot(ev, node, agg_cache_free);
+    if (!slot)
         return NULL;
+    if (!*slot) {
+        struct agg_cache *c = calloc(1, sizeof(*c));
+        if (!c) {
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+        c->node = node;
+        *slot = c;
     }
-    ev->aggs = nv;
-    struct agg_cache *c = &ev->aggs[ev->naggs++];
-    memset(c, 0, sizeof(*c));
-    c->node = node;
-    return c;
+    return *slot;
 }
 
 /* The query-lifetime labels of the group with key; computed from ls (a
@@ -2304,12 +2315,6 @@ static int run(struct promql_engine *e, struct tsdb *db, const char *q, int64_t 
     for (size_t i = 0; i < ev.noldq; i++)
         tsdb_querier_free(ev.oldq[i]);
     free(ev.oldq);
-    for (size_t i = 0; i < ev.nsqs; i++)
-        sq_cache_fini(&ev.sqs[i]);
-    free(ev.sqs);
-    for (size_t i = 0; i < ev.naggs; i++)
-        agg_cache_fini(&ev.aggs[i]);
-    free(ev.aggs);
     for (size_t i = 0; i < ev.nowned; i++)
         free(ev.owned[i]);
     free(ev.owned);
