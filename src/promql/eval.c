@@ -274,6 +274,23 @@ void **promql_eval_node_slot(struct promql_eval *ev, const void *key, void (*fre
     return &ev->slots[ev->nslots++].value;
 }
 
+void *promql_eval_node_object(struct promql_eval *ev, const void *key, size_t size,
+                              void (*free_fn)(void *), bool *fresh)
+{
+    void **slot = promql_eval_node_slot(ev, key, free_fn);
+    *fresh = false;
+    if (!slot)
+        return NULL;
+    if (!*slot) {
+        if (!(*slot = calloc(1, size))) {
+            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
+            return NULL;
+        }
+        *fresh = true;
+    }
+    return *slot;
+}
+
 int promql_eval_check(struct promql_eval *ev)
 {
     if (ev->code)
@@ -990,21 +1007,14 @@ static void sq_cache_free(void *p)
  * its address stays valid while other nodes add theirs). */
 static struct sq_cache *sq_cache_get(struct promql_eval *ev, const struct promql_expr *node)
 {
-    void **slot = promql_eval_node_slot(ev, node, sq_cache_free);
-    if (!slot)
-        return NULL;
-    if (!*slot) {
-        struct sq_cache *c = calloc(1, sizeof(*c));
-        if (!c) {
-            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-            return NULL;
-        }
+    bool fresh;
+    struct sq_cache *c = promql_eval_node_object(ev, node, sizeof(*c), sq_cache_free, &fresh);
+    if (c && fresh) {
         c->node = node;
         c->lo = 0;
         c->hi = -1;
-        *slot = c;
     }
-    return *slot;
+    return c;
 }
 
 static int sq_rehash(struct sq_cache *c, size_t nslots)
@@ -1617,19 +1627,11 @@ static void agg_cache_free(void *p)
 /* The aggregation cache of node, as sq_cache_get. */
 static struct agg_cache *agg_cache_get(struct promql_eval *ev, const struct promql_expr *node)
 {
-    void **slot = promql_eval_node_slot(ev, node, agg_cache_free);
-    if (!slot)
-        return NULL;
-    if (!*slot) {
-        struct agg_cache *c = calloc(1, sizeof(*c));
-        if (!c) {
-            promql_eval_error(ev, BS_ENOMEM, "out of memory in query execution");
-            return NULL;
-        }
+    bool fresh;
+    struct agg_cache *c = promql_eval_node_object(ev, node, sizeof(*c), agg_cache_free, &fresh);
+    if (c && fresh)
         c->node = node;
-        *slot = c;
-    }
-    return *slot;
+    return c;
 }
 
 /* The query-lifetime labels of the group with key; computed from ls (a

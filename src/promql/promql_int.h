@@ -232,6 +232,11 @@ bool promql_is_metadata_label(const char *name);
  * seen; whatever is stored there is passed to free_fn when the query ends.
  * Returns NULL (with the evaluation error set) on allocation failure. */
 void **promql_eval_node_slot(struct promql_eval *ev, const void *key, void (*free_fn)(void *));
+/* The zeroed object of `size` bytes (calloc'd, freed with free_fn at the
+ * end of the query) in key's slot, made on the first call (*fresh then
+ * true, for the caller to initialise). NULL on OOM (error set). */
+void *promql_eval_node_object(struct promql_eval *ev, const void *key, size_t size,
+                              void (*free_fn)(void *), bool *fresh);
 /* Set the evaluation error; returns code. */
 int promql_eval_error(struct promql_eval *ev, int code, const char *fmt, ...) BS_PRINTF(3, 4);
 /* Record an annotation for the query result: a warning ("PromQL warning:
