@@ -1845,9 +1845,9 @@ static bool has_relabeling(const struct pairs *ps)
     return false;
 }
 
-static int dec_scrape(struct decoder *d, yaml_node_t *n, struct config_scrape *sc,
-                      struct job_ref *ref)
+static int dec_scrape(struct decoder *d, yaml_node_t *n, void *elem, struct job_ref *ref)
 {
+    struct config_scrape *sc = elem;
     const struct config *c = d->cfg;
     if (node_is_null(n))
         return dec_fail(d, n, BS_EINVAL, "empty or null scrape config section");
@@ -1972,9 +1972,17 @@ static int job_ref_cmp(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static int dec_scrape_list(struct decoder *d, const struct pair *p)
+/* Decodes one job (scrape or IPMI) of a job list into the zeroed elem and
+ * records it in ref (its name and the node to point errors at). */
+typedef int (*dec_job_fn)(struct decoder *d, yaml_node_t *n, void *elem, struct job_ref *ref);
+
+/* A list of jobs under key (scrape_configs, ipmi_configs): a calloc'd array
+ * of elements of `size` bytes decoded by fn, and their refs (*refs, in list
+ * order, malloc'd: the caller frees them). *arr, *nout and *refs are set as
+ * soon as they exist, so that the config owns a partly decoded array. */
+static int dec_job_list(struct decoder *d, const struct pair *p, const char *key, size_t size,
+                        dec_job_fn fn, void **arr, size_t *nout, struct job_ref **refs)
 {
-    struct config *c = d->cfg;
     bool is_null;
     int rc = expect_list(d, p, &is_null);
     if (rc < 0 || is_null)
@@ -1982,21 +1990,32 @@ static int dec_scrape_list(struct decoder *d, const struct pair *p)
     size_t n = seq_len(p->value);
     if ((rc = dec_count(d, n, p->value)) < 0 || n == 0)
         return rc;
-    if (!(c->scrape_configs = calloc(n, sizeof *c->scrape_configs)))
+    if (!(*arr = calloc(n, size)))
         return dec_nomem(d);
-    c->nscrape_configs = n;
-    struct job_ref *refs = calloc(n, sizeof *refs);
-    if (!refs)
+    *nout = n;
+    if (!(*refs = calloc(n, sizeof **refs)))
         return dec_nomem(d);
     for (size_t i = 0; i < n && rc == 0; i++) {
         yaml_node_t *item = dec_node(d, p->value->data.sequence.items.start[i]);
-        refs[i].idx = i;
+        (*refs)[i].idx = i;
         if (!item)
-            rc = dec_fail(d, p->value, BS_EPARSE, "malformed list for key scrape_configs");
+            rc = dec_fail(d, p->value, BS_EPARSE, "malformed list for key %s", key);
         else
-            rc = dec_scrape(d, item, &c->scrape_configs[i], &refs[i]);
+            rc = fn(d, item, (char *)*arr + i * size, &(*refs)[i]);
     }
-    if (rc == 0) {
+    return rc;
+}
+
+static int dec_scrape_list(struct decoder *d, const struct pair *p)
+{
+    struct config *c = d->cfg;
+    void *arr = NULL;
+    struct job_ref *refs = NULL;
+    int rc = dec_job_list(d, p, "scrape_configs", sizeof *c->scrape_configs, dec_scrape, &arr,
+                          &c->nscrape_configs, &refs);
+    c->scrape_configs = arr;
+    size_t n = c->nscrape_configs;
+    if (rc == 0 && refs) {
         /* Duplicate names: report the earliest second occurrence. */
         qsort(refs, n, sizeof *refs, job_ref_cmp);
         const struct job_ref *dup = NULL;
@@ -2170,8 +2189,9 @@ static int ipmi_check_flags(struct decoder *d, const struct config_ipmi *ic,
     return 0;
 }
 
-static int dec_ipmi(struct decoder *d, yaml_node_t *n, struct config_ipmi *ic, struct job_ref *ref)
+static int dec_ipmi(struct decoder *d, yaml_node_t *n, void *elem, struct job_ref *ref)
 {
+    struct config_ipmi *ic = elem;
     const struct config *c = d->cfg;
     if (node_is_null(n))
         return dec_fail(d, n, BS_EINVAL, "empty or null ipmi config section");
@@ -2286,28 +2306,10 @@ static int dec_ipmi(struct decoder *d, yaml_node_t *n, struct config_ipmi *ic, s
 static int dec_ipmi_list(struct decoder *d, const struct pair *p, struct job_ref **refs_out)
 {
     struct config *c = d->cfg;
-    bool is_null;
-    int rc = expect_list(d, p, &is_null);
-    if (rc < 0 || is_null)
-        return rc;
-    size_t n = seq_len(p->value);
-    if ((rc = dec_count(d, n, p->value)) < 0 || n == 0)
-        return rc;
-    if (!(c->ipmi_configs = calloc(n, sizeof *c->ipmi_configs)))
-        return dec_nomem(d);
-    c->nipmi_configs = n;
-    struct job_ref *refs = calloc(n, sizeof *refs);
-    if (!refs)
-        return dec_nomem(d);
-    *refs_out = refs;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        yaml_node_t *item = dec_node(d, p->value->data.sequence.items.start[i]);
-        refs[i].idx = i;
-        if (!item)
-            rc = dec_fail(d, p->value, BS_EPARSE, "malformed list for key ipmi_configs");
-        else
-            rc = dec_ipmi(d, item, &c->ipmi_configs[i], &refs[i]);
-    }
+    void *arr = NULL;
+    int rc = dec_job_list(d, p, "ipmi_configs", sizeof *c->ipmi_configs, dec_ipmi, &arr,
+                          &c->nipmi_configs, refs_out);
+    c->ipmi_configs = arr;
     return rc;
 }
 
