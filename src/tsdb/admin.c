@@ -206,8 +206,7 @@ static bool chunk_has_live(struct tsdb_block *b, uint8_t enc, const uint8_t *p, 
     if (enc == TSDB_CHUNK_ENC_DENSE || enc == TSDB_CHUNK_ENC_DENSE_ST) {
         /* a shared-time chunk (only in blocks) resolves its times in b */
         struct tsdb_dense_dec d;
-        if ((b ? tsdb_block_dense_init(b, &d, enc, p, len, NULL)
-               : tsdb_dense_dec_init(&d, p, len)) == 0) {
+        if (tsdb_block_dense_init(b, &d, enc, p, len, NULL) == 0) {
             while (!live && tsdb_dense_dec_next(&d) && d.t <= maxt)
                 live = d.t >= mint && !tsdb_intervals_cover(iv->v, iv->n, d.t);
         }
@@ -230,24 +229,40 @@ static bool range_covered(const struct tsdb_intervals *iv, int64_t lo, int64_t h
     return false;
 }
 
+/* The deletions of series id of b (NULL: the head) into *iv: false, with
+ * nothing to free, when there are none. */
+static bool deletions_of(struct tsdb *db, const struct tsdb_block *b, uint64_t id,
+                         struct tsdb_intervals *iv)
+{
+    if (!store_active(db))
+        return false;
+    if (tsdb_tomb_lookup(db, b, id, iv) != 0 || iv->n == 0) {
+        tsdb_intervals_fini(iv);
+        return false;
+    }
+    return true;
+}
+
+/* Does the chunk [cmint, cmaxt] overlap [mint, maxt] in a part that iv
+ * does not wholly delete (so that its samples must be looked at)? */
+static bool window_partly_live(const struct tsdb_intervals *iv, int64_t cmint, int64_t cmaxt,
+                               int64_t mint, int64_t maxt)
+{
+    if (cmaxt < mint || cmint > maxt)
+        return false;
+    return !range_covered(iv, cmint > mint ? cmint : mint, cmaxt < maxt ? cmaxt : maxt);
+}
+
 bool tsdb_tomb_block_series_hidden(struct tsdb *db, struct tsdb_block *b, uint64_t id,
                                    const struct tsdb_chunk_meta *c, size_t n, int64_t mint,
                                    int64_t maxt)
 {
-    if (!store_active(db))
-        return false;
     struct tsdb_intervals iv = {0};
-    if (tsdb_tomb_lookup(db, b, id, &iv) != 0 || iv.n == 0) {
-        tsdb_intervals_fini(&iv);
+    if (!deletions_of(db, b, id, &iv))
         return false;
-    }
     bool live = false;
     for (size_t i = 0; i < n && !live; i++) {
-        if (c[i].maxt < mint || c[i].mint > maxt)
-            continue;
-        int64_t lo = c[i].mint > mint ? c[i].mint : mint;
-        int64_t hi = c[i].maxt < maxt ? c[i].maxt : maxt;
-        if (range_covered(&iv, lo, hi))
+        if (!window_partly_live(&iv, c[i].mint, c[i].maxt, mint, maxt))
             continue;
         const uint8_t *p;
         size_t len;
@@ -263,22 +278,13 @@ bool tsdb_tomb_block_series_hidden(struct tsdb *db, struct tsdb_block *b, uint64
 bool tsdb_tomb_head_series_hidden(struct tsdb *db, uint64_t ref, const struct tsdb_iter_chunk *c,
                                   size_t n, int64_t mint, int64_t maxt)
 {
-    if (!store_active(db))
-        return false;
     struct tsdb_intervals iv = {0};
-    if (tsdb_tomb_lookup(db, NULL, ref, &iv) != 0 || iv.n == 0) {
-        tsdb_intervals_fini(&iv);
+    if (!deletions_of(db, NULL, ref, &iv))
         return false;
-    }
     bool live = false;
-    for (size_t i = 0; i < n && !live; i++) {
-        if (c[i].maxt < mint || c[i].mint > maxt)
-            continue;
-        int64_t lo = c[i].mint > mint ? c[i].mint : mint;
-        int64_t hi = c[i].maxt < maxt ? c[i].maxt : maxt;
-        if (!range_covered(&iv, lo, hi))
+    for (size_t i = 0; i < n && !live; i++)
+        if (window_partly_live(&iv, c[i].mint, c[i].maxt, mint, maxt))
             live = chunk_has_live(NULL, c[i].enc, c[i].p, c[i].len, mint, maxt, &iv);
-    }
     tsdb_intervals_fini(&iv);
     return !live;
 }
@@ -570,42 +576,9 @@ static int block_match(struct tsdb_block *b, struct labels_matcher *const *ms, s
 {
     uint64_t *cur = NULL;
     size_t ncur = 0;
-    bool have = false;
-    int rc = 0;
-    for (size_t i = 0; i < nms && rc == 0; i++) {
-        if (labels_matcher_matches_empty(ms[i]))
-            continue;
-        uint64_t *l;
-        size_t nl;
-        rc = tsdb_block_postings_for_matcher(b, ms[i], &l, &nl);
-        if (rc)
-            break;
-        if (!have) {
-            cur = l;
-            ncur = nl;
-            have = true;
-            continue;
-        }
-        size_t x = 0, y = 0, k = 0;
-        while (x < ncur && y < nl) {
-            if (cur[x] < l[y])
-                x++;
-            else if (cur[x] > l[y])
-                y++;
-            else {
-                cur[k++] = cur[x++];
-                y++;
-            }
-        }
-        ncur = k;
-        free(l);
-    }
-    if (rc == 0 && !have)
-        rc = tsdb_block_postings_all(b, &cur, &ncur);
-    if (rc) {
-        free(cur);
+    int rc = tsdb_block_postings_matching(b, ms, nms, &cur, &ncur);
+    if (rc)
         return rc;
-    }
     struct bs_arena a;
     bs_arena_init(&a, 4096, 0);
     size_t k = 0;

@@ -533,16 +533,20 @@ int tsdb_block_dense_init(struct tsdb_block *b, struct tsdb_dense_dec *d, uint8_
                           const uint8_t *p, size_t len, struct bs_error *err)
 {
     int rc;
+    const char *dir = b ? b->dir : "(none)";
     if (enc == TSDB_CHUNK_ENC_DENSE) {
         rc = tsdb_dense_dec_init(d, p, len);
     } else {
         const uint8_t *tp = NULL;
         size_t tlen = 0;
-        if (enc != TSDB_CHUNK_ENC_DENSE_ST) {
+        if (enc != TSDB_CHUNK_ENC_DENSE_ST || !b) {
             memset(d, 0, sizeof(*d));
-            d->err = BS_EINVAL;
-            return bs_error_set(err, BS_EINVAL, "block %s: chunk encoding %u is not dense", b->dir,
-                                enc);
+            d->err = enc != TSDB_CHUNK_ENC_DENSE_ST ? BS_EINVAL : BS_ECORRUPT;
+            return bs_error_set(err, d->err,
+                                enc != TSDB_CHUNK_ENC_DENSE_ST
+                                    ? "block %s: chunk encoding %u is not dense"
+                                    : "block %s: a shared-time chunk (encoding %u) outside a block",
+                                dir, enc);
         }
         rc = tsdb_block_chunk_time(b, p, len, &tp, &tlen, err);
         if (rc) {
@@ -553,7 +557,7 @@ int tsdb_block_dense_init(struct tsdb_block *b, struct tsdb_dense_dec *d, uint8_
         rc = tsdb_dense_dec_init_shared(d, p, len, tp, tlen);
     }
     if (rc)
-        return bs_error_set(err, rc, "block %s: a dense chunk is %s", b->dir,
+        return bs_error_set(err, rc, "block %s: a dense chunk is %s", dir,
                             rc == BS_ENOMEM ? "too large to decode now (out of memory)"
                                             : "damaged (header, sections or time column)");
     return 0;

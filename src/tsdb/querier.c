@@ -129,13 +129,7 @@ static void cdec_init(struct chunk_dec *c, const struct tsdb_iter_chunk *ch, str
     /* A shared-time chunk needs its block to find its time column. On
      * failure the decoder yields nothing. */
     struct bs_error err = {0};
-    int rc;
-    if (b)
-        rc = tsdb_block_dense_init(b, &c->u.d, ch->enc, ch->p, ch->len, &err);
-    else if (ch->enc == TSDB_CHUNK_ENC_DENSE)
-        rc = tsdb_dense_dec_init(&c->u.d, ch->p, ch->len);
-    else
-        rc = tsdb_dense_dec_init_shared(&c->u.d, NULL, 0, NULL, 0);
+    int rc = tsdb_block_dense_init(b, &c->u.d, ch->enc, ch->p, ch->len, &err);
     if (rc)
         BS_WARN("tsdb", "a dense chunk [%lld, %lld] is unreadable (%s); its samples are skipped",
                 (long long)ch->mint, (long long)ch->maxt, err.code ? err.msg : bs_strerror(rc));
@@ -370,23 +364,22 @@ static bool block_series_overlaps(const struct tsdb_chunk_meta *c, size_t n, int
     return false;
 }
 
-static int block_select(struct tsdb_querier *q, const struct q_source *src,
-                        struct labels_matcher *const *ms, size_t nms, unsigned flags,
-                        struct item_vec *out)
+int tsdb_block_postings_matching(struct tsdb_block *b, struct labels_matcher *const *ms,
+                                 size_t nms, uint64_t **out, size_t *nout)
 {
-    struct tsdb_block *b = src->b;
     uint64_t *cur = NULL;
     size_t ncur = 0;
     bool have = false;
-    int rc = 0;
     for (size_t i = 0; i < nms; i++) {
         if (labels_matcher_matches_empty(ms[i]))
             continue;
         uint64_t *l;
         size_t nl;
-        rc = tsdb_block_postings_for_matcher(b, ms[i], &l, &nl);
-        if (rc)
-            goto done;
+        int rc = tsdb_block_postings_for_matcher(b, ms[i], &l, &nl);
+        if (rc) {
+            free(cur);
+            return rc;
+        }
         if (!have) {
             cur = l;
             ncur = nl;
@@ -398,11 +391,23 @@ static int block_select(struct tsdb_querier *q, const struct q_source *src,
         if (ncur == 0)
             break;
     }
-    if (!have) {
-        rc = tsdb_block_postings_all(b, &cur, &ncur);
-        if (rc)
-            goto done;
-    }
+    if (!have)
+        return tsdb_block_postings_all(b, out, nout);
+    *out = cur;
+    *nout = ncur;
+    return 0;
+}
+
+static int block_select(struct tsdb_querier *q, const struct q_source *src,
+                        struct labels_matcher *const *ms, size_t nms, unsigned flags,
+                        struct item_vec *out)
+{
+    struct tsdb_block *b = src->b;
+    uint64_t *cur = NULL;
+    size_t ncur = 0;
+    int rc = tsdb_block_postings_matching(b, ms, nms, &cur, &ncur);
+    if (rc)
+        goto done;
     struct bs_arena tmp;
     bs_arena_init(&tmp, 4096, 0);
     struct tsdb_chunk_meta *chks = NULL;

@@ -502,7 +502,7 @@ int tsdb_tomb_chunk_samples(struct tsdb_block *b, uint8_t enc, const uint8_t *p,
     int rc = 0;
     if (enc == TSDB_CHUNK_ENC_DENSE || enc == TSDB_CHUNK_ENC_DENSE_ST) {
         struct tsdb_dense_dec d;
-        rc = b ? tsdb_block_dense_init(b, &d, enc, p, len, NULL) : tsdb_dense_dec_init(&d, p, len);
+        rc = tsdb_block_dense_init(b, &d, enc, p, len, NULL);
         while (rc == 0 && tsdb_dense_dec_next(&d)) {
             if (!tsdb_intervals_cover(iv, niv, d.t))
                 rc = push_sample(ts, vs, n, cap, d.t, d.v);

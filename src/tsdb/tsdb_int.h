@@ -739,6 +739,11 @@ void tsdb_block_unref(struct tsdb_block *b);
 int tsdb_block_postings_for_matcher(struct tsdb_block *b, const struct labels_matcher *m,
                                     uint64_t **out, size_t *n);
 int tsdb_block_postings_all(struct tsdb_block *b, uint64_t **out, size_t *n);
+/* Sorted ids of the series of block b in the postings of every matcher of
+ * ms that does not match the empty string (all series when none is such);
+ * the others are for the caller to check on the labels. *out malloc'd. */
+int tsdb_block_postings_matching(struct tsdb_block *b, struct labels_matcher *const *ms,
+                                 size_t nms, uint64_t **out, size_t *nout);
 /* Decode series id: labels into ls (label array from arena, strings in the
  * mmap) when ls is non-NULL, chunk metas into *chks (grown with realloc)
  * when chks is non-NULL. BS_ECORRUPT on damage, BS_ENOMEM. */
@@ -758,8 +763,10 @@ int tsdb_block_chunk_time(struct tsdb_block *b, const uint8_t *p, size_t len, co
                           size_t *tlen, struct bs_error *err);
 /* Start decoder d over the dense chunk p[0..len) of block b, of encoding
  * enc (TSDB_CHUNK_ENC_DENSE or _DENSE_ST, the latter resolved with
- * tsdb_block_chunk_time). Returns 0, BS_ECORRUPT, BS_ENOMEM or BS_EINVAL
- * (another encoding), with a message in err (may be NULL); on failure d
+ * tsdb_block_chunk_time). b may be NULL for a chunk outside any block (a
+ * plain dense chunk decodes; a shared-time one is BS_ECORRUPT). Returns 0,
+ * BS_ECORRUPT, BS_ENOMEM or BS_EINVAL (another encoding), with a message
+ * in err (may be NULL); on failure d
  * yields nothing. d must be finished with tsdb_dense_dec_fini either way,
  * and borrows the block's mapping (hold a reference). */
 int tsdb_block_dense_init(struct tsdb_block *b, struct tsdb_dense_dec *d, uint8_t enc,
