@@ -31,6 +31,14 @@
  *             deltas (counters) or delta-of-deltas (steady rates), whichever
  *             is estimated smallest, divided by their common GCD (memory
  *             gauges move in pages);
+ *             The scale byte also names a recipe (k / 10^d, k * 10^-d or
+ *             k / 1000 / 10^(d-3)): exporters written in Go compute many
+ *             values those other ways, and a value one recipe reproduces
+ *             the plain division often misses by one unit in the last place;
+ *      BITS   the float64 bit pattern itself as the integer, with INT's
+ *             transforms: within a binade the pattern grows linearly with
+ *             the value, so a clock in seconds with nanosecond digits
+ *             (node_time_seconds) costs its jitter, not Gorilla's 4-5 bytes;
  *      XOR    Gorilla's XOR coding, for values that are none of the above.
  *    Samples that do not fit CONST or INT (a stale marker, another NaN,
  *    -0, an infinity, one value with too many decimals) go to an exception
@@ -41,8 +49,12 @@
  *    planes are sparse: a bitmap of the nonzero residuals, then planes of
  *    only those, so a zero is not coded once per plane.
  *
- *  - Integer residuals (time and INT values) are zig-zagged and written as
- *    byte planes: all low bytes, then all second bytes, and so on, up to the
+ *  - INT and BITS residuals are either entropy coded (entropy.c: an
+ *    adaptive range coder that learns their magnitude distribution, within
+ *    a few percent of their entropy where planes and zstd lose 10-60% on
+ *    noisy counters and sparse gauges) or, like time residuals,
+ *    zig-zagged and written as byte planes, whichever is smaller. Planes
+ *    are all low bytes, then all second bytes, and so on, up to the
  *    widest residual. Bit packing would be denser before compression, but
  *    byte planes let zstd's Huffman stage code each plane by its own
  *    statistics (jitter residuals take ~2.4 bits, not 4; high planes that are
@@ -79,11 +91,19 @@
 #define F_MODE_MASK 0x0cu
 #define F_RESERVED 0xf0u
 
-enum { MODE_CONST = 0, MODE_INT = 1, MODE_XOR = 2 };
+enum { MODE_CONST = 0, MODE_INT = 1, MODE_XOR = 2, MODE_BITS = 3 };
 enum { XF_RAW = 0, XF_DELTA = 1, XF_DOD = 2 };
 enum { EXC_STALE = 0, EXC_RAW = 1 };
 /* Bit 7 of an INT value section's plane width byte: sparse planes. */
 #define PLANES_SPARSE 0x80u
+/* This byte alone instead of the width byte: coded residuals (entropy.h). */
+#define PLANES_CODED 0x40u
+
+/* INT scale byte: bits 0-3 the scale d, bits 4-5 the recipe, the
+ * expression that turns k back into the double (see unscale). */
+#define SCALE_D_MASK 0x0fu
+#define RECIPE_SHIFT 4
+enum { RECIPE_DIV = 0, RECIPE_MUL = 1, RECIPE_DIV3 = 2, RECIPE_COUNT = 3 };
 
 /* Raw section size caps used by the decoder: every section the encoder
  * writes fits in SECTION_FIXED + SECTION_PER_SAMPLE * n bytes. */
@@ -93,14 +113,37 @@ enum { EXC_STALE = 0, EXC_RAW = 1 };
 static const double pow10_tab[TSDB_DENSE_MAX_SCALE + 1] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
 };
+/* The doubles nearest to 10^-d, as a compiler (C or Go) makes of 1e-3. */
+static const double pow10neg_tab[TSDB_DENSE_MAX_SCALE + 1] = {
+    1e-0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12,
+};
 
 #define TWO53 9007199254740992.0
 
 /* The one expression that turns a scaled integer back into a double, shared
- * by encoder (to check exactness) and decoder. */
-static double unscale(int64_t k, unsigned d)
+ * by encoder (to check exactness) and decoder. sc is the scale byte: the
+ * scale d and the recipe, which says how the exporter most likely made the
+ * value from an integer count: k / 10^d (exact division), k * 10^-d (Go's
+ * `float64(ticks) * 0.001`), or k / 1000 / 10^(d-3) (two divisions, as
+ * node_exporter turns pressure-stall microseconds into seconds). The
+ * decoder trusts only that sc passed parse_values's checks. */
+static inline double unscale(int64_t k, unsigned sc)
 {
-    return (double)k / pow10_tab[d];
+    unsigned d = sc & SCALE_D_MASK;
+    switch (sc >> RECIPE_SHIFT) {
+    case RECIPE_MUL:
+        return (double)k * pow10neg_tab[d];
+    case RECIPE_DIV3:
+        return (double)k / 1e3 / pow10_tab[d - 3];
+    default:
+        return (double)k / pow10_tab[d];
+    }
+}
+
+static bool scale_valid(unsigned sc)
+{
+    unsigned d = sc & SCALE_D_MASK, recipe = sc >> RECIPE_SHIFT;
+    return d <= TSDB_DENSE_MAX_SCALE && recipe < RECIPE_COUNT && (recipe != RECIPE_DIV3 || d >= 3);
 }
 
 static uint64_t zz_enc(int64_t x)
@@ -442,14 +485,14 @@ static int build_time(struct tsdb_dense_enc *e, const int64_t *ts, size_t n)
     return 0;
 }
 
-/* Is bits exactly k / 10^d for an integer |k| < 2^53? OUT: *k. */
-static bool scaled(uint64_t bits, unsigned d, int64_t *k)
+/* Is bits exactly unscale(k, sc) for an integer |k| < 2^53? OUT: *k. */
+static bool scaled(uint64_t bits, unsigned sc, int64_t *k)
 {
-    double x = bs_float_from_bits(bits) * pow10_tab[d];
+    double x = bs_float_from_bits(bits) * pow10_tab[sc & SCALE_D_MASK];
     if (!(fabs(x) < TWO53))
         return false; /* NaN, infinities, too large */
     int64_t kk = (int64_t)llround(x);
-    if (bs_float_bits(unscale(kk, d)) != bits)
+    if (bs_float_bits(unscale(kk, sc)) != bits)
         return false; /* inexact, or -0 */
     *k = kk;
     return true;
@@ -522,64 +565,141 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
  * (1 when all zero), and e->z gets the zig-zagged x / gcd. */
 static uint64_t int_transform(struct tsdb_dense_enc *e, size_t n, int xf)
 {
+    /* Modulo 2^64: BITS integers span all of int64. */
     size_t m = n - 1;
-    int64_t dl = 0;
-    uint64_t g = 0;
+    uint64_t dl = 0, g = 0;
+    const int64_t *k = e->k;
     for (size_t i = 1; i < n; i++) {
-        int64_t x;
+        uint64_t x;
         if (xf == XF_RAW) {
-            x = e->k[i] - e->k[0];
+            x = (uint64_t)k[i] - (uint64_t)k[0];
         } else if (xf == XF_DELTA) {
-            x = e->k[i] - e->k[i - 1];
+            x = (uint64_t)k[i] - (uint64_t)k[i - 1];
         } else {
-            int64_t d = e->k[i] - e->k[i - 1];
+            uint64_t d = (uint64_t)k[i] - (uint64_t)k[i - 1];
             x = d - dl;
             dl = d;
         }
-        e->x[i - 1] = x;
-        g = gcd64(g, x < 0 ? 0 - (uint64_t)x : (uint64_t)x);
+        e->x[i - 1] = (int64_t)x;
+        g = gcd64(g, (int64_t)x < 0 ? 0 - x : x);
     }
-    if (g == 0)
+    if (g == 0 || g > (uint64_t)INT64_MAX)
         g = 1;
     for (size_t i = 0; i < m; i++)
         e->z[i] = zz_enc(e->x[i] / (int64_t)g);
     return g;
 }
 
-/* INT candidate into e->vraw. *ok false when too many samples are not
- * decimal (more than n/4 exceptions). OUT: *nexc_out, exceptions used. */
-static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, bool *ok,
-                     size_t *nexc_out)
+/* The scale byte for recipe `recipe` over vs[0..n): e->mind[i] gets each
+ * sample's smallest exact scale (TSDB_DENSE_MAX_SCALE + 1 when none); the
+ * chunk scale is the smallest that leaves at most n/128 samples beyond the
+ * hopeless ones. Returns the samples that are not exact at that scale (the
+ * exceptions), or n + 1 when more than n/4 are hopeless. OUT: *sc. */
+static size_t pick_scale(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, unsigned recipe,
+                         unsigned *sc)
 {
-    *ok = false;
-    /* Smallest exact scale of each sample; TSDB_DENSE_MAX_SCALE + 1 when
-     * none. The chunk scale is the smallest that leaves at most n/128
-     * samples beyond the unavoidable exceptions. */
-    size_t hist[TSDB_DENSE_MAX_SCALE + 2] = {0};
+    size_t hist[TSDB_DENSE_MAX_SCALE + 2] = {0}, hopeless = 0;
+    unsigned dmin = recipe == RECIPE_DIV3 ? 3 : 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned d = 0;
+        unsigned d = dmin;
         int64_t k;
-        while (d <= TSDB_DENSE_MAX_SCALE && !scaled(vs[i], d, &k))
+        while (d <= TSDB_DENSE_MAX_SCALE && !scaled(vs[i], d | recipe << RECIPE_SHIFT, &k))
             d++;
         e->mind[i] = (uint8_t)d;
         hist[d]++;
+        if (d > TSDB_DENSE_MAX_SCALE && ++hopeless > n / 4)
+            return n + 1;
     }
-    size_t hopeless = hist[TSDB_DENSE_MAX_SCALE + 1];
-    if (hopeless > n / 4)
-        return 0;
-    unsigned scale = 0;
-    size_t above = n - hopeless - hist[0];
+    unsigned scale = dmin;
+    size_t above = n - hopeless - hist[dmin];
     while (scale < TSDB_DENSE_MAX_SCALE && above > n / 128) {
         scale++;
         above -= hist[scale];
+    }
+    *sc = scale | recipe << RECIPE_SHIFT;
+    size_t nexc = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t k;
+        nexc += !(e->mind[i] <= scale && scaled(vs[i], *sc, &k));
+    }
+    return nexc;
+}
+
+/* Estimated size, in bits, of the zig-zagged residuals z[0..m) as coded
+ * residuals (entropy.c): the empirical entropy of their bit lengths and
+ * signs plus the mantissa bits below the leading one. Only used to pick
+ * the transform. */
+static double est_coded(const uint64_t *z, size_t m)
+{
+    uint32_t hist[65] = {0};
+    size_t neg = 0, nz = 0;
+    double bits = 0;
+    for (size_t i = 0; i < m; i++) {
+        int64_t x = (int64_t)zz_dec(z[i]);
+        uint64_t a = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+        unsigned l = a ? 64u - (unsigned)__builtin_clzll(a) : 0;
+        hist[l]++;
+        if (l) {
+            nz++;
+            neg += x < 0;
+            bits += l - 1;
+        }
+    }
+    for (unsigned l = 0; l <= 64; l++)
+        if (hist[l])
+            bits += (double)hist[l] * log2((double)m / (double)hist[l]) + 8;
+    if (neg && neg < nz)
+        bits += (double)neg * log2((double)nz / (double)neg) +
+                (double)(nz - neg) * log2((double)nz / (double)(nz - neg));
+    return bits;
+}
+
+/* What the INT and BITS candidates share: the integers e->k, the
+ * exceptions e->exc, the scale byte and, per residual representation, the
+ * transform estimated smallest. */
+struct int_plan {
+    unsigned sc;
+    size_t nexc;
+    int xf_planes, xf_coded;
+};
+
+/* Plan an INT candidate (bits false: every sample k / 10^d by one recipe)
+ * or a BITS candidate (bits true: k is the float64 bit pattern itself, the
+ * stale marker an exception). *ok false when INT does not apply (more than
+ * n/4 exceptions). */
+static void plan_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, bool bits,
+                     struct int_plan *pl, bool *ok)
+{
+    *ok = false;
+    memset(pl, 0, sizeof(*pl));
+    if (!bits) {
+        /* The recipe with the fewest exceptions, the plain division first. */
+        unsigned sc = 0, best_sc = 0, last = 0;
+        size_t best = n + 1;
+        for (unsigned recipe = 0; recipe < RECIPE_COUNT && best > 0; recipe++) {
+            size_t c = pick_scale(e, vs, n, recipe, &sc);
+            last = recipe;
+            if (c < best) {
+                best = c;
+                best_sc = sc;
+            }
+        }
+        if (best > n / 4)
+            return;
+        if (last != best_sc >> RECIPE_SHIFT) /* e->mind is the last recipe's */
+            pick_scale(e, vs, n, best_sc >> RECIPE_SHIFT, &sc);
+        pl->sc = best_sc;
     }
 
     size_t nexc = 0;
     bool have = false;
     int64_t held = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t k;
-        e->exc[i] = !(e->mind[i] <= scale && scaled(vs[i], scale, &k));
+        int64_t k = (int64_t)vs[i];
+        if (bits)
+            e->exc[i] = vs[i] == BS_STALE_NAN_BITS;
+        else
+            e->exc[i] = !(e->mind[i] <= (pl->sc & SCALE_D_MASK) && scaled(vs[i], pl->sc, &k));
         if (e->exc[i]) {
             nexc++;
             e->k[i] = held; /* fixed up below for leading exceptions */
@@ -592,44 +712,61 @@ static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
             e->k[i] = held = k;
         }
     }
-    *nexc_out = nexc;
+    pl->nexc = nexc;
     if (nexc > n / 4)
-        return 0;
-
-    int best_xf = XF_RAW;
+        return;
     if (n > 1) {
-        double best = 0;
+        double bp = 0, bc = 0;
         for (int xf = XF_RAW; xf <= XF_DOD; xf++) {
             int_transform(e, n, xf);
-            double c = est_planes(e->z, n - 1);
-            if (xf == XF_RAW || c < best) {
-                best = c;
-                best_xf = xf;
+            double cp = est_planes(e->z, n - 1), cc = est_coded(e->z, n - 1);
+            if (xf == XF_RAW || cp < bp) {
+                bp = cp;
+                pl->xf_planes = xf;
+            }
+            if (xf == XF_RAW || cc < bc) {
+                bc = cc;
+                pl->xf_coded = xf;
             }
         }
     }
-    uint64_t g = n > 1 ? int_transform(e, n, best_xf) : 1;
+    *ok = true;
+}
+
+/* Write the planned INT or BITS candidate into e->vraw, its residuals as
+ * byte planes (dense or sparse) or, with coded, as coded residuals. */
+static int write_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n,
+                     const struct int_plan *pl, bool coded)
+{
+    int xf = coded ? pl->xf_coded : pl->xf_planes;
+    uint64_t g = n > 1 ? int_transform(e, n, xf) : 1;
+    size_t m = n > 1 ? n - 1 : 0, nz = 0;
+    e->vraw.len = 0;
+    int rc = dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + pl->nexc * EXC_MAX_BYTES + 1 + 8 * n +
+                                        n / 8 + 2 + (coded ? tsdb_resid_bound(m) : 0));
+    if (rc)
+        return rc;
+    w_u8(&e->vraw, pl->sc);
+    w_u8(&e->vraw, (unsigned)xf);
+    w_v(&e->vraw, e->k[0]);
+    w_uv(&e->vraw, g);
+    w_exceptions(&e->vraw, e->exc, vs, n, pl->nexc);
+    if (coded) {
+        w_u8(&e->vraw, PLANES_CODED);
+        for (size_t i = 0; i < m; i++)
+            e->x[i] = (int64_t)zz_dec(e->z[i]);
+        e->vraw.len += tsdb_resid_encode(e->x, m, e->vraw.p + e->vraw.len);
+        return 0;
+    }
     /* Sparse planes when many residuals are zero (gauges that change on
      * some scrapes only): a bitmap and the nonzero values, instead of
      * coding each zero once per plane. */
-    size_t m = n > 1 ? n - 1 : 0, nz = 0;
     bool sparse = false;
     if (m >= 16) {
         nz = sparse_split(e, e->z, m);
         sparse = nz > 0 && nz < m &&
                  est_bytes(e->bm, (m + 7) / 8) + est_planes(e->zs, nz) < 0.97 * est_planes(e->z, m);
     }
-
-    e->vraw.len = 0;
-    int rc =
-        dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + nexc * EXC_MAX_BYTES + 1 + 8 * n + n / 8 + 2);
-    if (rc)
-        return rc;
-    w_u8(&e->vraw, scale);
-    w_u8(&e->vraw, (unsigned)best_xf);
-    w_v(&e->vraw, e->k[0]);
-    w_uv(&e->vraw, g);
-    w_exceptions(&e->vraw, e->exc, vs, n, nexc);
     if (sparse) {
         unsigned w = width_bytes(e->zs, nz);
         w_u8(&e->vraw, PLANES_SPARSE | w);
@@ -639,9 +776,8 @@ static int build_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
             for (size_t i = 0; i < nz; i++)
                 e->vraw.p[e->vraw.len++] = (uint8_t)(e->zs[i] >> (8 * p));
     } else {
-        w_planes(&e->vraw, e->z, n - 1);
+        w_planes(&e->vraw, e->z, m);
     }
-    *ok = true;
     return 0;
 }
 
@@ -728,6 +864,25 @@ static int keep_if_smaller(struct tsdb_dense_enc *e, int mode, int *best_mode, b
     return 0;
 }
 
+/* Both residual representations of a planned INT or BITS candidate, each
+ * kept when smaller than the best so far. Coded residuals are left out for
+ * a single sample and whenever they would exceed the decoder's section
+ * cap. */
+static int int_candidates(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, int mode,
+                          const struct int_plan *pl, int *best_mode, bool *best_z)
+{
+    int rc;
+    if ((rc = write_int(e, vs, n, pl, false)) || (rc = keep_if_smaller(e, mode, best_mode, best_z)))
+        return rc;
+    if (n < 2)
+        return 0;
+    if ((rc = write_int(e, vs, n, pl, true)))
+        return rc;
+    if (e->vraw.len > SECTION_FIXED + (size_t)SECTION_PER_SAMPLE * n)
+        return 0;
+    return keep_if_smaller(e, mode, best_mode, best_z);
+}
+
 /* Encode ts/vs[0..n) into *out. With shared set the time section is left
  * out and tref written in its place (TSDB_CHUNK_ENC_DENSE_ST). */
 static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *vs, size_t n,
@@ -748,13 +903,17 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
     if (ok && (rc = keep_if_smaller(e, MODE_CONST, &best_mode, &vz)))
         return rc;
     if (!ok || nexc > 0) {
-        if ((rc = build_int(e, vs, n, &ok, &nexc)))
+        struct int_plan pl;
+        plan_int(e, vs, n, false, &pl, &ok);
+        if (ok && (rc = int_candidates(e, vs, n, MODE_INT, &pl, &best_mode, &vz)))
             return rc;
-        if (ok && (rc = keep_if_smaller(e, MODE_INT, &best_mode, &vz)))
-            return rc;
-        if ((!ok || nexc > 0) &&
-            ((rc = build_xor(e, vs, n)) || (rc = keep_if_smaller(e, MODE_XOR, &best_mode, &vz))))
-            return rc;
+        if (!ok || pl.nexc > 0) {
+            plan_int(e, vs, n, true, &pl, &ok);
+            if (ok && (rc = int_candidates(e, vs, n, MODE_BITS, &pl, &best_mode, &vz)))
+                return rc;
+            if ((rc = build_xor(e, vs, n)) || (rc = keep_if_smaller(e, MODE_XOR, &best_mode, &vz)))
+                return rc;
+        }
     }
 
     bool tz = false;
@@ -980,6 +1139,14 @@ static bool parse_vplanes(struct tsdb_dense_dec *d, struct rd *r)
     size_t m = (size_t)d->n - 1;
     d->vstride = (uint32_t)m;
     d->vmap = NULL;
+    if (r->pos < r->len && r->p[r->pos] == PLANES_CODED) {
+        r->pos++;
+        d->vrd = malloc(sizeof(*d->vrd));
+        if (!d->vrd || !tsdb_resid_dec_init(d->vrd, r->p + r->pos, r->len - r->pos))
+            return false;
+        r->pos = r->len;
+        return true;
+    }
     if (r->pos >= r->len || !(r->p[r->pos] & PLANES_SPARSE))
         return parse_planes(r, d->n, &d->vw, &d->vplanes);
     if (!r_u8(r, &w))
@@ -1024,9 +1191,11 @@ static bool parse_values(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
     switch (d->mode) {
     case MODE_CONST:
         return r_be64(&r, &d->cbits) && exc_parse(d, &r) && r.pos == r.len;
-    case MODE_INT: {
+    case MODE_INT:
+    case MODE_BITS: {
         int64_t k0;
-        if (!r_u8(&r, &d->scale) || d->scale > TSDB_DENSE_MAX_SCALE || !r_u8(&r, &d->xform) ||
+        if (!r_u8(&r, &d->scale) || !scale_valid(d->scale) ||
+            (d->mode == MODE_BITS && d->scale != 0) || !r_u8(&r, &d->xform) ||
             d->xform > XF_DOD || !r_v(&r, &k0) || !r_uv(&r, &d->gcd) || d->gcd == 0)
             return false;
         d->cbits = (uint64_t)k0; /* k0, kept for XF_RAW */
@@ -1048,8 +1217,7 @@ static bool parse_values(struct tsdb_dense_dec *d, const uint8_t *p, size_t len)
 static bool r_header(struct rd *r, uint8_t *flags, uint32_t *n, int64_t *t0)
 {
     uint64_t cnt;
-    if (!r->p || !r_u8(r, flags) || (*flags & F_RESERVED) ||
-        ((*flags & F_MODE_MASK) >> F_MODE_SHIFT) > MODE_XOR || !r_uv(r, &cnt) || cnt == 0 ||
+    if (!r->p || !r_u8(r, flags) || (*flags & F_RESERVED) || !r_uv(r, &cnt) || cnt == 0 ||
         cnt > TSDB_DENSE_MAX_SAMPLES || !r_v(r, t0))
         return false;
     *n = (uint32_t)cnt;
@@ -1177,6 +1345,7 @@ static int dec_open(struct tsdb_dense_dec *d, const uint8_t *p, size_t len, cons
         goto fail;
     return 0;
 fail:
+    tsdb_dense_dec_fini(d);
     d->err = rc;
     d->n = 0;
     return rc;
@@ -1285,17 +1454,26 @@ bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
         d->v = d->cbits;
         break;
     case MODE_INT:
+    case MODE_BITS:
         if (i == 0) {
             d->k = d->cbits;
         } else {
             uint32_t j = i - 1;
             uint64_t z;
-            if (!d->vmap)
+            if (d->vrd) {
+                int64_t xr;
+                if (!tsdb_resid_dec_next(d->vrd, &xr)) {
+                    d->err = BS_ECORRUPT;
+                    return false;
+                }
+                z = zz_enc(xr);
+            } else if (!d->vmap) {
                 z = plane_get(d->vplanes, d->vw, d->n, j);
-            else if ((d->vmap[j >> 3] >> (j & 7)) & 1)
+            } else if ((d->vmap[j >> 3] >> (j & 7)) & 1) {
                 z = plane_get_s(d->vplanes, d->vw, d->vstride, d->vnext++);
-            else
+            } else {
                 z = 0;
+            }
             uint64_t x = zz_dec(z) * d->gcd;
             if (d->xform == XF_RAW) {
                 d->k = d->cbits + x;
@@ -1306,7 +1484,7 @@ bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
                 d->k += d->dl;
             }
         }
-        d->v = bs_float_bits(unscale((int64_t)d->k, d->scale));
+        d->v = d->mode == MODE_BITS ? d->k : bs_float_bits(unscale((int64_t)d->k, d->scale));
         break;
     default: /* MODE_XOR */
         if (i > 0 && !xor_next(d)) {
@@ -1342,6 +1520,8 @@ void tsdb_dense_dec_fini(struct tsdb_dense_dec *d)
 {
     free(d->owned);
     d->owned = NULL;
+    free(d->vrd);
+    d->vrd = NULL;
 }
 
 int tsdb_dense_time_equal(const uint8_t *p, size_t len, const int64_t *ts, size_t n, bool *eq)

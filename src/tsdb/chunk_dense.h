@@ -5,9 +5,10 @@
  * series, written at compaction time, when a whole block's worth of samples
  * (thousands) is known at once. Timestamps are stored as residuals against
  * a regular grid, values as scaled integers where that is exact (integers,
- * decimals k/10^d), as one constant, or Gorilla-XOR otherwise; special
- * values are kept in a short exception list; each section is zstd-compressed
- * when that is smaller. Layout: docs/format/chunks.md ("Dense chunks").
+ * decimals k/10^d), as one constant, as their bit patterns read as integers,
+ * or Gorilla-XOR otherwise; special values are kept in a short exception
+ * list; integer residuals are entropy coded (entropy.h) or stored as byte
+ * planes, and each section is zstd-compressed when that is smaller. Layout: docs/format/chunks.md ("Dense chunks").
  *
  * Unlike XOR chunks, dense chunks are encoded in one call from arrays (no
  * appending) and decoded through an iterator that owns a scratch buffer, so
@@ -19,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "tsdb/entropy.h"
 
 #define TSDB_CHUNK_ENC_DENSE 2
 /* A dense chunk without its own time section: it names (tref, a chunk
@@ -102,6 +105,7 @@ struct tsdb_dense_dec {
     uint8_t mode, xform, scale, vw;
     const uint8_t *vplanes;
     const uint8_t *vmap;     /* sparse planes: bitmap of nonzero residuals, or NULL */
+    struct tsdb_resid_dec *vrd; /* coded residuals: owned decoder, or NULL */
     uint32_t vstride, vnext; /* plane length; next nonzero residual (sparse) */
     uint64_t k, dl, gcd, cbits;
     const uint8_t *exc, *exc_end; /* exception list cursor */

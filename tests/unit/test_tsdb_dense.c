@@ -37,7 +37,7 @@ static uint64_t fbits(double v)
 }
 
 /* The value mode the chunk header records (docs/format/chunks.md). */
-enum { M_CONST = 0, M_INT = 1, M_XOR = 2 };
+enum { M_CONST = 0, M_INT = 1, M_XOR = 2, M_BITS = 3 };
 static int chunk_mode(const uint8_t *p)
 {
     return (p[0] >> 2) & 3;
@@ -321,11 +321,12 @@ static void test_modes_and_sizes(void **state)
     assert_true(len < N / 2); /* well under a byte per sample */
     free(p);
 
-    /* Random doubles: XOR, and never much larger than 8 bytes/sample. */
+    /* Random doubles: XOR or float bits as integers (BITS), and never much
+     * larger than 8 bytes/sample. */
     for (size_t i = 0; i < N; i++)
         vs[i] = fbits((double)rnd() / 3.0);
     p = roundtrip(ts, vs, N, &len);
-    assert_int_equal(chunk_mode(p), M_XOR);
+    assert_true(chunk_mode(p) == M_XOR || chunk_mode(p) == M_BITS);
     assert_true(len < (size_t)N * 9);
     free(p);
 
@@ -465,7 +466,7 @@ static void test_corrupt(void **state)
     }
     /* Reserved header bits and impossible counts. */
     static const uint8_t junk[][6] = {
-        {0xf0, 1, 0, 0, 0, 0}, {0x0c, 1, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0},
+        {0xf0, 1, 0, 0, 0, 0}, {0x20, 1, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0},
         {0, 0xff, 0xff, 0xff, 0xff, 0x0f},
     };
     for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++)
@@ -551,6 +552,198 @@ static void test_sparse_planes(void **state)
     }
     free(ts);
     free(vs);
+}
+
+/* The value section's mode byte fields (docs/format/chunks.md): for INT
+ * and BITS chunks, the scale byte and whether the residuals are coded. */
+static void int_section(const uint8_t *p, size_t len, unsigned *scale, bool *coded)
+{
+    size_t pos = 1;
+    uint64_t x, cnt;
+    int64_t sx;
+    pos += bs_get_uvarint(p + pos, len - pos, &x);  /* n */
+    pos += bs_get_varint(p + pos, len - pos, &sx);  /* t0 */
+    bool tz = p[0] & 1, vz = p[0] & 2;
+    pos += bs_get_uvarint(p + pos, len - pos, &x);  /* time section */
+    if (tz) {
+        uint64_t raw;
+        pos += bs_get_uvarint(p + pos, len - pos, &raw);
+    }
+    pos += (size_t)x;
+    pos += bs_get_uvarint(p + pos, len - pos, &x);  /* value section */
+    assert_false(vz); /* coded sections are left uncompressed in these tests */
+    *scale = p[pos++];
+    pos++;                                           /* xf */
+    pos += bs_get_varint(p + pos, len - pos, &sx);  /* k0 */
+    pos += bs_get_uvarint(p + pos, len - pos, &x);  /* gcd */
+    pos += bs_get_uvarint(p + pos, len - pos, &cnt); /* exceptions */
+    for (uint64_t j = 0; j < cnt; j++) {
+        pos += bs_get_uvarint(p + pos, len - pos, &x);
+        pos += p[pos] == 1 ? 9 : 1;
+    }
+    *coded = p[pos] == 0x40;
+}
+
+/* Values an exporter computes from an integer count in other ways than
+ * k / 10^d: Go's float64(ticks) * 0.001 and node_exporter's
+ * float64(usec) / 1000.0 / 1000.0. Each is INT with its recipe (scale
+ * byte bits 4-5), not a fallback to XOR, and costs a couple of bytes per
+ * sample at most. */
+static void test_value_recipes(void **state)
+{
+    (void)state;
+    enum { N = 1500 };
+    int64_t *ts = malloc(N * sizeof(*ts));
+    uint64_t *vs = malloc(N * sizeof(*vs));
+    for (size_t i = 0; i < N; i++)
+        ts[i] = INT64_C(1700000000000) + 15000 * (int64_t)i;
+    for (int recipe = 1; recipe <= 2; recipe++) {
+        int misses = 0;
+        int64_t k = 1000000 + (int64_t)(rnd() % 100000000);
+        for (size_t i = 0; i < N; i++) {
+            k += (int64_t)(rnd() % 20000);
+            double v = recipe == 1 ? (double)k * 0.001 : (double)k / 1000.0 / 1000.0;
+            misses += v != (double)k / (recipe == 1 ? 1e3 : 1e6);
+            vs[i] = fbits(v);
+        }
+        assert_true(misses > 0); /* the plain division alone would not do */
+        size_t len;
+        uint8_t *p = roundtrip(ts, vs, N, &len);
+        assert_int_equal(chunk_mode(p), M_INT);
+        unsigned scale;
+        bool coded;
+        int_section(p, len, &scale, &coded);
+        assert_int_equal(scale >> 4, recipe);
+        assert_int_equal(scale & 15, recipe == 1 ? 3 : 6);
+        assert_true(len < (size_t)N * 3);
+        free(p);
+    }
+    free(ts);
+    free(vs);
+}
+
+/* Floats that are no decimal (a clock read in nanoseconds and divided,
+ * node_time_seconds): their bit patterns as integers (BITS), coded as
+ * delta-of-deltas, beat Gorilla's XOR by far. */
+static void test_bits_mode(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    int64_t *ts = malloc(N * sizeof(*ts));
+    uint64_t *vs = malloc(N * sizeof(*vs));
+    for (size_t i = 0; i < N; i++) {
+        ts[i] = INT64_C(1795727968215) + 15000 * (int64_t)i + (int64_t)(rnd() % 5);
+        int64_t ns = ts[i] * 1000000 + 5000000 + (int64_t)(rnd() % 3000000);
+        vs[i] = fbits((double)ns / 1e9);
+        if (i == 500)
+            vs[i] = BS_STALE_NAN_BITS;
+    }
+    size_t len;
+    uint8_t *p = roundtrip(ts, vs, N, &len);
+    assert_int_equal(chunk_mode(p), M_BITS);
+    assert_true(len < (size_t)N * 3); /* XOR takes 4.3 bytes per sample here */
+    free(p);
+    free(ts);
+    free(vs);
+}
+
+/* Encode x[0..m) with the residual coder into an exact-size buffer and
+ * decode it back; returns the coded size. */
+static size_t resid_roundtrip(const int64_t *x, size_t m)
+{
+    size_t bound = tsdb_resid_bound(m);
+    uint8_t *buf = malloc(bound);
+    size_t len = tsdb_resid_encode(x, m, buf);
+    assert_true(len <= bound);
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    free(buf);
+    struct tsdb_resid_dec d;
+    assert_true(tsdb_resid_dec_init(&d, copy, len));
+    for (size_t i = 0; i < m; i++) {
+        int64_t y;
+        assert_true(tsdb_resid_dec_next(&d, &y));
+        if (y != x[i])
+            fail_msg("residual %zu of %zu: %lld, want %lld", i, m, (long long)y, (long long)x[i]);
+    }
+    /* A stream cut short by 5 bytes or more is noticed by the end. */
+    if (len >= 8) {
+        bool ok = tsdb_resid_dec_init(&d, copy, len - 5);
+        for (size_t i = 0; ok && i < m; i++) {
+            int64_t y;
+            ok = tsdb_resid_dec_next(&d, &y);
+        }
+        assert_false(ok);
+    }
+    free(copy);
+    return len;
+}
+
+/* The residual coder (entropy.c): exact round trips over every kind of
+ * residual sequence, extremes included; sizes near the entropy on
+ * sources whose entropy is known; damage caught without reading outside
+ * the buffer (under ASan). */
+static void test_resid_coder(void **state)
+{
+    (void)state;
+    enum { M = 5000 };
+    int64_t *x = malloc(M * sizeof(*x));
+    for (int kind = 0; kind < 8; kind++) {
+        for (int round = 0; round < 4; round++) {
+            size_t m = round == 0 ? (size_t)(rnd() % 40) : M - (size_t)(rnd() % 1000);
+            for (size_t i = 0; i < m; i++) {
+                switch (kind) {
+                case 0: x[i] = 0; break;
+                case 1: x[i] = rnd() % 10 == 0 ? (int64_t)(rnd() % 8001) - 4000 : 0; break;
+                case 2: x[i] = (int64_t)(rnd() % 1000001) - 500000; break;
+                case 3: x[i] = (int64_t)rnd(); break;
+                case 4: x[i] = rnd() % 2 ? INT64_MIN : INT64_MAX; break;
+                case 5: x[i] = (int64_t)(rnd() >> (rnd() % 64)) * (rnd() % 2 ? -1 : 1); break;
+                case 6: x[i] = 1350 + (int64_t)(rnd() % 135); break;
+                default: x[i] = i % 2 ? -1 : 1; break;
+                }
+            }
+            size_t len = resid_roundtrip(x, m);
+            if (round == 0)
+                continue;
+            /* sizes against the source's entropy (bits per residual) */
+            if (kind == 0)
+                assert_true(len < 40);
+            if (kind == 1) /* H(0.1) + 0.1 * (log2(8001) + 1) = 1.87 bits */
+                assert_true((double)len * 8 < 2.1 * (double)m);
+            if (kind == 2) /* log2(1000001) = 19.93 bits */
+                assert_true((double)len * 8 < 20.6 * (double)m);
+            if (kind == 6) /* log2(135) = 7.08 bits; the model spends 7 raw
+                              bits and about one on which half of the
+                              octave's top mantissa bits */
+                assert_true((double)len * 8 < 8.2 * (double)m);
+        }
+    }
+    /* Damage: flipped bytes and garbage never crash; a header naming more
+     * raw bytes than there are is refused. */
+    for (size_t i = 0; i < M; i++)
+        x[i] = (int64_t)(rnd() % 100001) - 50000;
+    size_t bound = tsdb_resid_bound(M);
+    uint8_t *buf = malloc(bound);
+    size_t len = tsdb_resid_encode(x, M, buf);
+    for (int k = 0; k < 200; k++) {
+        uint8_t *bad = malloc(len);
+        memcpy(bad, buf, len);
+        bad[rnd() % len] ^= (uint8_t)(1u << (rnd() % 8));
+        struct tsdb_resid_dec d;
+        if (tsdb_resid_dec_init(&d, bad, len)) {
+            int64_t y;
+            for (size_t i = 0; i < M && tsdb_resid_dec_next(&d, &y); i++)
+                ;
+        }
+        free(bad);
+    }
+    static const uint8_t liar[] = {0x7f, 1, 2, 3};
+    struct tsdb_resid_dec d;
+    assert_false(tsdb_resid_dec_init(&d, liar, sizeof(liar)));
+    assert_false(tsdb_resid_dec_init(&d, liar, 0));
+    free(buf);
+    free(x);
 }
 
 /* Shared time columns (TSDB_CHUNK_ENC_DENSE_ST): a chunk without its own
@@ -723,6 +916,9 @@ int main(void)
         cmocka_unit_test(test_corrupt_compressed),
         cmocka_unit_test(test_shared_time),
         cmocka_unit_test(test_sparse_planes),
+        cmocka_unit_test(test_value_recipes),
+        cmocka_unit_test(test_bits_mode),
+        cmocka_unit_test(test_resid_coder),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
