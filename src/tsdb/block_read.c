@@ -212,8 +212,10 @@ static int parse_index(struct tsdb_block *b, const char *path, struct bs_error *
     size_t len = b->index.len;
     if (len < 8 + TSDB_INDEX_TOC_LEN || bs_get_be32(p) != TSDB_INDEX_MAGIC)
         return bs_error_set(err, BS_ECORRUPT, "%s: not a bongsu index (bad magic or size)", path);
-    if (p[4] != TSDB_BLOCK_VERSION)
+    if (p[4] != 1 && p[4] != TSDB_INDEX_VERSION)
         return bs_error_set(err, BS_ECORRUPT, "%s: unsupported index version %u", path, p[4]);
+    b->index_version = p[4];
+    b->series_shift = p[4] == 1 ? 4 : 3;
     const uint8_t *toc = p + len - TSDB_INDEX_TOC_LEN;
     if (bs_crc32c(0, toc, 32) != bs_get_be32(toc + 32))
         return bs_error_set(err, BS_ECORRUPT, "%s: TOC checksum mismatch", path);
@@ -258,7 +260,7 @@ static int parse_index(struct tsdb_block *b, const char *path, struct bs_error *
             return bs_error_set(err, BS_ECORRUPT, "%s: postings table entry %u truncated", path, k);
         i += a + c + d;
         const char *name = symbol(b, nref), *value = symbol(b, vref);
-        if (!name || !value || off < postings || off + 8 > table)
+        if (!name || !value || off < postings || off + (b->index_version == 1 ? 8 : 5) > table)
             return bs_error_set(err, BS_ECORRUPT, "%s: postings table entry %u is invalid", path,
                                 k);
         b->po[k] = (struct tsdb_postings_entry){name, value, off};
@@ -269,12 +271,50 @@ static int parse_index(struct tsdb_block *b, const char *path, struct bs_error *
     return 0;
 }
 
+/* Decode the version 2 postings list at off (count, then id deltas, all
+ * uvarints, then a CRC) into a malloc'd array of ids. */
+static int read_postings_v2(const struct tsdb_block *b, uint64_t off, uint64_t **out, size_t *n)
+{
+    const uint8_t *p = b->index.p + off, *end = b->index.p + b->postings_end;
+    uint64_t cnt;
+    size_t k = bs_get_uvarint(p, (size_t)(end - p), &cnt);
+    if (!k || cnt > (uint64_t)(end - p)) /* every delta takes a byte at least */
+        return BS_ECORRUPT;
+    const uint8_t *q = p + k;
+    uint64_t *v = cnt ? malloc(cnt * sizeof(*v)) : NULL;
+    if (cnt && !v)
+        return BS_ENOMEM;
+    uint64_t id = 0;
+    for (uint64_t i = 0; i < cnt; i++) {
+        uint64_t d;
+        size_t dk = bs_get_uvarint(q, (size_t)(end - q), &d);
+        if (!dk || (i > 0 && d == 0) || d > UINT32_MAX - id) {
+            free(v);
+            return BS_ECORRUPT;
+        }
+        q += dk;
+        id += d;
+        v[i] = id;
+    }
+    if (end - q < 4 || bs_crc32c(0, p, (size_t)(q - p)) != bs_get_be32(q)) {
+        free(v);
+        return BS_ECORRUPT;
+    }
+    *out = v;
+    *n = (size_t)cnt;
+    return 0;
+}
+
 /* Decode the postings list at off into a malloc'd array of ids. */
 static int read_postings(const struct tsdb_block *b, uint64_t off, uint64_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (off < b->postings_off || off + 8 > b->postings_end)
+    if (off < b->postings_off || off + 5 > b->postings_end)
+        return BS_ECORRUPT;
+    if (b->index_version != 1)
+        return read_postings_v2(b, off, out, n);
+    if (off + 8 > b->postings_end)
         return BS_ECORRUPT;
     const uint8_t *p = b->index.p + off;
     uint64_t cnt = bs_get_be32(p);
@@ -380,7 +420,7 @@ int tsdb_block_postings_for_matcher(struct tsdb_block *b, const struct labels_ma
 int tsdb_block_series(struct tsdb_block *b, uint64_t id, struct bs_arena *arena, struct labels *ls,
                       struct tsdb_chunk_meta **chks, size_t *nchks, size_t *chks_cap)
 {
-    uint64_t off = id * 16;
+    uint64_t off = id << b->series_shift;
     if (id > UINT32_MAX || off < b->series_off || off >= b->series_end)
         return BS_ECORRUPT;
     const uint8_t *base = b->index.p + off;

@@ -19,7 +19,7 @@
  *
  * Layout decisions. Series are sorted by labels before anything is
  * written, so the chunks of one series are adjacent in the segments, and
- * series ids (file offset / 16 of the series entry) increase in label
+ * series ids (file offset / 8 of the series entry) increase in label
  * order: every postings list, being sorted by id, is also in label order,
  * and a reader gets sorted series for free. Symbols are written with a
  * trailing NUL so a reader can hand out pointers into the mapping as C
@@ -327,6 +327,7 @@ struct tsdb_block_writer {
     size_t nchunks, chunks_cap;
     uint64_t num_samples;
     const struct labels *last_ls; /* to check the order of add() */
+    unsigned index_version;
 };
 
 int tsdb_block_writer_new(const char *parent, struct tsdb_block_writer **out, struct bs_error *err)
@@ -334,6 +335,7 @@ int tsdb_block_writer_new(const char *parent, struct tsdb_block_writer **out, st
     *out = NULL;
     struct tsdb_block_writer *w = bs_xcalloc(1, sizeof(*w));
     w->seg.fd = -1;
+    w->index_version = TSDB_INDEX_VERSION;
     tsdb_ulid_new(w->ulid);
     char chunks[4200];
     if ((size_t)snprintf(w->tmp, sizeof(w->tmp), "%s/%s.tmp", parent, w->ulid) >= sizeof(w->tmp) ||
@@ -458,9 +460,40 @@ int tsdb_block_writer_add_refs(struct tsdb_block_writer *w, const struct labels 
 
 /* --------------------------------------------------------------- index */
 
-static int write_index(const char *dir, const struct wr_series *series, size_t n,
-                       const struct wr_chunk *chunks, struct bs_error *err)
+int tsdb_block_writer_set_index_version(struct tsdb_block_writer *w, unsigned version)
 {
+    if (version != 1 && version != TSDB_INDEX_VERSION)
+        return BS_EINVAL;
+    w->index_version = version;
+    return 0;
+}
+
+/* Append a postings list of ids[0..n) to mb in the layout of the index
+ * version: count and ids as u32 (1), or count and id deltas as uvarints
+ * (2). */
+static void mb_postings(struct mbuf *mb, unsigned version, const uint32_t *ids, size_t stride,
+                        size_t n)
+{
+    if (version == 1)
+        mb_u32(mb, (uint32_t)n);
+    else
+        mb_uvarint(mb, n);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = *(const uint32_t *)((const char *)ids + i * stride);
+        if (version == 1)
+            mb_u32(mb, id);
+        else
+            mb_uvarint(mb, id - prev);
+        prev = id;
+    }
+}
+
+static int write_index(const char *dir, const struct wr_series *series, size_t n,
+                       const struct wr_chunk *chunks, unsigned version, struct bs_error *err)
+{
+    /* Series entries start at multiples of align; ids are offset / align. */
+    const unsigned align = version == 1 ? 16 : 8;
     char path[4200];
     snprintf(path, sizeof(path), "%s/index", dir);
     struct sym_table st = {0};
@@ -512,7 +545,7 @@ static int write_index(const char *dir, const struct wr_series *series, size_t n
         goto done;
     uint8_t fh[8] = {0};
     bs_put_be32(fh, TSDB_INDEX_MAGIC);
-    fh[4] = TSDB_BLOCK_VERSION;
+    fh[4] = (uint8_t)version;
     uint64_t toc[4];
     rc = fw_write(&w, fh, 8, err);
     /* symbols section: len, content, crc */
@@ -531,14 +564,15 @@ static int write_index(const char *dir, const struct wr_series *series, size_t n
         rc = fw_pad(&w, 16, err);
     toc[1] = w.off;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = fw_pad(&w, 16, err);
+        rc = fw_pad(&w, align, err);
         if (rc)
             break;
-        if (w.off / 16 > UINT32_MAX) {
-            rc = bs_error_set(err, BS_ELIMIT, "index of %s exceeds 64 GiB of series", dir);
+        if (w.off / align > UINT32_MAX) {
+            rc = bs_error_set(err, BS_ELIMIT, "index of %s exceeds %u GiB of series", dir,
+                              4 * align);
             break;
         }
-        ids[i] = (uint32_t)(w.off / 16);
+        ids[i] = (uint32_t)(w.off / align);
         const struct labels *ls = series[i].ls;
         mb.len = 0;
         mb_uvarint(&mb, ls->n);
@@ -582,9 +616,7 @@ static int write_index(const char *dir, const struct wr_series *series, size_t n
     mb_u32(&table, 0); /* count, patched below */
     uint32_t nentries = 0;
     mb.len = 0;
-    mb_u32(&mb, (uint32_t)n);
-    for (size_t i = 0; i < n; i++)
-        mb_u32(&mb, ids[i]);
+    mb_postings(&mb, version, ids, sizeof(*ids), n);
     if (rc == 0)
         rc = fw_write(&w, mb.p, mb.len, err);
     if (rc == 0)
@@ -600,9 +632,7 @@ static int write_index(const char *dir, const struct wr_series *series, size_t n
         mb_uvarint(&table, w.off);
         nentries++;
         mb.len = 0;
-        mb_u32(&mb, (uint32_t)(j - i));
-        for (size_t x = i; x < j; x++)
-            mb_u32(&mb, tr[x].id);
+        mb_postings(&mb, version, &tr[i].id, sizeof(*tr), j - i);
         rc = fw_write(&w, mb.p, mb.len, err);
         if (rc == 0)
             rc = fw_u32(&w, bs_crc32c(0, mb.p, mb.len), err);
@@ -699,7 +729,7 @@ int tsdb_block_writer_commit(struct tsdb_block_writer *w, struct tsdb_block_meta
     }
     int rc = w->seg.fd >= 0 ? fw_close(&w->seg, err) : 0;
     if (rc == 0)
-        rc = write_index(w->tmp, w->series, w->nseries, w->chunks, err);
+        rc = write_index(w->tmp, w->series, w->nseries, w->chunks, w->index_version, err);
     if (rc == 0)
         rc = tsdb_block_meta_write(w->tmp, meta, err);
     if (own_source) {

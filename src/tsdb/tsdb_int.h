@@ -612,6 +612,9 @@ int tsdb_checkpoint_head(struct tsdb *db, struct bs_error *err);
 /* ---------------------------------------------------------------- blocks */
 
 #define TSDB_BLOCK_VERSION 1
+/* Index format written (docs/format/index.md): 2 since 2026-11-27 (series
+ * entries 8-byte aligned, postings lists as varint deltas); 1 is read. */
+#define TSDB_INDEX_VERSION 2
 #define TSDB_ULID_LEN 26
 #define TSDB_CHUNK_ENC_XOR 1
 #define TSDB_BLOCK_SEGMENT_MAX (UINT64_C(512) << 20) /* chunk segment file cap */
@@ -688,6 +691,10 @@ int tsdb_block_writer_add_refs(struct tsdb_block_writer *w, const struct labels 
 int tsdb_block_writer_commit(struct tsdb_block_writer *w, struct tsdb_block_meta *meta,
                              struct bs_error *err);
 void tsdb_block_writer_abort(struct tsdb_block_writer *w);
+/* Write the index in an older format version (1) instead of
+ * TSDB_INDEX_VERSION, so tests can check that such blocks still read.
+ * BS_EINVAL for a version that is not written. */
+int tsdb_block_writer_set_index_version(struct tsdb_block_writer *w, unsigned version);
 
 /* meta.json */
 int tsdb_block_meta_read(const char *blockdir, struct tsdb_block_meta *m, struct bs_error *err);
@@ -719,6 +726,8 @@ struct tsdb_block {
     uint64_t series_off, series_end;
     uint64_t postings_off, postings_end;
     uint64_t all_off; /* the all-series postings list */
+    unsigned index_version;
+    unsigned series_shift; /* series id = entry offset >> series_shift */
     struct tsdb_postings_entry *po;
     size_t npo;
     uint64_t bytes; /* on disk */

@@ -195,66 +195,15 @@ struct ref_series {
     size_t n;
 };
 
-static void test_block_roundtrip(void **state)
+/* Open the block at path written from the NS series rs / ls with meta and
+ * check it: meta, every series in label order with every sample
+ * bit-exact, postings of matchers against brute force. */
+static void check_roundtrip_block(const char *path, const struct tsdb_block_meta *mp,
+                                  const struct ref_series *rs, const struct labels *ls, int NS)
 {
-    (void)state;
-    rng_state = 42;
-    char *dir = make_tmpdir();
-    enum { NS = 300 };
-    struct ref_series rs[NS];
-    struct labels_builder lb[NS];
-    struct labels ls[NS];
-    struct tsdb_bw_series bw[NS];
-    struct tsdb_xor_enc enc;
-    for (int i = 0; i < NS; i++) {
-        char spec[256];
-        /* unique by i; random extra labels exercise the symbol table */
-        snprintf(spec, sizeof(spec), "__name__=m%u,i=%d,job=j%u%s%s", (unsigned)(rnd() % 7), i,
-                 (unsigned)(rnd() % 3), rnd() % 2 ? ",zone=z\xc3\xa9" : "",
-                 rnd() % 3 ? ",a_long_label_name=some value with spaces" : "");
-        rs[i].spec = strdup(spec);
-        labels_builder_init(&lb[i]);
-        ls[i] = mk_labels(&lb[i], spec);
-        rs[i].n = 1 + rnd() % 700;
-        rs[i].t = malloc(rs[i].n * sizeof(int64_t));
-        rs[i].v = malloc(rs[i].n * sizeof(uint64_t));
-        int64_t t = 1700000000000 + (int64_t)(rnd() % 1000);
-        for (size_t k = 0; k < rs[i].n; k++) {
-            rs[i].t[k] = t;
-            rs[i].v[k] = bs_float_bits(rnd_value(k));
-            t += 1 + (int64_t)(rnd() % 3 ? 15000 : rnd() % 100000);
-        }
-        /* encode as the head would: 120 samples per chunk */
-        bw[i].ls = &ls[i];
-        bw[i].n = 0;
-        bw[i].chunks = calloc(rs[i].n / 120 + 2, sizeof(struct tsdb_bw_chunk));
-        tsdb_xor_enc_init(&enc);
-        for (size_t k = 0; k <= rs[i].n; k++) {
-            if (k == rs[i].n || enc.n == 120) {
-                size_t len = tsdb_xor_enc_bytes(&enc);
-                uint8_t *copy = malloc(len);
-                memcpy(copy, enc.buf, len);
-                bw[i].chunks[bw[i].n++] =
-                    (struct tsdb_bw_chunk){enc.mint, enc.t, copy, (uint32_t)len, enc.n, 0};
-                tsdb_xor_enc_reset(&enc);
-            }
-            if (k < rs[i].n)
-                assert_int_equal(tsdb_xor_enc_append(&enc, rs[i].t[k], rs[i].v[k]), 0);
-        }
-        tsdb_xor_enc_fini(&enc);
-    }
-    struct tsdb_block_meta meta = {.mint = 1700000000000, .maxt = 1800000000000, .level = 1};
-    struct bs_error err = {0};
-    /* the writer sorts bw in place; keep the chunk arrays to free them */
-    struct tsdb_bw_chunk *chunk_arrays[NS];
-    for (int i = 0; i < NS; i++)
-        chunk_arrays[i] = bw[i].chunks;
-    if (tsdb_block_write(dir, &meta, bw, NS, &err))
-        fail_msg("block write: %s", err.msg);
-    assert_true(tsdb_ulid_valid(meta.ulid));
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, meta.ulid);
+    struct tsdb_block_meta meta = *mp;
     struct tsdb_block *b;
+    struct bs_error err = {0};
     if (tsdb_block_open(path, &b, &err))
         fail_msg("block open: %s", err.msg);
     assert_string_equal(b->meta.ulid, meta.ulid);
@@ -328,6 +277,92 @@ static void test_block_roundtrip(void **state)
     free(chks);
     bs_arena_fini(&arena);
     tsdb_block_unref(b);
+}
+
+static void test_block_roundtrip(void **state)
+{
+    (void)state;
+    rng_state = 42;
+    char *dir = make_tmpdir();
+    enum { NS = 300 };
+    struct ref_series rs[NS];
+    struct labels_builder lb[NS];
+    struct labels ls[NS];
+    struct tsdb_bw_series bw[NS];
+    struct tsdb_xor_enc enc;
+    for (int i = 0; i < NS; i++) {
+        char spec[256];
+        /* unique by i; random extra labels exercise the symbol table */
+        snprintf(spec, sizeof(spec), "__name__=m%u,i=%d,job=j%u%s%s", (unsigned)(rnd() % 7), i,
+                 (unsigned)(rnd() % 3), rnd() % 2 ? ",zone=z\xc3\xa9" : "",
+                 rnd() % 3 ? ",a_long_label_name=some value with spaces" : "");
+        rs[i].spec = strdup(spec);
+        labels_builder_init(&lb[i]);
+        ls[i] = mk_labels(&lb[i], spec);
+        rs[i].n = 1 + rnd() % 700;
+        rs[i].t = malloc(rs[i].n * sizeof(int64_t));
+        rs[i].v = malloc(rs[i].n * sizeof(uint64_t));
+        int64_t t = 1700000000000 + (int64_t)(rnd() % 1000);
+        for (size_t k = 0; k < rs[i].n; k++) {
+            rs[i].t[k] = t;
+            rs[i].v[k] = bs_float_bits(rnd_value(k));
+            t += 1 + (int64_t)(rnd() % 3 ? 15000 : rnd() % 100000);
+        }
+        /* encode as the head would: 120 samples per chunk */
+        bw[i].ls = &ls[i];
+        bw[i].n = 0;
+        bw[i].chunks = calloc(rs[i].n / 120 + 2, sizeof(struct tsdb_bw_chunk));
+        tsdb_xor_enc_init(&enc);
+        for (size_t k = 0; k <= rs[i].n; k++) {
+            if (k == rs[i].n || enc.n == 120) {
+                size_t len = tsdb_xor_enc_bytes(&enc);
+                uint8_t *copy = malloc(len);
+                memcpy(copy, enc.buf, len);
+                bw[i].chunks[bw[i].n++] =
+                    (struct tsdb_bw_chunk){enc.mint, enc.t, copy, (uint32_t)len, enc.n, 0};
+                tsdb_xor_enc_reset(&enc);
+            }
+            if (k < rs[i].n)
+                assert_int_equal(tsdb_xor_enc_append(&enc, rs[i].t[k], rs[i].v[k]), 0);
+        }
+        tsdb_xor_enc_fini(&enc);
+    }
+    struct tsdb_block_meta meta = {.mint = 1700000000000, .maxt = 1800000000000, .level = 1};
+    struct bs_error err = {0};
+    /* the writer sorts bw in place; keep the chunk arrays to free them */
+    struct tsdb_bw_chunk *chunk_arrays[NS];
+    for (int i = 0; i < NS; i++)
+        chunk_arrays[i] = bw[i].chunks;
+    if (tsdb_block_write(dir, &meta, bw, NS, &err))
+        fail_msg("block write: %s", err.msg);
+    assert_true(tsdb_ulid_valid(meta.ulid));
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, meta.ulid);
+    check_roundtrip_block(path, &meta, rs, ls, NS);
+
+    /* The same series in index format 1 (16-byte aligned series entries,
+     * u32 postings lists), as blocks written before 2026-11-27 hold it:
+     * read the same; format 2 is smaller. */
+    struct tsdb_block_writer *w1;
+    assert_int_equal(tsdb_block_writer_new(dir, &w1, &err), 0);
+    assert_int_equal(tsdb_block_writer_set_index_version(w1, 1), 0);
+    assert_int_equal(tsdb_block_writer_set_index_version(w1, 3), BS_EINVAL);
+    for (int i = 0; i < NS; i++) /* bw is in label order now */
+        assert_int_equal(tsdb_block_writer_add(w1, bw[i].ls, bw[i].chunks, bw[i].n, &err), 0);
+    struct tsdb_block_meta meta1 = {.mint = 1700000000000, .maxt = 1800000000000, .level = 1};
+    if (tsdb_block_writer_commit(w1, &meta1, &err))
+        fail_msg("block write (index v1): %s", err.msg);
+    char path1[512];
+    snprintf(path1, sizeof(path1), "%s/%s", dir, meta1.ulid);
+    check_roundtrip_block(path1, &meta1, rs, ls, NS);
+    struct stat st1, st2;
+    char ipath[600];
+    snprintf(ipath, sizeof(ipath), "%s/index", path1);
+    assert_int_equal(stat(ipath, &st1), 0);
+    snprintf(ipath, sizeof(ipath), "%s/index", path);
+    assert_int_equal(stat(ipath, &st2), 0);
+    assert_true(st2.st_size < st1.st_size);
+    struct tsdb_block *b;
 
     /* a flipped byte in a chunk is reported, not crashed on */
     snprintf(path, sizeof(path), "%s/%s/chunks/000001", dir, meta.ulid);
@@ -340,10 +375,12 @@ static void test_block_roundtrip(void **state)
     close(fd);
     snprintf(path, sizeof(path), "%s/%s", dir, meta.ulid);
     assert_int_equal(tsdb_block_open(path, &b, &err), 0);
+    uint64_t *ids;
+    size_t nids;
     assert_int_equal(tsdb_block_postings_all(b, &ids, &nids), 0);
     size_t bad = 0;
-    chks = NULL;
-    nchks = cap = 0;
+    struct tsdb_chunk_meta *chks = NULL;
+    size_t nchks = 0, cap = 0;
     for (size_t k = 0; k < nids; k++) {
         assert_int_equal(tsdb_block_series(b, ids[k], NULL, NULL, &chks, &nchks, &cap), 0);
         for (size_t c = 0; c < nchks; c++) {

@@ -242,7 +242,7 @@ static void test_merge_levels(void **state)
     assert_int_equal(x->blocks[0]->meta.num_chunks, NS);
     struct tsdb_chunk_meta *chks = NULL;
     size_t nchks = 0, cap = 0;
-    assert_int_equal(tsdb_block_series(x->blocks[0], x->blocks[0]->series_off / 16, NULL, NULL,
+    assert_int_equal(tsdb_block_series(x->blocks[0], x->blocks[0]->series_off >> x->blocks[0]->series_shift, NULL, NULL,
                                        &chks, &nchks, &cap),
                      0);
     const uint8_t *p;
