@@ -819,7 +819,8 @@ static int build_xor(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n)
 }
 
 /* Write raw into e->sealed as a section (length, and raw length when
- * compressed, then the bytes), compressing when smaller. OUT: *z. */
+ * compressed, then the bytes), compressing when zc is given and that is
+ * smaller. OUT: *z. */
 static int seal(struct tsdb_dense_enc *e, ZSTD_CCtx *zc, const struct dbuf *raw, bool *z)
 {
     e->sealed.len = 0;
@@ -828,7 +829,7 @@ static int seal(struct tsdb_dense_enc *e, ZSTD_CCtx *zc, const struct dbuf *raw,
     int rc = dbuf_reserve(&e->sealed, 20 + (bound > raw->len ? bound : raw->len));
     if (rc)
         return rc;
-    if (raw->len >= 16) {
+    if (zc && raw->len >= 16) {
         uint8_t *dst = e->sealed.p + 20;
         size_t zl = ZSTD_compress2(zc, dst, bound, raw->p, raw->len);
         if (!ZSTD_isError(zl) && zl + uv_len(raw->len) < raw->len) {
@@ -847,11 +848,13 @@ static int seal(struct tsdb_dense_enc *e, ZSTD_CCtx *zc, const struct dbuf *raw,
     return 0;
 }
 
-/* Seal e->vraw and keep it in e->vbest if smaller than what is there. */
-static int keep_if_smaller(struct tsdb_dense_enc *e, int mode, int *best_mode, bool *best_z)
+/* Seal e->vraw (with zstd unless raw_only) and keep it in e->vbest if
+ * smaller than what is there. */
+static int keep_if_smaller(struct tsdb_dense_enc *e, int mode, bool raw_only, int *best_mode,
+                           bool *best_z)
 {
     bool z;
-    int rc = seal(e, e->zc, &e->vraw, &z);
+    int rc = seal(e, raw_only ? NULL : e->zc, &e->vraw, &z);
     if (rc)
         return rc;
     if (*best_mode >= 0 && e->sealed.len >= e->vbest.len)
@@ -867,12 +870,13 @@ static int keep_if_smaller(struct tsdb_dense_enc *e, int mode, int *best_mode, b
 /* Both residual representations of a planned INT or BITS candidate, each
  * kept when smaller than the best so far. Coded residuals are left out for
  * a single sample and whenever they would exceed the decoder's section
- * cap. */
+ * cap; they are stored as they are (zstd finds nothing left in them). */
 static int int_candidates(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, int mode,
                           const struct int_plan *pl, int *best_mode, bool *best_z)
 {
     int rc;
-    if ((rc = write_int(e, vs, n, pl, false)) || (rc = keep_if_smaller(e, mode, best_mode, best_z)))
+    if ((rc = write_int(e, vs, n, pl, false)) ||
+        (rc = keep_if_smaller(e, mode, false, best_mode, best_z)))
         return rc;
     if (n < 2)
         return 0;
@@ -880,7 +884,7 @@ static int int_candidates(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n
         return rc;
     if (e->vraw.len > SECTION_FIXED + (size_t)SECTION_PER_SAMPLE * n)
         return 0;
-    return keep_if_smaller(e, mode, best_mode, best_z);
+    return keep_if_smaller(e, mode, true, best_mode, best_z);
 }
 
 /* Encode ts/vs[0..n) into *out. With shared set the time section is left
@@ -900,7 +904,7 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
     size_t nexc = 0;
     if ((rc = build_const(e, vs, n, &ok, &nexc)))
         return rc;
-    if (ok && (rc = keep_if_smaller(e, MODE_CONST, &best_mode, &vz)))
+    if (ok && (rc = keep_if_smaller(e, MODE_CONST, false, &best_mode, &vz)))
         return rc;
     if (!ok || nexc > 0) {
         struct int_plan pl;
@@ -911,7 +915,7 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
             plan_int(e, vs, n, true, &pl, &ok);
             if (ok && (rc = int_candidates(e, vs, n, MODE_BITS, &pl, &best_mode, &vz)))
                 return rc;
-            if ((rc = build_xor(e, vs, n)) || (rc = keep_if_smaller(e, MODE_XOR, &best_mode, &vz)))
+            if ((rc = build_xor(e, vs, n)) || (rc = keep_if_smaller(e, MODE_XOR, false, &best_mode, &vz)))
                 return rc;
         }
     }
