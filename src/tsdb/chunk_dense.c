@@ -581,7 +581,8 @@ static uint64_t int_transform(struct tsdb_dense_enc *e, size_t n, int xf)
             dl = d;
         }
         e->x[i - 1] = (int64_t)x;
-        g = gcd64(g, (int64_t)x < 0 ? 0 - x : x);
+        if (g != 1) /* most series reach 1 early: skip the divisions */
+            g = gcd64(g, (int64_t)x < 0 ? 0 - x : x);
     }
     if (g == 0 || g > (uint64_t)INT64_MAX)
         g = 1;
