@@ -60,13 +60,6 @@ static void commit_ok(struct tsdb_appender *a)
         fail_msg("commit: %s", err.msg);
 }
 
-static void compact_ok(struct tsdb *db)
-{
-    struct bs_error err = {0};
-    if (tsdb_compact_now(db, &err))
-        fail_msg("compact: %s", err.msg);
-}
-
 /* A random but valid value: mostly counters and gauges, sometimes odd bit
  * patterns (NaN payloads, stale markers, -0, infinities). */
 static double rnd_value(uint64_t k)
@@ -85,53 +78,6 @@ static double rnd_value(uint64_t k)
     }
 }
 
-/* Dump with bit-exact values: "labels t:bits ...\n". */
-static char *dump_exact(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec)
-{
-    struct labels_matcher *ms[8];
-    size_t nms = 0;
-    char *copy = strdup(mspec), *save = NULL;
-    for (char *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
-        ms[nms++] = mk_matcher(tok);
-    free(copy);
-    struct tsdb_querier *q = tsdb_querier_new(db, mint, maxt);
-    assert_non_null(q);
-    struct tsdb_series_set *set = NULL;
-    struct bs_error err = {0};
-    if (tsdb_querier_select(q, ms, nms, &set, &err))
-        fail_msg("select %s: %s", mspec, err.msg);
-    struct bs_buf out;
-    bs_buf_init(&out, 0);
-    bs_buf_puts(&out, "");
-    const struct labels *prev = NULL;
-    while (tsdb_series_set_next(set)) {
-        const struct labels *ls = tsdb_series_set_labels(set);
-        if (prev)
-            assert_true(labels_cmp(prev, ls) < 0);
-        prev = ls;
-        labels_format(ls, &out);
-        struct tsdb_iterator *it = tsdb_series_set_iterator(set);
-        assert_non_null(it);
-        int64_t last = INT64_MIN;
-        while (tsdb_iterator_next(it)) {
-            int64_t t;
-            double v;
-            tsdb_iterator_at(it, &t, &v);
-            assert_true(t > last);
-            assert_true(t >= mint && t <= maxt);
-            last = t;
-            bs_buf_printf(&out, " %lld:%016llx", (long long)t,
-                          (unsigned long long)bs_float_bits(v));
-        }
-        tsdb_iterator_free(it);
-        bs_buf_putc(&out, '\n');
-    }
-    tsdb_series_set_free(set);
-    tsdb_querier_free(q);
-    for (size_t i = 0; i < nms; i++)
-        labels_matcher_free(ms[i]);
-    return bs_buf_steal(&out, NULL);
-}
 
 static char *dump_names_values(struct tsdb *db, int64_t mint, int64_t maxt)
 {

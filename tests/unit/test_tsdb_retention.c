@@ -49,13 +49,6 @@ static struct tsdb *open_store(const char *dir, int64_t retention_ms, int64_t re
     return db;
 }
 
-static void compact_ok(struct tsdb *db)
-{
-    struct bs_error err = {0};
-    if (tsdb_compact_now(db, &err))
-        fail_msg("compact: %s", err.msg);
-}
-
 /* Values of several kinds: integer counters, decimal gauges, constants,
  * arbitrary bit patterns, stale markers. */
 static double value_of(int i, int64_t t)
@@ -90,39 +83,6 @@ static void ingest(struct tsdb *db, int64_t from, int64_t to)
         if (tsdb_appender_commit(a, &err))
             fail_msg("commit: %s", err.msg);
     }
-}
-
-/* "labels t:bits ..." for every series matching mspec in [mint, maxt]. */
-static char *dump_exact(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec)
-{
-    struct labels_matcher *m = mk_matcher(mspec);
-    struct tsdb_querier *q = tsdb_querier_new(db, mint, maxt);
-    struct tsdb_series_set *set = NULL;
-    assert_int_equal(tsdb_querier_select(q, &m, 1, &set, NULL), 0);
-    struct bs_buf out;
-    bs_buf_init(&out, 0);
-    bs_buf_puts(&out, "");
-    while (tsdb_series_set_next(set)) {
-        labels_format(tsdb_series_set_labels(set), &out);
-        struct tsdb_iterator *it = tsdb_series_set_iterator(set);
-        int64_t last = INT64_MIN;
-        while (tsdb_iterator_next(it)) {
-            int64_t t;
-            double v;
-            tsdb_iterator_at(it, &t, &v);
-            assert_true(t > last);
-            last = t;
-            bs_buf_printf(&out, " %lld:%016llx", (long long)t,
-                          (unsigned long long)bs_float_bits(v));
-        }
-        /* seek inside long chunks lands on the right sample */
-        tsdb_iterator_free(it);
-        bs_buf_putc(&out, '\n');
-    }
-    tsdb_series_set_free(set);
-    tsdb_querier_free(q);
-    labels_matcher_free(m);
-    return bs_buf_steal(&out, NULL);
 }
 
 static void same_answers(struct tsdb *x, struct tsdb *ref, int64_t from)

@@ -343,13 +343,6 @@ static size_t count_blocks(const char *dir, size_t *with_tombstones)
     return n;
 }
 
-static void compact_ok(struct tsdb *db)
-{
-    struct bs_error err = {0};
-    if (tsdb_compact_now(db, &err))
-        fail_msg("compact: %s", err.msg);
-}
-
 /* Deletions inside the head, across chunk boundaries (120 samples a
  * chunk), then WAL replay and a head checkpoint. */
 static void test_head_delete(void **state)

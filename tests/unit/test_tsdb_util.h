@@ -112,11 +112,16 @@ static BS_UNUSED struct labels_matcher *mk_matcher(const char *spec)
     return m;
 }
 
+/* How dump_select writes samples. */
+enum { DUMP_LABELS, DUMP_VALUES, DUMP_BITS };
+
 /* Query with matchers given as text separated by ';' and select flags
- * (TSDB_SELECT_*), and dump the result as "labels t:v t:v\n..." (values
- * with %g). Returns a malloc'd string. */
-static BS_UNUSED char *dump_query_flags(struct tsdb *db, int64_t mint, int64_t maxt,
-                                        const char *mspec, bool with_samples, unsigned flags)
+ * (TSDB_SELECT_*), and dump the result as "labels t:v t:v\n...": no
+ * samples, values with %g, or (DUMP_BITS) values as exact bit patterns,
+ * checking that samples are in time order within [mint, maxt]. Series
+ * must come in label order. Returns a malloc'd string. */
+static BS_UNUSED char *dump_select(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec,
+                                   unsigned flags, int samples)
 {
     struct labels_matcher *ms[16];
     size_t nms = 0;
@@ -140,14 +145,23 @@ static BS_UNUSED char *dump_query_flags(struct tsdb *db, int64_t mint, int64_t m
             assert_true(labels_cmp(prev, ls) < 0);
         prev = ls;
         labels_format(ls, &out);
-        if (with_samples) {
+        if (samples != DUMP_LABELS) {
             struct tsdb_iterator *it = tsdb_series_set_iterator(set);
             assert_non_null(it);
+            int64_t last = INT64_MIN;
             while (tsdb_iterator_next(it)) {
                 int64_t t;
                 double v;
                 tsdb_iterator_at(it, &t, &v);
-                bs_buf_printf(&out, " %lld:%g", (long long)t, v);
+                if (samples == DUMP_VALUES) {
+                    bs_buf_printf(&out, " %lld:%g", (long long)t, v);
+                    continue;
+                }
+                assert_true(t > last);
+                assert_true(t >= mint && t <= maxt);
+                last = t;
+                bs_buf_printf(&out, " %lld:%016llx", (long long)t,
+                              (unsigned long long)bs_float_bits(v));
             }
             tsdb_iterator_free(it);
         }
@@ -160,11 +174,32 @@ static BS_UNUSED char *dump_query_flags(struct tsdb *db, int64_t mint, int64_t m
     return bs_buf_steal(&out, NULL);
 }
 
+/* dump_select with values as %g, or labels only. */
+static BS_UNUSED char *dump_query_flags(struct tsdb *db, int64_t mint, int64_t maxt,
+                                        const char *mspec, bool with_samples, unsigned flags)
+{
+    return dump_select(db, mint, maxt, mspec, flags, with_samples ? DUMP_VALUES : DUMP_LABELS);
+}
+
 /* dump_query_flags with exact selection. */
 static BS_UNUSED char *dump_query(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec,
                                   bool with_samples)
 {
     return dump_query_flags(db, mint, maxt, mspec, with_samples, 0);
+}
+
+static BS_UNUSED void compact_ok(struct tsdb *db)
+{
+    struct bs_error err = {0};
+    if (tsdb_compact_now(db, &err))
+        fail_msg("compact: %s", err.msg);
+}
+
+/* Every series matching mspec (matchers separated by ';') in [mint, maxt]
+ * with bit-exact values (dump_select, DUMP_BITS). */
+static BS_UNUSED char *dump_exact(struct tsdb *db, int64_t mint, int64_t maxt, const char *mspec)
+{
+    return dump_select(db, mint, maxt, mspec, 0, DUMP_BITS);
 }
 
 #endif
