@@ -1835,39 +1835,29 @@ static void url_query_escape(struct bs_buf *b, const char *s, size_t n)
     }
 }
 
-static int f_link(struct xstate *x, struct tval *a, int tab)
+/* "/graph?g0.expr=<expr>&g0.tab=<tab>" for the string a[0]. */
+static int graph_url(struct xstate *x, struct tval *a, int tab, struct tval *out)
 {
     if (want_type(x, &a[0], V_STRING, "string"))
         return -1;
-    return tab;
+    struct bs_buf b;
+    bs_buf_init(&b, 0);
+    bs_buf_puts(&b, "/graph?g0.expr=");
+    url_query_escape(&b, a[0].s, a[0].n);
+    bs_buf_printf(&b, "&g0.tab=%d", tab);
+    *out = vstr(x, b.data, b.len);
+    bs_buf_fini(&b);
+    return 0;
 }
 
 static int f_graph_link(struct xstate *x, struct tval *a, size_t n, struct tval *out)
 {
-    if (f_link(x, a, 0) < 0)
-        return -1;
-    struct bs_buf b;
-    bs_buf_init(&b, 0);
-    bs_buf_puts(&b, "/graph?g0.expr=");
-    url_query_escape(&b, a[0].s, a[0].n);
-    bs_buf_puts(&b, "&g0.tab=0");
-    *out = vstr(x, b.data, b.len);
-    bs_buf_fini(&b);
-    return 0;
+    return graph_url(x, a, 0, out);
 }
 
 static int f_table_link(struct xstate *x, struct tval *a, size_t n, struct tval *out)
 {
-    if (f_link(x, a, 1) < 0)
-        return -1;
-    struct bs_buf b;
-    bs_buf_init(&b, 0);
-    bs_buf_puts(&b, "/graph?g0.expr=");
-    url_query_escape(&b, a[0].s, a[0].n);
-    bs_buf_puts(&b, "&g0.tab=1");
-    *out = vstr(x, b.data, b.len);
-    bs_buf_fini(&b);
-    return 0;
+    return graph_url(x, a, 1, out);
 }
 
 static int f_external_url(struct xstate *x, struct tval *a, size_t n, struct tval *out)

@@ -86,6 +86,7 @@ static const struct tcase cases[] = {
     {"{{ range $i := 3 }}{{ $i }}{{ end }}", "", 0, "012", 0},
     {"{{ range query \"up\" }}{{ if eq .Labels.instance \"a\" }}{{ break }}{{ end }}x{{ end }}", "", 0, "", 0},
     {"{{ tableLink \"up == 0\" }}", "", 0, "/graph?g0.expr=up+%3D%3D+0&g0.tab=1", 0},
+    {"{{ graphLink \"rate(x[5m])\" }}", "", 0, "/graph?g0.expr=rate%28x%5B5m%5D%29&g0.tab=0", 0},
     /* Errors: shown, never fatal. */
     {"{{ if gt $value 1 }}x{{ end }}", "", 2, "error calling gt: incompatible types for comparison", BS_EEXEC},
     {"{{ query \"nothing_here\" | first | value }}", "", 0,
