@@ -310,30 +310,7 @@ size_t promql_float_format_api(double v, char *dst)
         return bs_float_format_api(v, dst);   /* exponent form: rare */
     if (v < 0)
         dst[len++] = '-';
-    if (e < 0) {
-        /* 0.000ddd */
-        dst[len++] = '0';
-        dst[len++] = '.';
-        for (int i = 0; i < -e - 1; i++)
-            dst[len++] = '0';
-        memcpy(dst + len, digits, (size_t)nd);
-        len += (size_t)nd;
-    } else if (e >= nd - 1) {
-        /* ddd000 */
-        memcpy(dst + len, digits, (size_t)nd);
-        len += (size_t)nd;
-        for (int i = 0; i < e - (nd - 1); i++)
-            dst[len++] = '0';
-    } else {
-        /* dd.ddd */
-        memcpy(dst + len, digits, (size_t)e + 1);
-        len += (size_t)e + 1;
-        dst[len++] = '.';
-        memcpy(dst + len, digits + e + 1, (size_t)(nd - e - 1));
-        len += (size_t)(nd - e - 1);
-    }
-    dst[len] = '\0';
-    return len;
+    return len + bs_digits_fixed(digits, nd, e, dst + len);
 }
 
 size_t promql_time_format(int64_t t, char *dst)

@@ -137,22 +137,9 @@ static size_t format_special(double v, char *dst)
     return 0;
 }
 
-size_t bs_float_format(double v, char *dst)
+size_t bs_digits_fixed(const char *digits, int nd, int e, char *dst)
 {
-    char digits[20];
-    int nd, e;
     size_t len = 0;
-
-    if ((len = format_special(v, dst)) != 0)
-        return len;
-    if (signbit(v))
-        dst[len++] = '-';
-    if (v == 0) {
-        dst[len++] = '0';
-        dst[len] = '\0';
-        return len;
-    }
-    nd = shortest_digits(v, digits, &e);
     if (e < 0) {
         /* 0.000ddd */
         dst[len++] = '0';
@@ -177,6 +164,25 @@ size_t bs_float_format(double v, char *dst)
     }
     dst[len] = '\0';
     return len;
+}
+
+size_t bs_float_format(double v, char *dst)
+{
+    char digits[20];
+    int nd, e;
+    size_t len = 0;
+
+    if ((len = format_special(v, dst)) != 0)
+        return len;
+    if (signbit(v))
+        dst[len++] = '-';
+    if (v == 0) {
+        dst[len++] = '0';
+        dst[len] = '\0';
+        return len;
+    }
+    nd = shortest_digits(v, digits, &e);
+    return len + bs_digits_fixed(digits, nd, e, dst + len);
 }
 
 /* Shortest digits in Go's 'e' form ("5.4e-07", "1e+21") when the decimal

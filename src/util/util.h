@@ -184,6 +184,10 @@ bool bs_is_stale_nan(double v);
 uint64_t bs_float_bits(double v);
 double bs_float_from_bits(uint64_t b);
 
+/* Write the nd significant decimal digits `digits` with decimal exponent e
+ * (the value is d.ddd x 10^e) in fixed notation ("0.00123", "12300",
+ * "12.3") into dst, NUL-terminated; returns the length without the NUL. */
+size_t bs_digits_fixed(const char *digits, int nd, int e, char *dst);
 /* Format as Go's strconv.FormatFloat(v, 'f', -1, 64) with Prometheus's
  * specials: shortest text that reads back to the same double, no exponent;
  * "NaN", "+Inf", "-Inf". dst needs BS_FLOAT_FMT_MAX bytes. Returns length. */
