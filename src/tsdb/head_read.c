@@ -28,23 +28,6 @@
 
 #include "tsdb/tsdb_int.h"
 
-static size_t intersect(uint64_t *a, size_t na, const uint64_t *b, size_t nb)
-{
-    size_t i = 0, j = 0, k = 0;
-    while (i < na && j < nb) {
-        if (a[i] < b[j]) {
-            i++;
-        } else if (a[i] > b[j]) {
-            j++;
-        } else {
-            a[k++] = a[i];
-            i++;
-            j++;
-        }
-    }
-    return k;
-}
-
 static int cmp_series(const void *a, const void *b)
 {
     const struct tsdb_series *x = *(const struct tsdb_series *const *)a;
@@ -92,7 +75,7 @@ int tsdb_head_select(struct tsdb_head *h, struct labels_matcher *const *ms, size
             ncur = nl;
             have = true;
         } else {
-            ncur = intersect(cur, ncur, l, nl);
+            ncur = tsdb_postings_intersect(cur, ncur, l, nl);
             free(l);
         }
         if (ncur == 0)

@@ -241,6 +241,23 @@ void tsdb_postings_add_locked(struct tsdb_postings *p, const struct labels *ls, 
     plist_add(&p->all, (uint32_t)ref);
 }
 
+size_t tsdb_postings_intersect(uint64_t *a, size_t na, const uint64_t *b, size_t nb)
+{
+    size_t i = 0, j = 0, k = 0;
+    while (i < na && j < nb) {
+        if (a[i] < b[j]) {
+            i++;
+        } else if (a[i] > b[j]) {
+            j++;
+        } else {
+            a[k++] = a[i];
+            i++;
+            j++;
+        }
+    }
+    return k;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

@@ -312,23 +312,6 @@ static int item_push(struct item_vec *iv, struct q_item it)
     return 0;
 }
 
-static size_t intersect(uint64_t *a, size_t na, const uint64_t *b, size_t nb)
-{
-    size_t i = 0, j = 0, k = 0;
-    while (i < na && j < nb) {
-        if (a[i] < b[j]) {
-            i++;
-        } else if (a[i] > b[j]) {
-            j++;
-        } else {
-            a[k++] = a[i];
-            i++;
-            j++;
-        }
-    }
-    return k;
-}
-
 /* Does the block series hold a sample in the source's range? */
 static bool block_series_in_range(struct tsdb_block *b, const struct tsdb_chunk_meta *c, size_t n,
                                   int64_t mint, int64_t maxt)
@@ -385,7 +368,7 @@ int tsdb_block_postings_matching(struct tsdb_block *b, struct labels_matcher *co
             ncur = nl;
             have = true;
         } else {
-            ncur = intersect(cur, ncur, l, nl);
+            ncur = tsdb_postings_intersect(cur, ncur, l, nl);
             free(l);
         }
         if (ncur == 0)

@@ -418,6 +418,9 @@ int tsdb_postings_for_matcher(struct tsdb_postings *p, const struct labels_match
                               uint64_t **out, size_t *n);
 /* Copy of the all-series list. */
 int tsdb_postings_all(struct tsdb_postings *p, uint64_t **out, size_t *n);
+/* Keep in a[0..na) the ids also in b[0..nb) (both sorted, no duplicates);
+ * returns how many remain. */
+size_t tsdb_postings_intersect(uint64_t *a, size_t na, const uint64_t *b, size_t nb);
 /* Remove every ref for which dead(ref, arg) is true from every list, and
  * the (name, value) pairs and names left without series. */
 void tsdb_postings_delete_locked(struct tsdb_postings *p, bool (*dead)(uint64_t ref, void *arg),
