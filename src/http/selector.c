@@ -75,34 +75,6 @@ static int hexdig(char c)
     return -1;
 }
 
-static int put_utf8(struct bs_buf *b, unsigned long cp)
-{
-    char u[4];
-    size_t n;
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return BS_EPARSE;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return bs_buf_append(b, u, n);
-}
-
 /* A quoted string at p->i into out (decoded). */
 static int parse_string(struct sel_parser *p, struct bs_buf *out)
 {
@@ -133,7 +105,12 @@ static int parse_string(struct sel_parser *p, struct bs_buf *out)
                     v = v * 16 + (unsigned long)h;
                     p->i++;
                 }
-                rc = e == 'x' ? bs_buf_putc(out, (char)v) : put_utf8(out, v);
+                if (e == 'x')
+                    rc = bs_buf_putc(out, (char)v);
+                else if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+                    rc = BS_EPARSE;
+                else
+                    rc = bs_buf_put_utf8(out, (uint32_t)v);
             } else if (e >= '0' && e <= '7') {
                 unsigned v = (unsigned)(e - '0');
                 for (int k = 0; k < 2; k++) {

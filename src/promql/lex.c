@@ -492,23 +492,6 @@ static int hexval(int c)
     return -1;
 }
 
-static size_t put_utf8(char *d, uint32_t cp)
-{
-    if (cp < 0x80) { d[0] = (char)cp; return 1; }
-    if (cp < 0x800) { d[0] = (char)(0xc0 | (cp >> 6)); d[1] = (char)(0x80 | (cp & 0x3f)); return 2; }
-    if (cp < 0x10000) {
-        d[0] = (char)(0xe0 | (cp >> 12));
-        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        d[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    d[0] = (char)(0xf0 | (cp >> 18));
-    d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    d[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 int promql_unquote(const char *s, size_t n, char **out, char *err, size_t errcap)
 {
     *out = NULL;
@@ -589,7 +572,7 @@ int promql_unquote(const char *s, size_t n, char **out, char *err, size_t errcap
                     free(d);
                     return BS_EPARSE;
                 }
-                o += put_utf8(d + o, v);
+                o += bs_utf8_encode(v, d + o);
             }
         }
     }

@@ -177,32 +177,6 @@ static int hexval(char c)
     return -1;
 }
 
-static int put_utf8(struct bs_buf *b, uint32_t cp)
-{
-    char u[4];
-    size_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xc0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xe0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        u[0] = (char)(0xf0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        u[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    return bs_buf_append(b, u, n);
-}
-
 static int jp_hex4(struct jp *p, uint32_t *out)
 {
     if (p->i + 4 > p->n)
@@ -272,7 +246,7 @@ static int jp_string(struct jp *p)
                 cp = 0xfffd;
             if (cp == 0)
                 return jp_fail(p, BS_EPARSE, "string holds a NUL character");
-            rc = put_utf8(&p->str, cp);
+            rc = bs_buf_put_utf8(&p->str, cp);
         } else {
             p->i--;
             return jp_unexpected(p, "in string escape code");

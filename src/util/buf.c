@@ -86,6 +86,36 @@ int bs_buf_putc(struct bs_buf *b, char c)
     return bs_buf_append(b, &c, 1);
 }
 
+size_t bs_utf8_encode(uint32_t cp, char *d)
+{
+    if (cp < 0x80) {
+        d[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        d[0] = (char)(0xc0 | (cp >> 6));
+        d[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        d[0] = (char)(0xe0 | (cp >> 12));
+        d[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        d[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    d[0] = (char)(0xf0 | (cp >> 18));
+    d[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    d[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    d[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+int bs_buf_put_utf8(struct bs_buf *b, uint32_t cp)
+{
+    char u[4];
+    return bs_buf_append(b, u, bs_utf8_encode(cp, u));
+}
+
 int bs_buf_printf(struct bs_buf *b, const char *fmt, ...)
 {
     va_list ap;

@@ -132,6 +132,8 @@ int bs_buf_reserve(struct bs_buf *b, size_t extra);
 int bs_buf_append(struct bs_buf *b, const void *p, size_t n);
 int bs_buf_puts(struct bs_buf *b, const char *s);
 int bs_buf_putc(struct bs_buf *b, char c);
+/* Append the code point cp as UTF-8 (bs_utf8_encode). */
+int bs_buf_put_utf8(struct bs_buf *b, uint32_t cp);
 int bs_buf_printf(struct bs_buf *b, const char *fmt, ...) BS_PRINTF(2, 3);
 int bs_buf_vprintf(struct bs_buf *b, const char *fmt, va_list ap);
 /* Hand the memory to the caller (who frees it); b is reset to empty. */
@@ -188,6 +190,10 @@ double bs_float_from_bits(uint64_t b);
  * (the value is d.ddd x 10^e) in fixed notation ("0.00123", "12300",
  * "12.3") into dst, NUL-terminated; returns the length without the NUL. */
 size_t bs_digits_fixed(const char *digits, int nd, int e, char *dst);
+/* Encode the code point cp as UTF-8 into d (room for 4 bytes); returns the
+ * bytes written. cp must be at most 0x10FFFF and not a surrogate (callers
+ * decide what an invalid one means). */
+size_t bs_utf8_encode(uint32_t cp, char *d);
 /* Format as Go's strconv.FormatFloat(v, 'f', -1, 64) with Prometheus's
  * specials: shortest text that reads back to the same double, no exponent;
  * "NaN", "+Inf", "-Inf". dst needs BS_FLOAT_FMT_MAX bytes. Returns length. */
