@@ -365,6 +365,12 @@ struct scrape_manager {
 };
 
 /* The scrape thread's body (scrape_loop.c). arg is the manager. */
+/* The options of the HTTP client configuration h on the easy handle e:
+ * redirects, HTTP/2 through ALPN, proxy (never the environment's), TLS
+ * versions, CA (only the configured one, re-read for new connections),
+ * client certificate and key, insecure_skip_verify. Shared by scrape
+ * targets and http_sd. */
+void scrape_curl_client_opts(CURL *e, const struct config_http_client *h);
 void *scrape_loop_run(void *arg);
 /* Write staleness markers for every series of t (end of run); used by the
  * thread when a target is removed. */

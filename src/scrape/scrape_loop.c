@@ -633,57 +633,9 @@ static void set_blob(CURL *e, CURLoption opt, const char *pem)
     curl_easy_setopt(e, opt, &blob);
 }
 
-/* The connection pool of t (SCRAPE_CONN_POOLS), created on first use; NULL
- * when it cannot be created (the multi handle's own pool is used then). */
-static CURLSH *target_pool(struct scrape_manager *m, const struct scrape_target *t)
+void scrape_curl_client_opts(CURL *e, const struct config_http_client *h)
 {
-    size_t i = (size_t)(t->offset_hash % SCRAPE_CONN_POOLS);
-    if (!m->pools[i]) {
-        CURLSH *sh = curl_share_init();
-        if (sh && curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
-            curl_share_cleanup(sh);
-            sh = NULL;
-        }
-        m->pools[i] = sh;
-    }
-    return m->pools[i];
-}
-
-/* Create and configure t's easy handle from the target and its job's HTTP
- * client settings. 0, or an error with errmsg set. */
-static int target_setup_easy(struct scrape_manager *m, struct scrape_target *t, char *errmsg,
-                             size_t cap)
-{
-    const struct config_http_client *h = &t->job->http;
     const struct config_tls *tls = &h->tls;
-    struct curl_slist *connect_to = NULL;
-    CURL *e = curl_easy_init();
-    if (!e || target_setup_server_name(t, &connect_to) != 0) {
-        if (e)
-            curl_easy_cleanup(e);
-        snprintf(errmsg, cap, "out of memory");
-        return BS_ENOMEM;
-    }
-    t->easy = e;
-    int rc = target_setup_auth(t, errmsg, cap);
-    if (rc != 0 && rc != BS_EIO) {
-        curl_slist_free_all(connect_to);
-        curl_easy_cleanup(e);
-        t->easy = NULL;
-        return rc;
-    }
-    t->headers_dynamic = h->auth_credentials_file || h->password_file;
-    curl_easy_setopt(e, CURLOPT_URL, t->connect_url ? t->connect_url : t->url);
-    if (connect_to) {
-        curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to);
-        t->connect_to = connect_to;
-    }
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "bongsu/" BS_VERSION);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, h->follow_redirects ? 1L : 0L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     /* HTTP/2 only through TLS ALPN, as Go's transport does it. */
@@ -718,6 +670,59 @@ static int target_setup_easy(struct scrape_manager *m, struct scrape_target *t, 
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+}
+
+/* The connection pool of t (SCRAPE_CONN_POOLS), created on first use; NULL
+ * when it cannot be created (the multi handle's own pool is used then). */
+static CURLSH *target_pool(struct scrape_manager *m, const struct scrape_target *t)
+{
+    size_t i = (size_t)(t->offset_hash % SCRAPE_CONN_POOLS);
+    if (!m->pools[i]) {
+        CURLSH *sh = curl_share_init();
+        if (sh && curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+            curl_share_cleanup(sh);
+            sh = NULL;
+        }
+        m->pools[i] = sh;
+    }
+    return m->pools[i];
+}
+
+/* Create and configure t's easy handle from the target and its job's HTTP
+ * client settings. 0, or an error with errmsg set. */
+static int target_setup_easy(struct scrape_manager *m, struct scrape_target *t, char *errmsg,
+                             size_t cap)
+{
+    const struct config_http_client *h = &t->job->http;
+    struct curl_slist *connect_to = NULL;
+    CURL *e = curl_easy_init();
+    if (!e || target_setup_server_name(t, &connect_to) != 0) {
+        if (e)
+            curl_easy_cleanup(e);
+        snprintf(errmsg, cap, "out of memory");
+        return BS_ENOMEM;
+    }
+    t->easy = e;
+    int rc = target_setup_auth(t, errmsg, cap);
+    if (rc != 0 && rc != BS_EIO) {
+        curl_slist_free_all(connect_to);
+        curl_easy_cleanup(e);
+        t->easy = NULL;
+        return rc;
+    }
+    t->headers_dynamic = h->auth_credentials_file || h->password_file;
+    curl_easy_setopt(e, CURLOPT_URL, t->connect_url ? t->connect_url : t->url);
+    if (connect_to) {
+        curl_easy_setopt(e, CURLOPT_CONNECT_TO, connect_to);
+        t->connect_to = connect_to;
+    }
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "bongsu/" BS_VERSION);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    scrape_curl_client_opts(e, h);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -97,28 +97,6 @@ static int read_secret(const char *path, char **out, struct bs_error *err)
     return 0;
 }
 
-static long tls_opt(enum config_tls_version v, bool max)
-{
-    switch (v) {
-    case CONFIG_TLS_10:
-        return max ? CURL_SSLVERSION_MAX_TLSv1_0 : CURL_SSLVERSION_TLSv1_0;
-    case CONFIG_TLS_11:
-        return max ? CURL_SSLVERSION_MAX_TLSv1_1 : CURL_SSLVERSION_TLSv1_1;
-    case CONFIG_TLS_12:
-        return max ? CURL_SSLVERSION_MAX_TLSv1_2 : CURL_SSLVERSION_TLSv1_2;
-    case CONFIG_TLS_13:
-        return max ? CURL_SSLVERSION_MAX_TLSv1_3 : CURL_SSLVERSION_TLSv1_3;
-    default:
-        return max ? CURL_SSLVERSION_MAX_DEFAULT : CURL_SSLVERSION_TLSv1_2;
-    }
-}
-
-static void blob_opt(CURL *e, CURLoption opt, const char *pem)
-{
-    struct curl_blob b = {.data = (void *)pem, .len = strlen(pem), .flags = CURL_BLOB_COPY};
-    curl_easy_setopt(e, opt, &b);
-}
-
 /* Go's mime type check: ^(?i:application\/json(;\s*charset=("utf-8"|utf-8))?)$
  * on the trimmed header. */
 static bool content_type_ok(const char *ct)
@@ -212,32 +190,7 @@ static int http_fetch(struct sd_provider *p, struct sd_groups *out, struct bs_er
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &x);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, h->follow_redirects ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
-                     h->enable_http2 ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_PROXY, h->proxy_url ? h->proxy_url : "");
-    curl_easy_setopt(e, CURLOPT_SSLVERSION,
-                     tls_opt(h->tls.min_version, false) | tls_opt(h->tls.max_version, true));
-    if (h->tls.ca_file || h->tls.ca) {
-        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-        if (h->tls.ca_file)
-            curl_easy_setopt(e, CURLOPT_CAINFO, h->tls.ca_file);
-        else
-            blob_opt(e, CURLOPT_CAINFO_BLOB, h->tls.ca);
-    }
-    if (h->tls.cert_file)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, h->tls.cert_file);
-    else if (h->tls.cert)
-        blob_opt(e, CURLOPT_SSLCERT_BLOB, h->tls.cert);
-    if (h->tls.key_file)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, h->tls.key_file);
-    else if (h->tls.key)
-        blob_opt(e, CURLOPT_SSLKEY_BLOB, h->tls.key);
-    if (h->tls.insecure_skip_verify) {
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
+    scrape_curl_client_opts(e, h);
 
     CURLcode cc = curl_easy_perform(e);
     if (x.too_big) {
