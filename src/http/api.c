@@ -415,27 +415,11 @@ out:
     return rc;
 }
 
-int http_api_labels(struct http_server *s, struct http_request *rq, struct http_response *rs)
+/* /api/v1/labels (name NULL) and /api/v1/label/<name>/values: the start,
+ * end and match[] parameters, then the sorted strings. */
+static int labels_api(struct http_server *s, struct http_request *rq, struct http_response *rs,
+                      const char *name)
 {
-    int64_t start, end;
-    int rc = param_time(rq, rs, "start", true, API_MIN_TIME_MS, &start);
-    if (rc == 0)
-        rc = param_time(rq, rs, "end", true, API_MAX_TIME_MS, &end);
-    struct matcher_sets ms;
-    if (rc == 0)
-        rc = parse_match_sets(rq, rs, false, &ms);
-    if (rc != 0)
-        return rc > 0 ? 0 : rc;
-    rc = label_strings(s, rs, NULL, start, end, &ms);
-    matcher_sets_free(&ms);
-    return rc;
-}
-
-int http_api_label_values(struct http_server *s, struct http_request *rq, struct http_response *rs,
-                          const char *name)
-{
-    if (!labels_name_valid(name, strlen(name)))
-        return http_api_error(rs, 400, "bad_data", "invalid label name: \"%s\"", name);
     int64_t start, end;
     int rc = param_time(rq, rs, "start", true, API_MIN_TIME_MS, &start);
     if (rc == 0)
@@ -448,4 +432,17 @@ int http_api_label_values(struct http_server *s, struct http_request *rq, struct
     rc = label_strings(s, rs, name, start, end, &ms);
     matcher_sets_free(&ms);
     return rc;
+}
+
+int http_api_labels(struct http_server *s, struct http_request *rq, struct http_response *rs)
+{
+    return labels_api(s, rq, rs, NULL);
+}
+
+int http_api_label_values(struct http_server *s, struct http_request *rq, struct http_response *rs,
+                          const char *name)
+{
+    if (!labels_name_valid(name, strlen(name)))
+        return http_api_error(rs, 400, "bad_data", "invalid label name: \"%s\"", name);
+    return labels_api(s, rq, rs, name);
 }
