@@ -561,8 +561,9 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
     return a;
 }
 
-/* Transform e->k[0..n) into e->x[0..n-1) by xf; OUT: gcd of the result
- * (1 when all zero), and e->z gets the zig-zagged x / gcd. */
+/* Transform e->k[0..n) by xf into the residuals e->x[0..n-1), divided by
+ * their gcd, and e->z, the same zig-zagged. Returns the gcd (1 when all
+ * are zero). */
 static uint64_t int_transform(struct tsdb_dense_enc *e, size_t n, int xf)
 {
     /* Modulo 2^64: BITS integers span all of int64. */
@@ -586,8 +587,10 @@ static uint64_t int_transform(struct tsdb_dense_enc *e, size_t n, int xf)
     }
     if (g == 0 || g > (uint64_t)INT64_MAX)
         g = 1;
-    for (size_t i = 0; i < m; i++)
-        e->z[i] = zz_enc(e->x[i] / (int64_t)g);
+    for (size_t i = 0; i < m; i++) {
+        e->x[i] /= (int64_t)g;
+        e->z[i] = zz_enc(e->x[i]);
+    }
     return g;
 }
 
@@ -621,38 +624,10 @@ static size_t pick_scale(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n,
     size_t nexc = 0;
     for (size_t i = 0; i < n; i++) {
         int64_t k;
+        /* mind > scale means inexact at scale: skip the check */
         nexc += !(e->mind[i] <= scale && scaled(vs[i], *sc, &k));
     }
     return nexc;
-}
-
-/* Estimated size, in bits, of the zig-zagged residuals z[0..m) as coded
- * residuals (entropy.c): the empirical entropy of their bit lengths and
- * signs plus the mantissa bits below the leading one. Only used to pick
- * the transform. */
-static double est_coded(const uint64_t *z, size_t m)
-{
-    uint32_t hist[65] = {0};
-    size_t neg = 0, nz = 0;
-    double bits = 0;
-    for (size_t i = 0; i < m; i++) {
-        int64_t x = (int64_t)zz_dec(z[i]);
-        uint64_t a = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
-        unsigned l = a ? 64u - (unsigned)__builtin_clzll(a) : 0;
-        hist[l]++;
-        if (l) {
-            nz++;
-            neg += x < 0;
-            bits += l - 1;
-        }
-    }
-    for (unsigned l = 0; l <= 64; l++)
-        if (hist[l])
-            bits += (double)hist[l] * log2((double)m / (double)hist[l]) + 8;
-    if (neg && neg < nz)
-        bits += (double)neg * log2((double)nz / (double)neg) +
-                (double)(nz - neg) * log2((double)nz / (double)(nz - neg));
-    return bits;
 }
 
 /* What the INT and BITS candidates share: the integers e->k, the
@@ -675,21 +650,17 @@ static void plan_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
     memset(pl, 0, sizeof(*pl));
     if (!bits) {
         /* The recipe with the fewest exceptions, the plain division first. */
-        unsigned sc = 0, best_sc = 0, last = 0;
         size_t best = n + 1;
         for (unsigned recipe = 0; recipe < RECIPE_COUNT && best > 0; recipe++) {
+            unsigned sc = 0;
             size_t c = pick_scale(e, vs, n, recipe, &sc);
-            last = recipe;
             if (c < best) {
                 best = c;
-                best_sc = sc;
+                pl->sc = sc;
             }
         }
         if (best > n / 4)
             return;
-        if (last != best_sc >> RECIPE_SHIFT) /* e->mind is the last recipe's */
-            pick_scale(e, vs, n, best_sc >> RECIPE_SHIFT, &sc);
-        pl->sc = best_sc;
     }
 
     size_t nexc = 0;
@@ -700,7 +671,7 @@ static void plan_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
         if (bits)
             e->exc[i] = vs[i] == BS_STALE_NAN_BITS;
         else
-            e->exc[i] = !(e->mind[i] <= (pl->sc & SCALE_D_MASK) && scaled(vs[i], pl->sc, &k));
+            e->exc[i] = !scaled(vs[i], pl->sc, &k);
         if (e->exc[i]) {
             nexc++;
             e->k[i] = held; /* fixed up below for leading exceptions */
@@ -720,7 +691,7 @@ static void plan_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n, boo
         double bp = 0, bc = 0;
         for (int xf = XF_RAW; xf <= XF_DOD; xf++) {
             int_transform(e, n, xf);
-            double cp = est_planes(e->z, n - 1), cc = est_coded(e->z, n - 1);
+            double cp = est_planes(e->z, n - 1), cc = tsdb_resid_estimate(e->x, n - 1);
             if (xf == XF_RAW || cp < bp) {
                 bp = cp;
                 pl->xf_planes = xf;
@@ -743,8 +714,8 @@ static int write_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n,
     uint64_t g = n > 1 ? int_transform(e, n, xf) : 1;
     size_t m = n > 1 ? n - 1 : 0, nz = 0;
     e->vraw.len = 0;
-    int rc = dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + pl->nexc * EXC_MAX_BYTES + 1 + 8 * n +
-                                        n / 8 + 2 + (coded ? tsdb_resid_bound(m) : 0));
+    int rc = dbuf_reserve(&e->vraw, 2 + 10 + 10 + 10 + pl->nexc * EXC_MAX_BYTES + 1 +
+                                        (coded ? tsdb_resid_bound(m) : 8 * n + n / 8 + 2));
     if (rc)
         return rc;
     w_u8(&e->vraw, pl->sc);
@@ -754,8 +725,6 @@ static int write_int(struct tsdb_dense_enc *e, const uint64_t *vs, size_t n,
     w_exceptions(&e->vraw, e->exc, vs, n, pl->nexc);
     if (coded) {
         w_u8(&e->vraw, PLANES_CODED);
-        for (size_t i = 0; i < m; i++)
-            e->x[i] = (int64_t)zz_dec(e->z[i]);
         e->vraw.len += tsdb_resid_encode(e->x, m, e->vraw.p + e->vraw.len);
         return 0;
     }
@@ -916,7 +885,8 @@ static int encode(struct tsdb_dense_enc *e, const int64_t *ts, const uint64_t *v
             plan_int(e, vs, n, true, &pl, &ok);
             if (ok && (rc = int_candidates(e, vs, n, MODE_BITS, &pl, &best_mode, &vz)))
                 return rc;
-            if ((rc = build_xor(e, vs, n)) || (rc = keep_if_smaller(e, MODE_XOR, false, &best_mode, &vz)))
+            if ((rc = build_xor(e, vs, n)) ||
+                (rc = keep_if_smaller(e, MODE_XOR, false, &best_mode, &vz)))
                 return rc;
         }
     }
@@ -1464,22 +1434,18 @@ bool tsdb_dense_dec_next(struct tsdb_dense_dec *d)
             d->k = d->cbits;
         } else {
             uint32_t j = i - 1;
-            uint64_t z;
+            int64_t r = 0; /* the residual, before the gcd */
             if (d->vrd) {
-                int64_t xr;
-                if (!tsdb_resid_dec_next(d->vrd, &xr)) {
+                if (!tsdb_resid_dec_next(d->vrd, &r)) {
                     d->err = BS_ECORRUPT;
                     return false;
                 }
-                z = zz_enc(xr);
             } else if (!d->vmap) {
-                z = plane_get(d->vplanes, d->vw, d->n, j);
+                r = (int64_t)zz_dec(plane_get(d->vplanes, d->vw, d->n, j));
             } else if ((d->vmap[j >> 3] >> (j & 7)) & 1) {
-                z = plane_get_s(d->vplanes, d->vw, d->vstride, d->vnext++);
-            } else {
-                z = 0;
+                r = (int64_t)zz_dec(plane_get_s(d->vplanes, d->vw, d->vstride, d->vnext++));
             }
-            uint64_t x = zz_dec(z) * d->gcd;
+            uint64_t x = (uint64_t)r * d->gcd;
             if (d->xform == XF_RAW) {
                 d->k = d->cbits + x;
             } else if (d->xform == XF_DELTA) {

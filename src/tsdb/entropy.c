@@ -39,6 +39,7 @@
  * the decoder reads zeros past the end (at most 4; more means damage). Its
  * first byte, always 0, is not stored either.
  */
+#include <math.h>
 #include <string.h>
 
 #include "tsdb/entropy.h"
@@ -80,9 +81,37 @@ HOT void prob_update(struct tsdb_resid_prob *pr, unsigned b)
     pr->p = (uint16_t)p;
 }
 
+static uint64_t magnitude(int64_t x)
+{
+    return x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+}
+
 static unsigned bit_length(uint64_t a)
 {
     return a ? 64u - (unsigned)__builtin_clzll(a) : 0;
+}
+
+double tsdb_resid_estimate(const int64_t *x, size_t m)
+{
+    uint32_t hist[65] = {0};
+    size_t neg = 0, nz = 0;
+    double bits = 0;
+    for (size_t i = 0; i < m; i++) {
+        unsigned l = bit_length(magnitude(x[i]));
+        hist[l]++;
+        if (l) {
+            nz++;
+            neg += x[i] < 0;
+            bits += l - 1;
+        }
+    }
+    for (unsigned l = 0; l <= 64; l++)
+        if (hist[l])
+            bits += (double)hist[l] * log2((double)m / (double)hist[l]) + 8;
+    if (neg && neg < nz)
+        bits += (double)neg * log2((double)nz / (double)neg) +
+                (double)(nz - neg) * log2((double)nz / (double)(nz - neg));
+    return bits;
 }
 
 /* ---------------------------------------------------------------- encoder */
@@ -182,8 +211,7 @@ size_t tsdb_resid_encode(const int64_t *x, size_t m, uint8_t *out)
 {
     uint64_t rawbits = 0;
     for (size_t i = 0; i < m; i++) {
-        uint64_t a = x[i] < 0 ? 0 - (uint64_t)x[i] : (uint64_t)x[i];
-        unsigned l = bit_length(a);
+        unsigned l = bit_length(magnitude(x[i]));
         if (l > MB + 1)
             rawbits += l - 1 - MB;
     }
@@ -196,7 +224,7 @@ size_t tsdb_resid_encode(const int64_t *x, size_t m, uint8_t *out)
     model_init(&md);
     unsigned prev_zero = 0, prev_neg = 0;
     for (size_t i = 0; i < m; i++) {
-        uint64_t a = x[i] < 0 ? 0 - (uint64_t)x[i] : (uint64_t)x[i];
+        uint64_t a = magnitude(x[i]);
         unsigned l = bit_length(a);
         struct tsdb_resid_prob *lt = md.len[prev_zero];
         unsigned node = 1, lc = l < 63 ? l : 63;

@@ -36,6 +36,11 @@ struct tsdb_resid_model {
     struct tsdb_resid_prob mant[65][1u << TSDB_RESID_MANT_BITS]; /* per length, bit tree */
 };
 
+/* Estimated size, in bits, of x[0..m) coded: the empirical entropy of the
+ * residuals' bit lengths and signs plus the bits below each leading one.
+ * Cheap; for choosing between transforms, not exact. */
+double tsdb_resid_estimate(const int64_t *x, size_t m);
+
 /* Bytes the encoding of m residuals may take at most. */
 size_t tsdb_resid_bound(size_t m);
 
