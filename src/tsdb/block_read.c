@@ -206,6 +206,12 @@ static int cmp_po(const struct tsdb_postings_entry *e, const char *name, const c
     return strcmp(e->value, value);
 }
 
+/* Bytes of the shortest postings list: an empty one, count and CRC. */
+static uint64_t postings_min_len(const struct tsdb_block *b)
+{
+    return b->index_version == 1 ? 8 : 5;
+}
+
 static int parse_index(struct tsdb_block *b, const char *path, struct bs_error *err)
 {
     const uint8_t *p = b->index.p;
@@ -260,7 +266,7 @@ static int parse_index(struct tsdb_block *b, const char *path, struct bs_error *
             return bs_error_set(err, BS_ECORRUPT, "%s: postings table entry %u truncated", path, k);
         i += a + c + d;
         const char *name = symbol(b, nref), *value = symbol(b, vref);
-        if (!name || !value || off < postings || off + (b->index_version == 1 ? 8 : 5) > table)
+        if (!name || !value || off < postings || off + postings_min_len(b) > table)
             return bs_error_set(err, BS_ECORRUPT, "%s: postings table entry %u is invalid", path,
                                 k);
         b->po[k] = (struct tsdb_postings_entry){name, value, off};
@@ -310,12 +316,10 @@ static int read_postings(const struct tsdb_block *b, uint64_t off, uint64_t **ou
 {
     *out = NULL;
     *n = 0;
-    if (off < b->postings_off || off + 5 > b->postings_end)
+    if (off < b->postings_off || off + postings_min_len(b) > b->postings_end)
         return BS_ECORRUPT;
     if (b->index_version != 1)
         return read_postings_v2(b, off, out, n);
-    if (off + 8 > b->postings_end)
-        return BS_ECORRUPT;
     const uint8_t *p = b->index.p + off;
     uint64_t cnt = bs_get_be32(p);
     if (off + 4 + cnt * 4 + 4 > b->postings_end)

@@ -468,25 +468,31 @@ int tsdb_block_writer_set_index_version(struct tsdb_block_writer *w, unsigned ve
     return 0;
 }
 
-/* Append a postings list of ids[0..n) to mb in the layout of the index
+/* A postings list being appended to an mbuf in the layout of the index
  * version: count and ids as u32 (1), or count and id deltas as uvarints
  * (2). */
-static void mb_postings(struct mbuf *mb, unsigned version, const uint32_t *ids, size_t stride,
-                        size_t n)
+struct postings_w {
+    struct mbuf *mb;
+    unsigned version;
+    uint32_t prev;
+};
+
+static void pw_start(struct postings_w *pw, struct mbuf *mb, unsigned version, size_t n)
 {
+    *pw = (struct postings_w){mb, version, 0};
     if (version == 1)
         mb_u32(mb, (uint32_t)n);
     else
         mb_uvarint(mb, n);
-    uint32_t prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t id = *(const uint32_t *)((const char *)ids + i * stride);
-        if (version == 1)
-            mb_u32(mb, id);
-        else
-            mb_uvarint(mb, id - prev);
-        prev = id;
-    }
+}
+
+static void pw_add(struct postings_w *pw, uint32_t id)
+{
+    if (pw->version == 1)
+        mb_u32(pw->mb, id);
+    else
+        mb_uvarint(pw->mb, id - pw->prev);
+    pw->prev = id;
 }
 
 static int write_index(const char *dir, const struct wr_series *series, size_t n,
@@ -616,7 +622,10 @@ static int write_index(const char *dir, const struct wr_series *series, size_t n
     mb_u32(&table, 0); /* count, patched below */
     uint32_t nentries = 0;
     mb.len = 0;
-    mb_postings(&mb, version, ids, sizeof(*ids), n);
+    struct postings_w pw;
+    pw_start(&pw, &mb, version, n);
+    for (size_t i = 0; i < n; i++)
+        pw_add(&pw, ids[i]);
     if (rc == 0)
         rc = fw_write(&w, mb.p, mb.len, err);
     if (rc == 0)
@@ -632,7 +641,9 @@ static int write_index(const char *dir, const struct wr_series *series, size_t n
         mb_uvarint(&table, w.off);
         nentries++;
         mb.len = 0;
-        mb_postings(&mb, version, &tr[i].id, sizeof(*tr), j - i);
+        pw_start(&pw, &mb, version, j - i);
+        for (size_t x = i; x < j; x++)
+            pw_add(&pw, tr[x].id);
         rc = fw_write(&w, mb.p, mb.len, err);
         if (rc == 0)
             rc = fw_u32(&w, bs_crc32c(0, mb.p, mb.len), err);
