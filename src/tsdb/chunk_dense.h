@@ -8,7 +8,8 @@
  * decimals k/10^d), as one constant, as their bit patterns read as integers,
  * or Gorilla-XOR otherwise; special values are kept in a short exception
  * list; integer residuals are entropy coded (entropy.h) or stored as byte
- * planes, and each section is zstd-compressed when that is smaller. Layout: docs/format/chunks.md ("Dense chunks").
+ * planes, and each section is zstd-compressed when that is smaller.
+ * Layout: docs/format/chunks.md ("Dense chunks").
  *
  * Unlike XOR chunks, dense chunks are encoded in one call from arrays (no
  * appending) and decoded through an iterator that owns a scratch buffer, so

@@ -13,8 +13,9 @@
  * The encoder writes into a caller buffer of at least
  * tsdb_resid_bound(m) bytes. The decoder streams: one residual per call,
  * borrowing the coded bytes; it never reads outside them, and reports
- * damage (a stream that ends early, a magnitude that does not fit) as a
- * false return, never undefined behaviour.
+ * damage it can see (raw bits or range-coded bytes that end early) as a
+ * false return, never undefined behaviour; other damage decodes to wrong
+ * residuals, which the chunk record's CRC catches before.
  */
 #ifndef BONGSU_TSDB_ENTROPY_H
 #define BONGSU_TSDB_ENTROPY_H
